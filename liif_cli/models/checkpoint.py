@@ -1,0 +1,166 @@
+"""Reading and writing LIIF checkpoints: official (yinboc) and MMEditing/mmagic layouts.
+
+A checkpoint is recognised by its structure, converted to the official key names, and loaded with
+`strict=True`; the normalization that the weights were trained with travels with the model, because
+the two releases differ (see `Normalization`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .edsr import DIV2K_RGB_MEAN, EDSRBaseline
+from .liif import LIIF
+from .mlp import MLP
+from .rdn import RDN
+
+ENCODERS: dict[str, type[nn.Module]] = {"edsr-baseline": EDSRBaseline, "rdn": RDN}
+MLP_ARGS = {"out_dim": 3, "hidden_list": [256, 256, 256, 256]}
+
+
+class CheckpointError(ValueError):
+    """The file is not a LIIF checkpoint we can load safely."""
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """Model input is `(rgb - sub) / div`; model output maps back by `pred * div + sub`."""
+
+    sub: tuple[float, float, float]
+    div: tuple[float, float, float]
+
+    @classmethod
+    def named(cls, name: str) -> Normalization:
+        if name == "half":
+            return cls((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+        if name == "div2k-mean":
+            return cls(DIV2K_RGB_MEAN, (1.0, 1.0, 1.0))
+        raise CheckpointError(f"unknown normalization {name!r} (expected 'half' or 'div2k-mean')")
+
+
+@dataclass
+class LoadedModel:
+    """A ready-to-run LIIF network plus what is needed to feed it correctly."""
+
+    net: LIIF
+    encoder: str
+    normalization: Normalization
+    source_format: str  # "official" or "mmagic"
+
+
+def build_liif(encoder: str) -> LIIF:
+    if encoder not in ENCODERS:
+        raise CheckpointError(f"unknown encoder {encoder!r} (known: {', '.join(ENCODERS)})")
+    return LIIF(ENCODERS[encoder](), MLP(in_dim=64 * 9 + 4, **MLP_ARGS))
+
+
+def model_spec(encoder: str) -> dict[str, Any]:
+    """The spec the official code stores in a checkpoint so that a file knows how to rebuild itself."""
+    return {
+        "encoder_spec": {"name": encoder, "args": {"no_upsampling": True}},
+        "imnet_spec": {"name": "mlp", "args": dict(MLP_ARGS)},
+    }
+
+
+_MMAGIC_RENAMES = [
+    (r"^conv_first\.", "encoder.head.0."),
+    (r"^body\.(\d+)\.conv1\.", r"encoder.body.\1.body.0."),
+    (r"^body\.(\d+)\.conv2\.", r"encoder.body.\1.body.2."),
+    (r"^conv_after_body\.", "encoder.body.16."),
+    (r"^sfe1\.", "encoder.SFENet1."),
+    (r"^sfe2\.", "encoder.SFENet2."),
+    (r"^rdbs\.(\d+)\.layers\.(\d+)\.conv\.", r"encoder.RDBs.\1.convs.\2.conv.0."),
+    (r"^rdbs\.(\d+)\.lff\.", r"encoder.RDBs.\1.LFF."),
+    (r"^gff\.", "encoder.GFF."),
+    (r"^imnet\.", "imnet."),
+]
+
+
+def mmagic_to_official(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Rename `generator.*` keys to the official layout; drop entries LIIF does not use."""
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state_dict.items():
+        key = key.removeprefix("module.").removeprefix("generator.").removeprefix("module.")
+        for pattern, repl in _MMAGIC_RENAMES:
+            new, n = re.subn(pattern, repl, key)
+            if n:
+                out[new] = value
+                break
+        # anything else (mmagic's own mean buffers, data preprocessor) has no role in LIIF
+    return out
+
+
+def _guess_encoder(state_dict: dict[str, torch.Tensor]) -> str:
+    if any(k.startswith("encoder.RDBs.") for k in state_dict):
+        return "rdn"
+    if any(k.startswith("encoder.head.") for k in state_dict):
+        return "edsr-baseline"
+    raise CheckpointError("state dict holds neither an EDSR-baseline nor an RDN encoder")
+
+
+def _torch_load(path: Path) -> Any:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # pickle errors, zip errors, disallowed globals
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(
+            f"{path}: not a loadable weights-only PyTorch checkpoint ({first[:200]}); "
+            "files that need arbitrary code to unpickle are refused"
+        ) from None
+
+
+def load_checkpoint(path: str | Path, normalization: str | None = None) -> LoadedModel:
+    """Load an official or mmagic LIIF checkpoint strictly; `normalization` overrides the format's default."""
+    path = Path(path)
+    obj = _torch_load(path)
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{path}: expected a dict checkpoint, found {type(obj).__name__}")
+    if isinstance(obj.get("model"), dict) and "sd" in obj["model"]:
+        source_format = "official"
+        spec = obj["model"]
+        if spec.get("name", "liif") != "liif":
+            raise CheckpointError(f"{path}: model {spec.get('name')!r} is not LIIF")
+        state_dict = spec["sd"]
+        encoder = spec.get("args", {}).get("encoder_spec", {}).get("name") or _guess_encoder(state_dict)
+        default_norm = "half"
+    else:
+        source_format = "mmagic"
+        raw = obj.get("state_dict", obj)
+        if not isinstance(raw, dict) or not raw:
+            raise CheckpointError(f"{path}: no state dict found")
+        state_dict = mmagic_to_official(raw)
+        encoder = _guess_encoder(state_dict)
+        default_norm = "div2k-mean" if encoder == "edsr-baseline" else "half"
+    net = build_liif(encoder)
+    if encoder == "edsr-baseline":
+        # The MeanShift constants are unused by the forward pass; mmagic files lack them.
+        for name, buf in net.state_dict().items():
+            if name.startswith(("encoder.sub_mean.", "encoder.add_mean.")):
+                state_dict.setdefault(name, buf)
+    try:
+        net.load_state_dict(state_dict, strict=True)
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path}: weights do not match the {encoder} LIIF architecture: {exc}") from None
+    net.eval()
+    return LoadedModel(net, encoder, Normalization.named(normalization or default_norm), source_format)
+
+
+def save_official(
+    net: LIIF, encoder: str, path: str | Path, optimizer: dict | None = None, epoch: int | None = None
+) -> None:
+    """Write the official layout (`model.name/args/sd`), loadable by the official code and by us."""
+    sd = {k: v.detach().cpu() for k, v in net.state_dict().items()}
+    obj: dict[str, Any] = {"model": {"name": "liif", "args": model_spec(encoder), "sd": sd}}
+    if optimizer is not None:
+        obj["optimizer"] = optimizer
+    if epoch is not None:
+        obj["epoch"] = epoch
+    torch.save(obj, path)
