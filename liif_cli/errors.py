@@ -1,0 +1,62 @@
+"""Errors a user can act on, each with the process exit code the CLI documents.
+
+Everything raised on purpose derives from `LiifError`; the CLI prints its message as one line and exits
+with its `exit_code`. Anything else reaching the CLI is a bug and is reported as such.
+"""
+
+from __future__ import annotations
+
+
+class LiifError(Exception):
+    exit_code = 1
+
+
+class UsageError(LiifError):
+    """Bad option values (scale, size, precision...)."""
+
+    exit_code = 2
+
+
+class InputError(LiifError):
+    """Missing, unreadable, corrupt, unsupported or oversized input image."""
+
+    exit_code = 3
+
+
+class OutputError(LiifError):
+    """Output exists (without --overwrite), would overwrite an input, or cannot be written."""
+
+    exit_code = 4
+
+
+class ModelError(LiifError):
+    """Unknown model name, or a file that is not a loadable LIIF checkpoint."""
+
+    exit_code = 5
+
+
+class DownloadError(ModelError):
+    """Weights or data could not be fetched: network failure, every source failed."""
+
+    exit_code = 6
+
+
+class ChecksumError(DownloadError):
+    """Downloaded bytes do not match the registry's sha256; nothing is kept."""
+
+    exit_code = 7
+
+
+class OfflineError(DownloadError):
+    """Offline mode is on and the file is not in the cache."""
+
+    exit_code = 8
+
+
+class BatchError(LiifError):
+    """Some files of a batch failed; the others were written."""
+
+    exit_code = 1
+
+
+INTERRUPTED_EXIT_CODE = 130
