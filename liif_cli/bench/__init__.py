@@ -1,0 +1,35 @@
+"""`liif bench`: benchmark sets, evaluation protocols, published figures and the runner.
+
+from liif_cli.bench import run_bench
+result = run_bench(["set5"], ["edsr-baseline"], protocol="paper", data_dir="/path/to/datasets")
+for row in result.rows:
+    print(row.model, row.dataset, row.scale, row.psnr)
+"""
+
+from .datasets import DATASETS, Dataset, DatasetSpec, cache_root, fetch, open_dataset, unpack
+from .protocols import PROTOCOLS, MmagicProtocol, PaperProtocol, default_scales, get_protocol
+from .published import published_figure, source_model
+from .runner import BenchResult, DatasetRun, ImageScore, Row, parse_scales, run_bench
+
+__all__ = [
+    "DATASETS",
+    "PROTOCOLS",
+    "BenchResult",
+    "Dataset",
+    "DatasetRun",
+    "DatasetSpec",
+    "ImageScore",
+    "MmagicProtocol",
+    "PaperProtocol",
+    "Row",
+    "cache_root",
+    "default_scales",
+    "fetch",
+    "get_protocol",
+    "open_dataset",
+    "parse_scales",
+    "published_figure",
+    "run_bench",
+    "source_model",
+    "unpack",
+]

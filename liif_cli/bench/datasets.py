@@ -1,0 +1,411 @@
+"""Benchmark sets: find them locally, or fetch them from the Hugging Face Hub and unpack them into the cache.
+
+The standard layout, used for `--data-dir` and for the cache (`<cache>/datasets/`):
+
+    <Name>/HR/<image>.png
+    <Name>/LR_bicubic/X{s}/<image>x{s}.png
+
+Downloads go through `huggingface_hub.hf_hub_download(repo_type="dataset", revision=...)`, so the hub's own
+conventions apply (`HF_HOME`, `HF_HUB_CACHE`, `HF_HUB_OFFLINE`, `HF_ENDPOINT`, tokens). Each archive is
+unpacked on its own into a temporary folder beside its destination, checked, and renamed into place in one step:
+a folder of the layout either holds a whole archive or does not exist. Archive members are never extracted by
+name: only regular image files are read, their bytes written under a name we choose, and any absolute, `..`,
+link or device member rejects the archive.
+
+Images are decoded like the reference code, `PIL.Image.open(path).convert("RGB")` (grayscale becomes RGB, no
+EXIF rotation), into uint8 (H, W, 3) arrays.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import tarfile
+import tempfile
+import zipfile
+import zlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+from PIL import Image
+
+from ..errors import DownloadError, InputError, OfflineError
+from ..registry import cache_dir as registry_cache_dir
+from .checksums import REFERENCE_SHA256
+
+IMAGE_EXTENSIONS = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff")
+MAX_UNPACKED_BYTES = 8 << 30
+"""Refuse archives that claim to unpack to more than this (DIV2K validation HR is about 0.5 GB)."""
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    key: str  # what `--dataset` takes
+    name: str  # the folder name in the standard layout
+    repo_id: str  # Hugging Face dataset repo
+    revision: str  # branch, tag or commit passed to hf_hub_download
+    hr_archive: str
+    lr_archive: str  # "{s}" is the scale
+    lr_scales: tuple[int, ...]  # scales with provided (MATLAB-bicubic) LR images
+    aliases: tuple[str, ...] = ()  # other folder names accepted under --data-dir
+    description: str = ""
+
+
+# The revisions are branch names: the repos' commits were not available when this was written. Pin a commit
+# here once verified; the downloaded Set5 / Set14 files are checked against the reference sha256 either way.
+DATASETS: dict[str, DatasetSpec] = {
+    spec.key: spec
+    for spec in (
+        DatasetSpec(
+            "set5",
+            "Set5",
+            "eugenesiow/Set5",
+            "main",
+            "data/Set5_HR.tar.gz",
+            "data/Set5_LR_x{s}.tar.gz",
+            (2, 3, 4),
+            description="Set5 (5 images)",
+        ),
+        DatasetSpec(
+            "set14",
+            "Set14",
+            "eugenesiow/Set14",
+            "main",
+            "data/Set14_HR.tar.gz",
+            "data/Set14_LR_x{s}.tar.gz",
+            (2, 3, 4),
+            description="Set14 (14 images)",
+        ),
+        DatasetSpec(
+            "b100",
+            "B100",
+            "eugenesiow/BSD100",
+            "main",
+            "data/BSD100_HR.tar.gz",
+            "data/BSD100_LR_x{s}.tar.gz",
+            (2, 3, 4),
+            aliases=("BSD100", "BSDS100"),
+            description="B100 / BSD100 (100 images)",
+        ),
+        DatasetSpec(
+            "urban100",
+            "Urban100",
+            "eugenesiow/Urban100",
+            "main",
+            "data/Urban100_HR.tar.gz",
+            "data/Urban100_LR_x{s}.tar.gz",
+            (2, 3, 4),
+            description="Urban100 (100 images)",
+        ),
+        DatasetSpec(
+            "div2k",
+            "DIV2K",
+            "goodfellowliu/DIV2K",
+            "main",
+            "DIV2K_valid_HR.zip",
+            "DIV2K_valid_LR_bicubic_X{s}.zip",
+            (2, 3, 4),
+            aliases=("DIV2K_valid", "div2k"),
+            description="DIV2K validation HR (100 images)",
+        ),
+    )
+}
+
+
+def get_spec(key: str) -> DatasetSpec:
+    spec = DATASETS.get(key.lower())
+    if spec is None:
+        raise InputError(f"unknown dataset {key!r} (expected one of {', '.join(DATASETS)})")
+    return spec
+
+
+def cache_root() -> Path:
+    """The project cache (the registry's): `$LIIF_CACHE_DIR`, else `$XDG_CACHE_HOME/liif`, else `~/.cache/liif`."""
+    return registry_cache_dir()
+
+
+def datasets_dir() -> Path:
+    return cache_root() / "datasets"
+
+
+@dataclass
+class Dataset:
+    """A benchmark set on disk: its HR images and whichever provided LR folders exist."""
+
+    spec: DatasetSpec
+    root: Path
+    hr_dir: Path
+    lr_dirs: dict[int, Path] = field(default_factory=dict)
+    origin: str = "local"  # "local" (--data-dir) or "cache"
+
+    @property
+    def key(self) -> str:
+        return self.spec.key
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def images(self, limit: int | None = None) -> list[Path]:
+        files = sorted(p for p in self.hr_dir.iterdir() if _is_image_name(p.name) and p.is_file())
+        if not files:
+            raise InputError(f"{self.hr_dir}: no images")
+        return files[:limit] if limit else files
+
+    def lr_path(self, hr_path: Path, scale: int) -> Path:
+        folder = self.lr_dirs.get(scale)
+        if folder is None:
+            raise InputError(f"{self.name}: no provided LR images for x{scale} under {self.root}")
+        for candidate in (f"{hr_path.stem}x{scale}{hr_path.suffix}", hr_path.name):
+            if (folder / candidate).is_file():
+                return folder / candidate
+        raise InputError(f"{folder}: no LR image for {hr_path.name} ({hr_path.stem}x{scale}{hr_path.suffix})")
+
+    def verify(self, files: Iterable[Path]) -> str | None:
+        """Compare files with the reference sha256 (Set5 / Set14 only): "match", "differs" or None (no hashes)."""
+        checked = differs = 0
+        for path in files:
+            rel = f"{self.name}/{path.relative_to(self.root).as_posix()}"
+            expected = REFERENCE_SHA256.get(rel)
+            if expected is None:
+                continue
+            checked += 1
+            differs += _sha256(path) != expected
+        if not checked:
+            return None
+        return "differs" if differs else "match"
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """Decode like the reference: PIL, `convert('RGB')`, uint8 (H, W, 3)."""
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB"))
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise InputError(f"{path}: cannot read image ({exc})") from exc
+
+
+def find_local(spec: DatasetSpec, data_dir: Path) -> Dataset:
+    """Find `spec` under `data_dir` (which holds `<Name>/` folders, or is the set's folder itself)."""
+    data_dir = Path(data_dir).expanduser()
+    if not data_dir.is_dir():
+        raise InputError(f"--data-dir {data_dir}: not a folder")
+    names = (spec.name, *spec.aliases)
+    candidates = [data_dir / n for n in names]
+    if data_dir.name.lower() in {n.lower() for n in names}:
+        candidates.insert(0, data_dir)
+    try:
+        candidates += [p for p in data_dir.iterdir() if p.is_dir() and p.name.lower() in {n.lower() for n in names}]
+    except OSError:
+        pass
+    for root in candidates:
+        found = _layout(spec, root)
+        if found is not None:
+            return found
+    if spec.key == "div2k":  # the layout DIV2K ships in: DIV2K_valid_HR/, DIV2K_valid_LR_bicubic/X{s}/
+        hr = data_dir / "DIV2K_valid_HR"
+        if hr.is_dir():
+            lr_root = data_dir / "DIV2K_valid_LR_bicubic"
+            lr = {s: lr_root / f"X{s}" for s in spec.lr_scales if (lr_root / f"X{s}").is_dir()}
+            return Dataset(spec, data_dir, hr, lr)
+    raise InputError(f"dataset {spec.key}: no {spec.name}/HR folder under {data_dir}")
+
+
+def _layout(spec: DatasetSpec, root: Path, origin: str = "local") -> Dataset | None:
+    hr = root / "HR"
+    if not hr.is_dir():
+        return None
+    lr = {s: root / "LR_bicubic" / f"X{s}" for s in spec.lr_scales if (root / "LR_bicubic" / f"X{s}").is_dir()}
+    return Dataset(spec, root, hr, lr, origin)
+
+
+def open_dataset(key: str, *, data_dir: Path | None = None, lr_scales: Iterable[int] = ()) -> Dataset:
+    """The dataset `key`, with provided LR for `lr_scales`: from `data_dir` when given (never downloads),
+    else from the cache, fetching whatever parts are missing."""
+    spec = get_spec(key)
+    if data_dir is not None:
+        return find_local(spec, data_dir)
+    return fetch(spec, lr_scales=lr_scales)
+
+
+# --- fetching and unpacking --------------------------------------------------------------------------------
+
+
+def fetch(spec: DatasetSpec, *, lr_scales: Iterable[int] = (), root: Path | None = None) -> Dataset:
+    """Make `<root>/<Name>/HR` and `LR_bicubic/X{s}` (for provided scales in `lr_scales`) exist, downloading
+    and unpacking the missing archives; returns the dataset in the cache."""
+    base = (root or datasets_dir()) / spec.name
+    parts: list[tuple[Path, str, int | None]] = [(base / "HR", spec.hr_archive, None)]
+    for s in sorted(set(lr_scales) & set(spec.lr_scales)):
+        parts.append((base / "LR_bicubic" / f"X{s}", spec.lr_archive.format(s=s), s))
+    for dest, filename, scale in parts:
+        if dest.is_dir():
+            continue
+        archive = hub_download(spec, filename)
+        unpack(archive, dest, scale=scale)
+    found = _layout(spec, base, origin="cache")
+    assert found is not None
+    return found
+
+
+def hub_download(spec: DatasetSpec, filename: str) -> Path:
+    """One file of the dataset repo, via the hub client and its cache; hub failures become DownloadError."""
+    try:
+        from huggingface_hub import hf_hub_download
+        from huggingface_hub.utils import (
+            EntryNotFoundError,
+            LocalEntryNotFoundError,
+            RepositoryNotFoundError,
+            RevisionNotFoundError,
+        )
+    except ImportError as exc:  # pragma: no cover - a declared dependency
+        raise DownloadError(f"cannot fetch {spec.key}: huggingface_hub is not installed ({exc})") from exc
+    where = f"{spec.repo_id}@{spec.revision}:{filename}"
+    try:
+        path = hf_hub_download(repo_id=spec.repo_id, filename=filename, repo_type="dataset", revision=spec.revision)
+    except LocalEntryNotFoundError as exc:  # offline, or no connection, and not in the hub cache
+        if _hub_offline():
+            raise OfflineError(
+                f"dataset {spec.key}: {where} is not in the hub cache and HF_HUB_OFFLINE is set "
+                f"(fetch it once online, or use --data-dir)"
+            ) from exc
+        raise DownloadError(f"dataset {spec.key}: cannot fetch {where}: {_first_line(exc)}") from exc
+    except RepositoryNotFoundError as exc:
+        raise DownloadError(f"dataset {spec.key}: dataset repo {spec.repo_id} not found") from exc
+    except RevisionNotFoundError as exc:
+        raise DownloadError(f"dataset {spec.key}: revision {spec.revision!r} of {spec.repo_id} not found") from exc
+    except EntryNotFoundError as exc:
+        raise DownloadError(f"dataset {spec.key}: {spec.repo_id} has no file {filename}") from exc
+    except Exception as exc:  # network and HTTP failures: the hub client raises several families
+        raise DownloadError(f"dataset {spec.key}: cannot fetch {where}: {_first_line(exc)}") from exc
+    return Path(path)
+
+
+def _hub_offline() -> bool:
+    try:
+        from huggingface_hub import constants
+
+        return bool(constants.HF_HUB_OFFLINE)
+    except Exception:  # pragma: no cover
+        return False
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def unpack(archive: Path, dest: Path, *, scale: int | None = None) -> list[Path]:
+    """Unpack the images of a .tar(.gz/.bz2/.xz) or .zip `archive` flat into `dest` (which must not exist).
+
+    HR archives (`scale=None`) keep the image names; LR archives name each image `<stem>x{scale}<ext>` (a
+    trailing `x{scale}` already in the name is not doubled). Everything is written to a temporary sibling and
+    renamed to `dest` at the end; on any failure nothing is left behind. Raises DownloadError for a corrupt,
+    unsafe, empty or oversized archive.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.partial-", dir=dest.parent))
+    try:
+        written = _extract_images(Path(archive), tmp, scale)
+        try:
+            os.rename(tmp, dest)
+        except OSError:
+            if dest.is_dir():  # another process finished first: keep theirs
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                raise
+        return [dest / p.name for p in written]
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _extract_images(archive: Path, out: Path, scale: int | None) -> list[Path]:
+    label = archive.name
+    written: list[Path] = []
+    seen: set[str] = set()
+    total = 0
+    try:
+        for name, size, reader in _members(archive):
+            if size is None:  # a directory
+                continue
+            pure = PurePosixPath(name)
+            base = pure.name
+            if not _is_image_name(base) or base.startswith("._") or "__MACOSX" in pure.parts:
+                continue
+            total += size
+            if total > MAX_UNPACKED_BYTES:
+                raise DownloadError(f"{label}: unpacks to more than {MAX_UNPACKED_BYTES >> 30} GiB; refusing it")
+            target = _target_name(base, scale)
+            if target.lower() in seen:
+                raise DownloadError(f"{label}: two images named {target}")
+            seen.add(target.lower())
+            path = out / target
+            with reader() as src, open(path, "xb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+            if path.stat().st_size != size:
+                raise DownloadError(f"{label}: {name} is truncated")
+            written.append(path)
+    except DownloadError:
+        raise
+    except (tarfile.TarError, zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as exc:
+        raise DownloadError(f"{label}: corrupt or unreadable archive ({_first_line(exc)})") from exc
+    if not written:
+        raise DownloadError(f"{label}: the archive holds no images")
+    return written
+
+
+def _members(archive: Path) -> Iterator[tuple[str, int | None, object]]:
+    """(name, size or None for a directory, opener) for every member, rejecting unsafe ones."""
+    if zipfile.is_zipfile(archive):
+        with zipfile.ZipFile(archive) as zf:
+            for info in zf.infolist():
+                _check_member_name(archive, info.filename)
+                mode = info.external_attr >> 16
+                if mode and (mode & 0o170000) not in (0, 0o100000, 0o040000):
+                    raise DownloadError(f"{archive.name}: member {info.filename} is a link or special file")
+                if info.is_dir():
+                    yield info.filename, None, None
+                else:
+                    yield info.filename, info.file_size, (lambda i=info: zf.open(i))
+        return
+    with tarfile.open(archive, mode="r:*") as tf:
+        for member in tf:
+            _check_member_name(archive, member.name)
+            if member.isdir():
+                yield member.name, None, None
+            elif member.isfile():
+                yield member.name, member.size, (lambda m=member: tf.extractfile(m))
+            else:
+                raise DownloadError(f"{archive.name}: member {member.name} is a link or special file")
+
+
+def _check_member_name(archive: Path, name: str) -> None:
+    pure = PurePosixPath(name.replace("\\", "/"))
+    if pure.is_absolute() or ".." in pure.parts or re.match(r"^[A-Za-z]:", name) or "\x00" in name:
+        raise DownloadError(f"{archive.name}: unsafe member path {name!r}; refusing the archive")
+
+
+def _target_name(base: str, scale: int | None) -> str:
+    stem, ext = os.path.splitext(base)
+    if scale is None:
+        return f"{stem}{ext.lower()}"
+    stem = re.sub(rf"[xX]{scale}$", "", stem)
+    return f"{stem}x{scale}{ext.lower()}"
+
+
+def _is_image_name(name: str) -> bool:
+    return name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith(".")
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -1,0 +1,167 @@
+"""Published (and reference) figures to compare a benchmark run with, from NOTES.md "Reference results".
+
+A figure belongs to a *source model* (which weights produced it), a protocol, a dataset and a scale. Registry
+names map to source models: `edsr-baseline` -> the official EDSR-baseline-LIIF, `rdn` -> the official RDN-LIIF,
+`mmagic-edsr` / `mmagic-rdn` -> the mmagic checkpoints. The mmagic table is for the mmagic checkpoints only, the
+paper's tables for the official ones; a model without a figure for a case shows "—".
+
+The mmagic SSIM figures are the MMEditing 0.x blue-channel values (`ssim_kind = "blue"`), so they are compared
+with our blue-only SSIM, never with the RGB mean.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+SOURCE_MODELS = {
+    "edsr-baseline": "EDSR-baseline-LIIF (official)",
+    "rdn": "RDN-LIIF (official)",
+    "mmagic-edsr": "LIIF-EDSR (mmagic)",
+    "mmagic-rdn": "LIIF-RDN (mmagic)",
+}
+
+# sha256 (or its published prefix) of checkpoint files -> source model, to recognise a model given as a path
+_CHECKPOINT_SHA256 = {
+    "1cf77e16f33ee17bd04049f497eaea1e06f25585dbb1919e4c7cd1d9d4d23d57": "edsr-baseline",
+    "ab7ce3fc": "mmagic-edsr",
+    "22d6fdc8": "mmagic-rdn",
+}
+_CHECKPOINT_NAMES = {
+    "edsr-baseline-liif.pth": "edsr-baseline",
+    "rdn-liif.pth": "rdn",
+    "liif_edsr_norm_c64b16_g1_1000k_div2k_20210715-ab7ce3fc.pth": "mmagic-edsr",
+    "liif_rdn_norm_c64b16_g1_1000k_div2k_20210717-22d6fdc8.pth": "mmagic-rdn",
+}
+
+
+@dataclass(frozen=True)
+class Figure:
+    psnr: float | None
+    ssim: float | None
+    ssim_kind: str | None  # "blue" (MMEditing 0.x) or "rgb"
+    source: str
+
+
+def _series(scales, psnrs, ssims=None):
+    ssims = ssims or [None] * len(scales)
+    return {s: (p, q) for s, p, q in zip(scales, psnrs, ssims, strict=True)}
+
+
+_PAPER_T2 = (2, 3, 4, 6, 8)
+_PAPER_T1 = (2, 3, 4, 6, 12, 18, 24, 30)
+_MMAGIC = (2, 3, 4, 6, 18, 30)
+
+# (source model, protocol, dataset) -> {scale: (psnr, ssim)}, plus the source text
+_TABLES: dict[tuple[str, str, str], tuple[str, str | None, dict[int, tuple[float | None, float | None]]]] = {
+    ("edsr-baseline", "paper", "set5"): (
+        "official code, this checkpoint (NOTES reference)",
+        None,
+        _series(_PAPER_T2, [37.9877, 34.3997, 32.2375, 28.9551, 26.9824]),
+    ),
+    ("edsr-baseline", "paper", "div2k"): (
+        "paper Table 1",
+        None,
+        _series(_PAPER_T1, [34.67, 30.96, 29.00, 26.75, 23.71, 22.17, 21.18, 20.48]),
+    ),
+    ("rdn", "paper", "div2k"): (
+        "paper Table 1",
+        None,
+        _series(_PAPER_T1, [34.99, 31.26, 29.27, 26.99, 23.89, 22.34, 21.31, 20.59]),
+    ),
+    ("rdn", "paper", "set5"): ("paper Table 2", None, _series(_PAPER_T2, [38.17, 34.68, 32.50, 29.15, 27.14])),
+    ("rdn", "paper", "set14"): ("paper Table 2", None, _series(_PAPER_T2, [33.97, 30.53, 28.80, 26.64, 25.15])),
+    ("rdn", "paper", "b100"): ("paper Table 2", None, _series(_PAPER_T2, [32.32, 29.26, 27.74, 25.98, 24.91])),
+    ("rdn", "paper", "urban100"): ("paper Table 2", None, _series(_PAPER_T2, [32.87, 28.82, 26.68, 24.20, 22.79])),
+    ("mmagic-edsr", "mmagic", "set5"): (
+        "mmagic model zoo",
+        "blue",
+        _series(
+            _MMAGIC,
+            [35.7131, 32.3805, 30.2748, 27.1187, 20.8516, 18.8467],
+            [0.9366, 0.8915, 0.8509, 0.7774, 0.5406, 0.5010],
+        ),
+    ),
+    ("mmagic-edsr", "mmagic", "set14"): (
+        "mmagic model zoo",
+        "blue",
+        _series(
+            _MMAGIC,
+            [31.5579, 28.4605, 26.8415, 24.7461, 20.0096, 18.1321],
+            [0.8889, 0.8039, 0.7381, 0.6444, 0.4525, 0.3963],
+        ),
+    ),
+    ("mmagic-edsr", "mmagic", "div2k"): (
+        "mmagic model zoo",
+        "blue",
+        _series(
+            _MMAGIC,
+            [34.6647, 30.9808, 29.0245, 26.7770, 22.1987, 20.5050],
+            [0.9355, 0.8724, 0.8187, 0.7425, 0.5955, 0.5577],
+        ),
+    ),
+    ("mmagic-rdn", "mmagic", "set5"): (
+        "mmagic model zoo",
+        "blue",
+        _series(
+            _MMAGIC,
+            [35.7874, 32.4992, 30.3835, 27.1914, 20.8913, 18.9354],
+            [0.9366, 0.8923, 0.8513, 0.7751, 0.5329, 0.4864],
+        ),
+    ),
+    ("mmagic-rdn", "mmagic", "set14"): (
+        "mmagic model zoo",
+        "blue",
+        _series(
+            _MMAGIC,
+            [31.6866, 28.4905, 26.8734, 24.7824, 20.1077, 18.1448],
+            [0.8896, 0.8037, 0.7373, 0.6434, 0.4537, 0.3942],
+        ),
+    ),
+    ("mmagic-rdn", "mmagic", "div2k"): (
+        "mmagic model zoo",
+        "blue",
+        _series(
+            _MMAGIC,
+            [34.7548, 31.0744, 29.1101, 26.8693, 22.2972, 20.5663],
+            [0.9356, 0.8731, 0.8197, 0.7437, 0.5950, 0.5560],
+        ),
+    ),
+}
+
+
+def source_model(model: str | Path) -> str | None:
+    """The source-model key (`edsr-baseline`, `rdn`, `mmagic-edsr`, `mmagic-rdn`) for a registry name or a
+    checkpoint path (recognised by its sha256 or its published file name); None when unknown."""
+    text = str(model)
+    if text in SOURCE_MODELS:
+        return text
+    path = Path(text)
+    if path.is_file():
+        digest = _sha256(path)
+        for known, key in _CHECKPOINT_SHA256.items():
+            if digest.startswith(known):
+                return key
+        return None  # a file we cannot vouch for: its name alone proves nothing
+    return _CHECKPOINT_NAMES.get(path.name)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def published_figure(source: str | None, protocol: str, dataset: str, scale: int) -> Figure | None:
+    """The figure to print beside ours, or None ("—")."""
+    if source is None:
+        return None
+    entry = _TABLES.get((source, protocol, dataset))
+    if entry is None or scale not in entry[2]:
+        return None
+    text, kind, series = entry
+    p, s = series[scale]
+    return Figure(p, s, kind if s is not None else None, text)

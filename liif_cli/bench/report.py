@@ -1,0 +1,197 @@
+"""Render a `BenchResult`: a rich table shaped like the published ones, a throughput table, JSON and CSV."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console, Group
+from rich.table import Table
+from rich.text import Text
+
+from ..errors import OutputError
+from .runner import BenchResult, Row
+
+DASH = "—"
+CSV_FIELDS = (
+    "model",
+    "dataset",
+    "scale",
+    "protocol",
+    "images",
+    "psnr",
+    "ssim",
+    "ssim_blue",
+    "published_psnr",
+    "delta_psnr",
+    "published_ssim",
+    "published_ssim_kind",
+    "delta_ssim",
+    "published_source",
+    "out_mpx",
+    "upscale_s",
+    "mpx_per_s",
+    "wall_s",
+)
+_DATASET_TITLES = {"set5": "Set5", "set14": "Set14", "b100": "B100", "urban100": "Urban100", "div2k": "DIV2K"}
+
+
+def _fmt(x: float | None, digits: int) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return DASH
+    if math.isinf(x):
+        return "inf"
+    return f"{x:.{digits}f}"
+
+
+def _cell(ours: float | None, published: float | None, delta: float | None, digits: int) -> Text:
+    text = Text(_fmt(ours, digits))
+    if published is not None:
+        diff = f" ({delta:+.{digits}f})" if delta is not None else ""
+        text.append(f"\n{_fmt(published, digits)}{diff}", style="dim")
+    return text
+
+
+def scores_table(result: BenchResult) -> Table:
+    """Rows model x scale, a column group per dataset; a published figure sits under ours, with the difference."""
+    mm = result.protocol == "mmagic"
+    title = (
+        "mmagic protocol: GTmod12 HR, PIL-bicubic LR, uint8 output, RGB PSNR / SSIM, border = scale"
+        if mm
+        else "paper protocol: float output; PSNR on Y, shave = scale (DIV2K: RGB, shave = scale + 6)"
+    )
+    table = Table(title=title, title_justify="left", show_lines=True)
+    table.add_column("model")
+    table.add_column("scale", justify="right")
+    for ds in result.datasets:
+        name = _DATASET_TITLES.get(ds, ds)
+        table.add_column(f"{name}\nPSNR", justify="right")
+        if mm:
+            table.add_column(f"{name}\nSSIM (RGB)", justify="right")
+            table.add_column(f"{name}\nSSIM 0.x (blue)", justify="right")
+    index = {(r.model, r.dataset, r.scale): r for r in result.rows}
+    for model in result.models:
+        scales = sorted({r.scale for r in result.rows if r.model == model})
+        for s in scales:
+            cells: list[Any] = [model, f"x{s}"]
+            for ds in result.datasets:
+                r = index.get((model, ds, s))
+                if r is None:
+                    cells += [DASH] * (3 if mm else 1)
+                    continue
+                cells.append(_cell(r.psnr, r.published_psnr, r.delta_psnr, 4))
+                if mm:
+                    rgb_pub = r.published_ssim if r.published_ssim_kind == "rgb" else None
+                    blue_pub = r.published_ssim if r.published_ssim_kind == "blue" else None
+                    cells.append(_cell(r.ssim, rgb_pub, r.delta_ssim if rgb_pub is not None else None, 4))
+                    cells.append(_cell(r.ssim_blue, blue_pub, r.delta_ssim if blue_pub is not None else None, 4))
+            table.add_row(*cells)
+    return table
+
+
+def throughput_table(result: BenchResult) -> Table:
+    table = Table(title="throughput", title_justify="left")
+    for col, just in (
+        ("model", "left"),
+        ("dataset", "left"),
+        ("images", "right"),
+        ("scales", "left"),
+        ("output Mpx", "right"),
+        ("upscale s", "right"),
+        ("Mpx/s", "right"),
+        ("wall s", "right"),
+    ):
+        table.add_column(col, justify=just)
+    for run in result.runs:
+        table.add_row(
+            run.model,
+            _DATASET_TITLES.get(run.dataset, run.dataset),
+            str(run.images),
+            ",".join(map(str, run.scales)),
+            f"{run.out_mpx:.2f}",
+            f"{run.upscale_s:.1f}",
+            f"{run.mpx_per_s:.3f}",
+            f"{run.wall_s:.1f}",
+        )
+    return table
+
+
+def notes(result: BenchResult) -> list[str]:
+    out: list[str] = []
+    sources = sorted({r.published_source for r in result.rows if r.published_source})
+    if sources:
+        out.append(
+            f"Second line in a cell: published figure (difference ours - published). Sources: {'; '.join(sources)}."
+        )
+    else:
+        out.append("No published figure for these models under this protocol (—).")
+    if result.protocol == "mmagic":
+        out.append(
+            "SSIM (RGB) is the correct mean over R, G, B. SSIM 0.x (blue) is the blue channel alone, the MMEditing 0.x "
+            "convention (mmagic issue 1342) that the published SSIM column follows; compare published SSIM with it."
+        )
+    for run in result.runs:
+        if run.verified == "differs":
+            out.append(
+                f"{_DATASET_TITLES.get(run.dataset, run.dataset)} at {run.location} is not byte-identical to the "
+                "reference copy: published figures may not be comparable."
+            )
+    out.append(f"Total wall time {result.wall_s:.1f} s.")
+    return out
+
+
+def render(result: BenchResult, console: Console) -> None:
+    console.print(Group(scores_table(result), throughput_table(result)))
+    for line in notes(result):
+        console.print(line, style="dim", highlight=False)
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+        return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value
+
+
+def write_json(result: BenchResult, path: str | Path) -> None:
+    _write(path, json.dumps(_clean(result.to_dict()), indent=2) + "\n")
+
+
+def csv_rows(rows: list[Row]) -> list[dict[str, Any]]:
+    out = []
+    for r in rows:
+        d = r.to_dict(per_image=False)
+        out.append({k: ("" if d.get(k) is None else d.get(k)) for k in CSV_FIELDS})
+    return out
+
+
+def write_csv(result: BenchResult, path: str | Path) -> None:
+    import io
+
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(csv_rows(result.rows))
+    _write(path, buf.getvalue())
+
+
+def _write(path: str | Path, text: str) -> None:
+    if str(path) == "-":
+        import sys
+
+        sys.stdout.write(text)
+        return
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot write ({exc})") from exc

@@ -1,0 +1,327 @@
+"""Run a benchmark: models x datasets x scales under one protocol; collect scores, timings and comparisons.
+
+`run_bench(...)` is the whole API: it returns a `BenchResult` whose rows (one per model, dataset and scale)
+carry our mean scores, the per-image scores, timings and the published figure where one exists. Rendering
+(rich table, JSON, CSV) lives in `report.py`; the command line only parses options and calls both.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from ..errors import InputError, OutputError, UsageError
+from . import published as pub
+from .datasets import Dataset, open_dataset, read_rgb
+from .protocols import Protocol, default_scales, get_protocol
+
+ProgressHook = Callable[[str, dict[str, Any]], None]
+"""Called as hook("start", {"total": n, "description": ...}), hook("advance", {...}), hook("end", {})."""
+
+
+@dataclass
+class ImageScore:
+    name: str
+    psnr: float
+    ssim: float | None = None
+    ssim_blue: float | None = None
+    lr_wh: tuple[int, int] = (0, 0)
+    out_wh: tuple[int, int] = (0, 0)
+    lr_source: str = ""
+
+
+@dataclass
+class Row:
+    model: str
+    dataset: str
+    scale: int
+    protocol: str
+    images: int
+    psnr: float
+    ssim: float | None
+    ssim_blue: float | None
+    out_mpx: float
+    upscale_s: float
+    wall_s: float
+    published_psnr: float | None = None
+    published_ssim: float | None = None
+    published_ssim_kind: str | None = None
+    published_source: str | None = None
+    per_image: list[ImageScore] = field(default_factory=list)
+
+    @property
+    def mpx_per_s(self) -> float:
+        return self.out_mpx / self.upscale_s if self.upscale_s > 0 else math.nan
+
+    @property
+    def delta_psnr(self) -> float | None:
+        return None if self.published_psnr is None else self.psnr - self.published_psnr
+
+    @property
+    def delta_ssim(self) -> float | None:
+        """Ours minus the published SSIM, like for like (blue-only against an MMEditing 0.x figure)."""
+        if self.published_ssim is None:
+            return None
+        ours = self.ssim_blue if self.published_ssim_kind == "blue" else self.ssim
+        return None if ours is None else ours - self.published_ssim
+
+    def to_dict(self, per_image: bool = True) -> dict[str, Any]:
+        d = asdict(self)
+        d["mpx_per_s"] = self.mpx_per_s
+        d["delta_psnr"] = self.delta_psnr
+        d["delta_ssim"] = self.delta_ssim
+        if not per_image:
+            d.pop("per_image")
+        return d
+
+
+@dataclass
+class DatasetRun:
+    """Per (model, dataset) totals: the throughput and wall time lines of the report."""
+
+    model: str
+    dataset: str
+    images: int
+    scales: list[int]
+    out_mpx: float
+    upscale_s: float
+    wall_s: float
+    location: str
+    verified: str | None  # "match" / "differs" against the reference sha256, None where none is known
+
+    @property
+    def mpx_per_s(self) -> float:
+        return self.out_mpx / self.upscale_s if self.upscale_s > 0 else math.nan
+
+
+@dataclass
+class BenchResult:
+    protocol: str
+    models: list[str]
+    datasets: list[str]
+    rows: list[Row]
+    runs: list[DatasetRun]
+    wall_s: float
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "protocol": self.protocol,
+            "models": self.models,
+            "datasets": self.datasets,
+            "settings": self.settings,
+            "wall_s": self.wall_s,
+            "rows": [r.to_dict() for r in self.rows],
+            "runs": [{**asdict(r), "mpx_per_s": r.mpx_per_s} for r in self.runs],
+        }
+
+
+def parse_scales(text: str | Sequence[int] | None) -> list[int] | None:
+    """ "2,3,4" -> [2, 3, 4]; integers >= 1 only (crop borders and provided LR are per integer scale)."""
+    if text is None:
+        return None
+    items = text.split(",") if isinstance(text, str) else list(text)
+    scales: list[int] = []
+    for item in items:
+        item = str(item).strip()
+        if not item:
+            continue
+        try:
+            value = float(item)
+        except ValueError:
+            raise UsageError(f"--scales: {item!r} is not a number") from None
+        if not value.is_integer() or value < 1:
+            raise UsageError(f"--scales: {item!r} is not an integer scale >= 1")
+        if int(value) not in scales:
+            scales.append(int(value))
+    if not scales:
+        raise UsageError("--scales: no scale given")
+    return scales
+
+
+def _load(model: str, device: str, precision: str | None, threads: int | None):
+    from ..api import load_model
+
+    kwargs: dict[str, Any] = {"device": device}
+    if precision is not None:
+        kwargs["precision"] = precision
+    if threads is not None:
+        kwargs["threads"] = threads
+    try:
+        return load_model(model, **kwargs)
+    except TypeError as exc:
+        if "precision" in str(exc) or "threads" in str(exc):
+            raise UsageError(f"this build's load_model does not take {', '.join(kwargs)} ({exc})") from exc
+        raise
+
+
+def run_bench(
+    datasets: Sequence[str],
+    models: Sequence[str] = ("edsr-baseline",),
+    *,
+    protocol: str | Protocol = "mmagic",
+    scales: Sequence[int] | None = None,
+    data_dir: str | Path | None = None,
+    limit: int | None = None,
+    save_images: str | Path | None = None,
+    device: str = "cpu",
+    precision: str | None = None,
+    threads: int | None = None,
+    progress: ProgressHook | None = None,
+    loader: Callable[[str], Any] | None = None,
+) -> BenchResult:
+    """Benchmark every model on every dataset at every scale under `protocol` ("mmagic" or "paper").
+
+    scales: None for the protocol's defaults (per dataset). data_dir: a local copy in the standard layout
+    (never downloads); None fetches into the cache. limit: first N images (sorted by name) of each set.
+    save_images: write each uint8 output to `DIR/<model>/<dataset>/x<s>/<image>.png`.
+    loader: how to turn a model name into an object with `upscale_array(rgb, (h, w))` (default: load_model).
+    """
+    proto = get_protocol(protocol) if isinstance(protocol, str) else protocol
+    if not datasets:
+        raise UsageError("give at least one --dataset")
+    if limit is not None and limit < 1:
+        raise UsageError("--limit must be >= 1")
+    plan = {key.lower(): list(scales) if scales else list(default_scales(proto.name, key.lower())) for key in datasets}
+    save_root = Path(save_images) if save_images else None
+    if save_root is not None and save_root.exists() and not save_root.is_dir():
+        raise OutputError(f"--save-images {save_root}: exists and is not a folder")
+
+    # find / fetch every dataset before any model runs, so a missing set fails fast
+    sets: dict[str, Dataset] = {}
+    for key, sc in plan.items():
+        lr_scales = [s for s in sc if proto.needs_provided_lr(key, s)]
+        sets[key] = open_dataset(key, data_dir=Path(data_dir) if data_dir else None, lr_scales=lr_scales)
+
+    t_all = time.perf_counter()
+    rows: list[Row] = []
+    runs: list[DatasetRun] = []
+    for model in models:
+        up = loader(model) if loader else _load(model, device, precision, threads)
+        source = pub.source_model(model)
+        label = _model_label(model)
+        for key, sc in plan.items():
+            ds = sets[key]
+            files = ds.images(limit)
+            t_ds = time.perf_counter()
+            hr_cache = {p: read_rgb(p) for p in files}
+            used_files = list(files)
+            total = len(files) * len(sc)
+            if progress:
+                progress("start", {"total": total, "description": f"{label} {ds.name}"})
+            ds_rows: list[Row] = []
+            for s in sc:
+                t_row = time.perf_counter()
+                up_s = 0.0
+                out_px = 0
+                scores: list[ImageScore] = []
+                for p in files:
+                    provided = None
+                    if proto.needs_provided_lr(key, s):
+                        if s not in ds.lr_dirs:
+                            raise InputError(f"{ds.name}: the {proto.name} protocol needs provided LR for x{s}")
+                        lr_file = ds.lr_path(p, s)
+                        used_files.append(lr_file)
+                        provided = read_rgb(lr_file)
+                    try:
+                        pair = proto.pair(p.stem, hr_cache[p], s, provided)
+                    except ValueError as exc:
+                        raise InputError(f"{ds.name}/{p.name}: {exc}") from exc
+                    h, w = pair.hr.shape[:2]
+                    t0 = time.perf_counter()
+                    pred = up.upscale_array(pair.lr.astype(np.float32) / np.float32(255), (h, w))
+                    up_s += time.perf_counter() - t0
+                    out_px += h * w
+                    sc_img = proto.score(pred, pair.hr, s, key)
+                    scores.append(
+                        ImageScore(
+                            p.stem,
+                            sc_img.psnr,
+                            sc_img.ssim,
+                            sc_img.ssim_blue,
+                            (pair.lr.shape[1], pair.lr.shape[0]),
+                            (w, h),
+                            pair.lr_source,
+                        )
+                    )
+                    if save_root is not None:
+                        _save(save_root / label / ds.name / f"x{s}" / f"{p.stem}.png", proto.output_uint8(pred))
+                    if progress:
+                        progress("advance", {"image": p.stem, "scale": s})
+                fig = pub.published_figure(source, proto.name, key, s)
+                ds_rows.append(
+                    Row(
+                        model=label,
+                        dataset=key,
+                        scale=s,
+                        protocol=proto.name,
+                        images=len(scores),
+                        psnr=_mean(x.psnr for x in scores),
+                        ssim=_mean_opt(x.ssim for x in scores),
+                        ssim_blue=_mean_opt(x.ssim_blue for x in scores),
+                        out_mpx=out_px / 1e6,
+                        upscale_s=up_s,
+                        wall_s=time.perf_counter() - t_row,
+                        published_psnr=fig.psnr if fig else None,
+                        published_ssim=fig.ssim if fig else None,
+                        published_ssim_kind=fig.ssim_kind if fig else None,
+                        published_source=fig.source if fig else None,
+                        per_image=scores,
+                    )
+                )
+            if progress:
+                progress("end", {})
+            rows.extend(ds_rows)
+            runs.append(
+                DatasetRun(
+                    model=label,
+                    dataset=key,
+                    images=len(files),
+                    scales=list(sc),
+                    out_mpx=sum(r.out_mpx for r in ds_rows),
+                    upscale_s=sum(r.upscale_s for r in ds_rows),
+                    wall_s=time.perf_counter() - t_ds,
+                    location=str(ds.root),
+                    verified=ds.verify(used_files),
+                )
+            )
+    settings = {
+        "scales": {k: v for k, v in plan.items()},
+        "data_dir": str(data_dir) if data_dir else None,
+        "limit": limit,
+        "device": device,
+        "precision": precision,
+    }
+    return BenchResult(
+        proto.name, [_model_label(m) for m in models], list(plan), rows, runs, time.perf_counter() - t_all, settings
+    )
+
+
+def _model_label(model: str | Path) -> str:
+    text = str(model)
+    return text if text in pub.SOURCE_MODELS or "/" not in text and not text.endswith(".pth") else Path(text).name
+
+
+def _mean(values) -> float:
+    v = list(values)
+    return float(np.mean(v)) if v else math.nan
+
+
+def _mean_opt(values) -> float | None:
+    v = [x for x in values if x is not None]
+    return float(np.mean(v)) if v else None
+
+
+def _save(path: Path, img: np.ndarray) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img).save(path)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot write ({exc})") from exc
