@@ -139,6 +139,17 @@ def _registry(registry: Mapping[str, ModelEntry] | str | Path | None) -> Mapping
     return registry if isinstance(registry, Mapping) else load_registry(registry)
 
 
+def _known(entries: Mapping[str, ModelEntry]) -> str:
+    return f"known models: {', '.join(entries)}"
+
+
+def get_entry(name: str, registry: Mapping[str, ModelEntry] | str | Path | None = None) -> ModelEntry:
+    entries = _registry(registry)
+    if name not in entries:
+        raise ModelError(f"unknown model {name!r} ({_known(entries)})")
+    return entries[name]
+
+
 # --- the cache ----------------------------------------------------------------------------------------
 
 
@@ -327,7 +338,7 @@ def _download(entry: ModelEntry, dest: Path, *, offline_reason: str | None, prog
             if entry.sha256_prefix and progress:
                 print(f"{entry.name}: matches published prefix; full sha256 {digest}", file=sys.stderr)
             return digest
-    if offline_reason:
+    if offline_reason and not mismatch:
         tried = f" (tried {'; '.join(reasons)})" if reasons else ""
         raise OfflineError(
             f"offline mode is on ({offline_reason}) and model {entry.name!r} is not cached: {dest} is missing; "
@@ -375,10 +386,9 @@ def resolve_weights(
     if path.is_file():
         return path
     entries = _registry(registry)
-    name = str(name_or_path)
-    if isinstance(name_or_path, str) and name in entries:
-        return fetch(entries[name], allow_unverified=allow_unverified, offline=offline, progress=progress)
+    if isinstance(name_or_path, str) and name_or_path in entries:
+        entry = entries[name_or_path]
+        return fetch(entry, allow_unverified=allow_unverified, offline=offline, progress=progress)
     if path.exists():
         raise ModelError(f"{path} is not a checkpoint file")
-    known = ", ".join(entries)
-    raise ModelError(f"unknown model {name!r} and no such file (known models: {known}; a path must exist)")
+    raise ModelError(f"unknown model {str(name_or_path)!r} and no such file ({_known(entries)}; a path must exist)")

