@@ -139,6 +139,10 @@ def notes(result: BenchResult) -> list[str]:
                 f"{_DATASET_TITLES.get(run.dataset, run.dataset)} at {run.location} is not byte-identical to the "
                 "reference copy: published figures may not be comparable."
             )
+    engines = result.settings.get("engines") or {}
+    if engines:
+        used = "; ".join(f"{m}: {e['device']}, {e['precision']}" for m, e in engines.items())
+        out.append(f"Engine: {used}.")
     out.append(f"Total wall time {result.wall_s:.1f} s.")
     return out
 

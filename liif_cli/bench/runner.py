@@ -171,8 +171,8 @@ def run_bench(
     data_dir: str | Path | None = None,
     limit: int | None = None,
     save_images: str | Path | None = None,
-    device: str = "cpu",
-    precision: str | None = None,
+    device: str = "auto",
+    precision: str | None = "fp32",
     threads: int | None = None,
     progress: ProgressHook | None = None,
     loader: Callable[[str], Any] | None = None,
@@ -203,8 +203,13 @@ def run_bench(
     t_all = time.perf_counter()
     rows: list[Row] = []
     runs: list[DatasetRun] = []
+    engines: dict[str, dict[str, str]] = {}
     for model in models:
         up = loader(model) if loader else _load(model, device, precision, threads)
+        engines[_model_label(model)] = {
+            "device": str(getattr(up, "device", device)),
+            "precision": str(getattr(up, "precision", precision)),
+        }
         source = pub.source_model(model)
         label = _model_label(model)
         for key, sc in plan.items():
@@ -298,6 +303,8 @@ def run_bench(
         "limit": limit,
         "device": device,
         "precision": precision,
+        "threads": threads,
+        "engines": engines,
     }
     return BenchResult(
         proto.name, [_model_label(m) for m in models], list(plan), rows, runs, time.perf_counter() - t_all, settings
