@@ -1,3 +1,15 @@
-"""liif: arbitrary-scale image super-resolution with LIIF."""
+"""liif: arbitrary-scale image super-resolution with LIIF (Chen et al., CVPR 2021).
+
+`load_model` and `upscale` are imported lazily so that `liif --help` does not pay for importing torch.
+"""
 
 __version__ = "0.1.0"
+__all__ = ["Upscaler", "load_model", "output_size", "upscale"]
+
+
+def __getattr__(name: str):
+    if name in __all__:
+        from . import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'liif_cli' has no attribute {name!r}")

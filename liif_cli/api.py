@@ -1,21 +1,26 @@
-"""Python API: `load_model(...)`, then `Upscaler.upscale_array(...)` / `upscale(...)`.
+"""Python API.
 
-(Engine wiring in progress: `upscale_array` currently runs the reference path; its signature is final.)
+    from liif_cli import load_model
+    up = load_model("edsr-baseline")                 # downloads and verifies on first use
+    big = up.upscale(Image.open("in.png"), scale=7.5)  # PIL in, PIL out (or numpy in, numpy out)
+
+Everything the CLI does goes through here; the engine underneath owns tiles, precision and devices.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
+from . import engine
 from .errors import UsageError
-from .models import LoadedModel, load_checkpoint, reference_upscale
+from .models import LoadedModel, load_checkpoint
 
-ProgressCallback = Callable[[int, int], None]  # (done, total) in output pixels
+ProgressCallback = engine.ProgressCallback
 
 
 def output_size(
@@ -52,19 +57,118 @@ def output_size(
 
 
 class Upscaler:
-    def __init__(self, loaded: LoadedModel, device: str = "cpu"):
+    """A loaded model on a device, at a precision: call it for as many images as you like."""
+
+    def __init__(self, loaded: LoadedModel, options: engine.RenderOptions, name: str = ""):
         self.loaded = loaded
-        self.device = torch.device(device)
-        self.loaded.net.to(self.device)
+        self.name = name
+        self.renderer = engine.Renderer(loaded, options)
+
+    @property
+    def device(self) -> torch.device:
+        return self.renderer.options.device
+
+    @property
+    def precision(self) -> str:
+        return self.renderer.options.precision
 
     def upscale_array(
-        self, rgb: np.ndarray, out_hw: tuple[int, int], progress: ProgressCallback | None = None
+        self,
+        rgb: np.ndarray,
+        out_hw: tuple[int, int],
+        *,
+        progress: ProgressCallback | None = None,
+        dtype: type | np.dtype = np.float32,
     ) -> np.ndarray:
-        """rgb: float32 (H, W, 3) in [0, 1] -> float32 (h, w, 3) in [0, 1], clamped, not rounded."""
-        x = torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32)).permute(2, 0, 1).to(self.device)
-        norm = self.loaded.normalization
-        return reference_upscale(self.loaded.net, x, out_hw, norm.sub, norm.div).cpu().numpy()
+        """rgb: (H, W, 3) floats in [0, 1] -> (h, w, 3) of `dtype`.
+
+        float32 output is clamped and unrounded (the official math); uint8 / uint16 output is rounded
+        tile by tile, so a large result never exists in float.
+        """
+        rgb = np.asarray(rgb)
+        if rgb.ndim != 3 or rgb.shape[2] != 3:
+            raise UsageError(f"expected an (H, W, 3) array, got shape {rgb.shape}")
+        rgb = np.ascontiguousarray(rgb, dtype=np.float32)
+        dtype = np.dtype(dtype)
+        out = np.empty((out_hw[0], out_hw[1], 3), dtype=dtype)
+        if dtype.kind == "f":
+
+            def sink(rows: slice, cols: slice, block: np.ndarray) -> None:
+                out[rows, cols] = block
+
+        elif dtype in (np.uint8, np.uint16):
+            from .imageio import quantize
+
+            bits = dtype.itemsize * 8
+
+            def sink(rows: slice, cols: slice, block: np.ndarray) -> None:
+                out[rows, cols] = quantize(block, bits)
+
+        else:
+            raise UsageError(f"unsupported output dtype {dtype}")
+        self.renderer.render_with_fallback(rgb, out_hw, sink, progress)
+        return out
+
+    def upscale(
+        self,
+        image: Image.Image | np.ndarray,
+        *,
+        scale: float | tuple[float, float] | None = None,
+        size: tuple[int, int] | None = None,
+        width: int | None = None,
+        height: int | None = None,
+    ) -> Image.Image | np.ndarray:
+        """PIL image in, PIL image out (RGB, or L for grayscale); numpy (H, W, 3) floats in, floats out."""
+        if isinstance(image, Image.Image):
+            gray = image.mode in ("L", "I;16", "I", "F", "1")
+            rgb = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+            out_hw = output_size(rgb.shape[:2], scale=scale, size=size, width=width, height=height)
+            result = Image.fromarray(self.upscale_array(rgb, out_hw, dtype=np.uint8), "RGB")
+            return result.convert("L") if gray else result
+        array = np.asarray(image)
+        out_hw = output_size(array.shape[:2], scale=scale, size=size, width=width, height=height)
+        return self.upscale_array(array, out_hw)
 
 
-def load_model(model: str | Path = "edsr-baseline", *, device: str = "cpu") -> Upscaler:
-    return Upscaler(load_checkpoint(model), device=device)
+def load_model(
+    model: str | Path = "edsr-baseline",
+    *,
+    device: str = "auto",
+    precision: str = "auto",
+    tile: int | None = None,
+    threads: int | None = None,
+    batch_size: int | None = None,
+    allow_unverified: bool = False,
+    offline: bool | None = None,
+    progress: bool = False,
+) -> Upscaler:
+    """A registry name (see `liif models`) or a checkpoint path (official or mmagic layout)."""
+    from .registry import load_registry, resolve_weights
+
+    engine.set_threads(threads)
+    torch_device = engine.resolve_device(device)
+    resolved_precision = engine.resolve_precision(precision, torch_device)
+    if tile is not None and tile < 1:
+        raise UsageError(f"tile must be >= 1, got {tile}")
+    if batch_size is not None and batch_size < 1:
+        raise UsageError(f"batch size must be >= 1, got {batch_size}")
+    path = resolve_weights(model, allow_unverified=allow_unverified, offline=offline, progress=progress)
+    entry = load_registry().get(str(model)) if not Path(str(model)).expanduser().is_file() else None
+    loaded = load_checkpoint(path, normalization=entry.normalization if entry else None)
+    options = engine.RenderOptions(torch_device, resolved_precision, tile, batch_size or 16384)
+    return Upscaler(loaded, options, name=str(model))
+
+
+def upscale(
+    image: Image.Image | np.ndarray,
+    *,
+    scale: float | tuple[float, float] | None = None,
+    size: tuple[int, int] | None = None,
+    width: int | None = None,
+    height: int | None = None,
+    model: str | Path | Upscaler = "edsr-baseline",
+    **load_options,
+) -> Image.Image | np.ndarray:
+    """One-shot convenience: loads `model` (unless given an Upscaler) and upscales one image."""
+    up = model if isinstance(model, Upscaler) else load_model(model, **load_options)
+    return up.upscale(image, scale=scale, size=size, width=width, height=height)

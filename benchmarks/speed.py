@@ -1,0 +1,101 @@
+"""Decoder speed: the official path (oracle transcription) against the fast engine, in one run.
+
+    python benchmarks/speed.py --model edsr-baseline --input 128x128 --scale 4 --repeats 5
+
+For each path: median wall time over the repeats, output megapixels per second, speed-up over the
+official path, max |diff| against it, and peak resident memory (each path measured once in a fresh child
+process, since a process's peak RSS only grows).
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import resource
+import statistics
+import time
+
+import numpy as np
+import torch
+
+
+def synthetic_image(h: int, w: int, seed: int = 0) -> np.ndarray:
+    """Smooth colour ramps plus texture: deterministic, no files needed, exercises every latent."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    base = np.stack([(yy / h), (xx / w), 0.5 + 0.5 * np.sin((xx + yy) / 7.0)], axis=-1)
+    return np.clip(0.8 * base + 0.2 * rng.random((h, w, 3), dtype=np.float32), 0, 1).astype(np.float32)
+
+
+def run_path(path: str, model: str, rgb: np.ndarray, out_hw, tile, threads) -> np.ndarray:
+    from liif_cli.api import load_model
+    from liif_cli.models import reference_upscale
+
+    if path == "official":
+        up = load_model(model, device="cpu", precision="fp32", threads=threads)
+        net, norm = up.loaded.net, up.loaded.normalization
+        x = torch.from_numpy(rgb).permute(2, 0, 1)
+        with torch.inference_mode():
+            return reference_upscale(net, x, out_hw, norm.sub, norm.div).numpy()
+    up = load_model(model, device="cpu", precision=path, tile=tile, threads=threads)
+    return up.upscale_array(rgb, out_hw)
+
+
+def _child(queue, path, model, rgb, out_hw, tile, threads):
+    run_path(path, model, rgb, out_hw, tile, threads)
+    queue.put(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+
+
+def peak_rss(path, model, rgb, out_hw, tile, threads) -> int:
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_child, args=(queue, path, model, rgb, out_hw, tile, threads))
+    proc.start()
+    value = queue.get()
+    proc.join()
+    return value
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="edsr-baseline")
+    ap.add_argument("--input", default="128x128", help="WxH of the synthetic input")
+    ap.add_argument("--scale", type=float, default=4.0)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--paths", default="official,fp32,bf16")
+    ap.add_argument("--tile", type=int, default=None)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--no-memory", action="store_true", help="skip the per-path peak-RSS child processes")
+    args = ap.parse_args()
+    w, h = (int(v) for v in args.input.lower().split("x"))
+    rgb = synthetic_image(h, w)
+    out_hw = (round(h * args.scale), round(w * args.scale))
+    mp_out = out_hw[0] * out_hw[1] / 1e6
+    print(
+        f"model {args.model}, input {w}x{h} -> {out_hw[1]}x{out_hw[0]} ({mp_out:.3f} MP), "
+        f"{torch.get_num_threads()} threads, torch {torch.__version__}"
+    )
+    results, reference = {}, None
+    for path in args.paths.split(","):
+        run_path(path, args.model, rgb, out_hw, args.tile, args.threads)  # warm-up (weights, oneDNN kernels)
+        times = []
+        for _ in range(args.repeats):
+            t0 = time.perf_counter()
+            out = run_path(path, args.model, rgb, out_hw, args.tile, args.threads)
+            times.append(time.perf_counter() - t0)
+        if reference is None:
+            reference = out
+        results[path] = (statistics.median(times), float(np.abs(out - reference).max()))
+    base = results[args.paths.split(",")[0]][0]
+    print(f"{'path':<10}{'median s':>10}{'MP/s':>9}{'speed-up':>10}{'max|diff|':>12}{'peak RSS':>11}")
+    for path, (t, diff) in results.items():
+        rss = (
+            ""
+            if args.no_memory
+            else f"{peak_rss(path, args.model, rgb, out_hw, args.tile, args.threads) / 2**20:.0f} MiB"
+        )
+        print(f"{path:<10}{t:>10.3f}{mp_out / t:>9.3f}{base / t:>9.2f}x{diff:>12.2e}{rss:>11}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,372 @@
+"""Rendering engine: the only place that knows about tiles, precision and devices.
+
+The official code unfolds the whole feature map to 576 channels and runs a 580-wide first layer for
+every query. The decoder here gives the same numbers with far less work, using identities that
+NOTES.md lists (and `tests/test_engine.py` checks against the oracle `LIIF.query_rgb`):
+
+* The first Linear layer on the unfolded features is a 3x3 convolution of the feature map, so it is
+  computed once per latent (a "latent table", 256 values per latent) instead of once per query.
+  The cell term is the same for every query of an image and folds into that table's bias.
+* Which latent a query reads, and its relative offset, are separable: they depend on the output row
+  (for y) and column (for x) only. Four (2 x 2) 1-D lookups per axis replace grid_sample.
+* The remaining layers are dense GEMMs over large batches with pre-transposed weights (`addmm`).
+
+Inputs larger than one tile are split into overlapping input tiles. Each output pixel depends only on
+latents within one step of its "home" latent, and each latent only on input pixels within the
+encoder's receptive radius, so a tile with `receptive_radius + 2` pixels of margin reproduces the
+whole-image result for the output pixels whose home latent lies in its core.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .errors import UsageError
+from .models import LIIF, LoadedModel, make_coord
+
+PRECISIONS = ("fp32", "bf16", "fp16", "auto")
+_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+ProgressCallback = Callable[[int, int], None]  # (output pixels done, total)
+TileSink = Callable[[slice, slice, np.ndarray], None]  # (rows, cols, float32 (r, c, 3) in [0, 1])
+
+
+# --- device, precision, threads ----------------------------------------------------------------------
+
+
+def resolve_device(name: str | None) -> torch.device:
+    """'auto' prefers CUDA, then Apple MPS, then the CPU."""
+    name = (name or "auto").strip().lower()
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UsageError(f"unknown device {name!r} (use auto, cpu, cuda, cuda:N or mps)") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UsageError(f"device {name!r} requested but this PyTorch build sees no CUDA GPU")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise UsageError(f"device {name!r} does not exist ({torch.cuda.device_count()} CUDA device(s))")
+    elif device.type == "mps":
+        if not (getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()):
+            raise UsageError("device 'mps' requested but MPS is not available")
+    elif device.type != "cpu":
+        raise UsageError(f"unsupported device {name!r} (use auto, cpu, cuda, cuda:N or mps)")
+    return device
+
+
+def cpu_has_fast_bf16() -> bool:
+    """True where oneDNN has native bf16 kernels (AVX512-BF16 / AMX); elsewhere bf16 is emulated and slow."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def resolve_precision(precision: str | None, device: torch.device) -> str:
+    """'auto' picks the fastest mode measured to cost < 0.01 dB on Set5 (see README's precision table)."""
+    precision = (precision or "auto").strip().lower()
+    if precision not in PRECISIONS:
+        raise UsageError(f"unknown precision {precision!r} (use {', '.join(PRECISIONS)})")
+    if precision != "auto":
+        return precision
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if device.type == "cpu" and cpu_has_fast_bf16():
+        return "bf16"
+    return "fp32"
+
+
+def set_threads(threads: int | None) -> None:
+    """All cores by default (PyTorch's default can be lower inside containers)."""
+    if threads is not None and threads < 1:
+        raise UsageError(f"--threads must be >= 1, got {threads}")
+    if threads is None:
+        threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    torch.set_num_threads(threads)
+
+
+# --- per-axis query geometry -------------------------------------------------------------------------
+
+
+@dataclass
+class AxisLookup:
+    """For each output position along one axis and each of the two shifts (-1, +1): latent index and offset."""
+
+    idx: torch.Tensor  # (2, n_out) int64
+    rel: torch.Tensor  # (2, n_out) float32, (query - latent centre) * n_latents
+    home: torch.Tensor  # (n_out,) int64, latent containing the query
+
+
+def axis_lookup(n_out: int, n_lat: int) -> AxisLookup:
+    """Reproduce the official shifted nearest-latent lookup along one axis, bit for bit.
+
+    The index comes from `grid_sample` itself on a 1-D ramp, so rounding at ties is exactly the
+    official kernel's; it is O(n_out) work, done once per image.
+    """
+    coord = make_coord((n_out,), flatten=False)[:, 0]
+    centres = make_coord((n_lat,), flatten=False)[:, 0]
+    ramp = torch.arange(n_lat, dtype=torch.float32).view(1, 1, n_lat, 1)
+    r = 2 / n_lat / 2
+    idx, rel = [], []
+    for v in (-1, 1):
+        shifted = coord.clone()
+        shifted += v * r + 1e-6
+        shifted.clamp_(-1 + 1e-6, 1 - 1e-6)
+        grid = torch.stack([torch.zeros_like(shifted), shifted], dim=-1).view(1, n_out, 1, 2)
+        picked = F.grid_sample(ramp, grid, mode="nearest", align_corners=False).view(n_out).long()
+        idx.append(picked)
+        rel.append((coord - centres[picked]) * n_lat)
+    home = ((coord + 1) * (n_lat / 2)).floor().long().clamp_(0, n_lat - 1)
+    return AxisLookup(torch.stack(idx), torch.stack(rel), home)
+
+
+# --- the fast decoder --------------------------------------------------------------------------------
+
+
+class FastDecoder:
+    """The LIIF MLP rearranged for speed; holds device/precision copies of the weights."""
+
+    def __init__(self, net: LIIF, device: torch.device, dtype: torch.dtype):
+        linears = [m for m in net.imnet.layers if isinstance(m, torch.nn.Linear)]
+        first = linears[0]
+        n_feat = first.in_features - 4
+        channels = n_feat // 9
+        w1 = first.weight.detach().float()
+        self.device, self.dtype = device, dtype
+        self.table_weight = w1[:, :n_feat].reshape(-1, channels, 3, 3).to(device, dtype)
+        self.first_bias = first.bias.detach().float().to(device)
+        self.rel_weight = w1[:, n_feat : n_feat + 2].to(device)  # (256, 2): y, x
+        self.cell_weight = w1[:, n_feat + 2 : n_feat + 4].to(device)
+        self.hidden = [
+            (m.weight.detach().t().contiguous().to(device, dtype), m.bias.detach().to(device, dtype))
+            for m in linears[1:]
+        ]
+
+    def latent_table(self, feat: torch.Tensor, rel_cell: tuple[float, float]) -> torch.Tensor:
+        """First layer minus the offset term, per latent: (H*W, 256), channels last."""
+        cell = torch.tensor(rel_cell, dtype=torch.float32, device=self.device)
+        bias = (self.first_bias + self.cell_weight @ cell).to(self.dtype)
+        table = F.conv2d(feat.to(self.dtype), self.table_weight, bias, padding=1)[0]
+        return table.permute(1, 2, 0).reshape(-1, table.shape[0]).contiguous()
+
+    def decode(
+        self,
+        table: torch.Tensor,
+        table_width: int,
+        rows: tuple[torch.Tensor, torch.Tensor],
+        cols: tuple[torch.Tensor, torch.Tensor],
+    ) -> torch.Tensor:
+        """Predictions for a block of output pixels, in normalized model space: (R, C, 3) float32.
+
+        rows = (idx (2,R) into the table's rows, rel (2,R)); cols likewise for columns.
+        """
+        (ry_idx, ry_rel), (cx_idx, cx_rel) = rows, cols
+        n_rows, n_cols = ry_idx.shape[1], cx_idx.shape[1]
+        flat = (ry_idx.view(2, 1, n_rows, 1) * table_width + cx_idx.view(1, 2, 1, n_cols)).reshape(-1)
+        h = table.index_select(0, flat).view(2, 2, n_rows, n_cols, -1)
+        wy, wx = self.rel_weight[:, 0].to(self.dtype), self.rel_weight[:, 1].to(self.dtype)
+        h += (ry_rel.to(self.dtype).view(2, 1, n_rows, 1, 1) * wy).view(2, 1, n_rows, 1, -1)
+        h += (cx_rel.to(self.dtype).view(1, 2, 1, n_cols, 1) * wx).view(1, 2, 1, n_cols, -1)
+        h = h.view(4 * n_rows * n_cols, -1).relu_()
+        for i, (wt, b) in enumerate(self.hidden):
+            h = torch.addmm(b, h, wt)
+            if i < len(self.hidden) - 1:
+                h.relu_()
+        pred = h.float().view(2, 2, n_rows, n_cols, -1)
+        # Local ensemble: each prediction weighted by the area of its diagonal opposite.
+        area = (ry_rel.view(2, 1, n_rows, 1) * cx_rel.view(1, 2, 1, n_cols)).abs_() + 1e-9
+        total = area.sum(dim=(0, 1))
+        weight = area.flip(0, 1) / total
+        return (pred * weight.unsqueeze(-1)).sum(dim=(0, 1))
+
+
+# --- tiles -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Band:
+    """One tile's extent along an axis: the core it owns, and the padded span it encodes."""
+
+    core: tuple[int, int]  # latents [start, stop) whose home queries this tile renders
+    span: tuple[int, int]  # input pixels [start, stop) encoded (core plus margin, clipped to the image)
+    out: tuple[int, int]  # output positions [start, stop) whose home latent lies in the core
+
+
+def split_axis(n_lat: int, lookup: AxisLookup, tile: int, margin: int) -> list[Band]:
+    bands = []
+    for start in range(0, n_lat, tile):
+        stop = min(n_lat, start + tile)
+        inside = ((lookup.home >= start) & (lookup.home < stop)).nonzero()
+        if len(inside) == 0:  # downscaling: no output position calls this latent home
+            continue
+        out = (int(inside[0]), int(inside[-1]) + 1)
+        bands.append(Band((start, stop), (max(0, start - margin), min(n_lat, stop + margin)), out))
+    return bands
+
+
+# Bytes of working memory per encoded input pixel (fp32), measured with tracemalloc-free RSS probes on CPU
+# for the encoder's peak plus the latent table; used only to size tiles automatically.
+_BYTES_PER_PIXEL = {"edsr-baseline": 1600, "rdn": 14000}
+
+
+def available_memory(device: torch.device) -> int:
+    if device.type == "cuda":
+        free, _total = torch.cuda.mem_get_info(device)
+        return int(free)
+    try:
+        with open("/proc/meminfo") as f:
+            info = dict(line.split(":", 1) for line in f)
+        return int(info["MemAvailable"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):
+        return 4 << 30
+
+
+def auto_tile(encoder: str, margin: int, device: torch.device, precision: str) -> int:
+    """Largest square core whose padded tile fits a quarter of free memory (capped at 1 GiB on CPU)."""
+    budget = available_memory(device) // 4
+    if device.type != "cuda":
+        budget = min(budget, 1 << 30)
+    per_pixel = _BYTES_PER_PIXEL.get(encoder, 14000) // (1 if precision == "fp32" else 2)
+    side = int(math.sqrt(budget / per_pixel)) - 2 * margin
+    return max(32, min(side, 2048))
+
+
+# --- rendering ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class RenderOptions:
+    device: torch.device
+    precision: str = "fp32"  # resolved: fp32 | bf16 | fp16
+    tile: int | None = None  # core size in input pixels; None = from free memory
+    query_batch: int = 16384  # output pixels decoded per GEMM chain (x4 queries)
+
+
+class Renderer:
+    """A model prepared for one device and precision; renders any input size into any output size."""
+
+    def __init__(self, loaded: LoadedModel, options: RenderOptions):
+        self.loaded = loaded
+        self.options = options
+        self.net = loaded.net.to(options.device).eval()
+        self.margin = self.net.receptive_radius + 2
+        self._set_precision(options.precision)
+        norm = loaded.normalization
+        self.sub = torch.tensor(norm.sub, dtype=torch.float32, device=options.device)
+        self.div = torch.tensor(norm.div, dtype=torch.float32, device=options.device)
+
+    def _set_precision(self, precision: str) -> None:
+        self.options.precision = precision
+        self.dtype = _DTYPES[precision]
+        # The fp32 weights stay untouched (they are the oracle's); a half-precision copy runs the encoder.
+        self.encoder = (
+            self.net.encoder if self.dtype == torch.float32 else copy.deepcopy(self.net.encoder).to(self.dtype)
+        )
+        self.decoder = FastDecoder(self.net, self.options.device, self.dtype)
+
+    def tile_size(self) -> int:
+        opt = self.options
+        return opt.tile or auto_tile(self.loaded.encoder, self.margin, opt.device, opt.precision)
+
+    @torch.inference_mode()
+    def render(
+        self, rgb: np.ndarray, out_hw: tuple[int, int], sink: TileSink, progress: ProgressCallback | None = None
+    ) -> None:
+        """rgb: (H, W, 3) float32 in [0, 1]. Calls `sink` once per finished output block."""
+        in_h, in_w = rgb.shape[:2]
+        out_h, out_w = out_hw
+        ylook, xlook = axis_lookup(out_h, in_h), axis_lookup(out_w, in_w)
+        tile = self.tile_size()
+        row_bands = split_axis(in_h, ylook, tile, self.margin)
+        col_bands = split_axis(in_w, xlook, tile, self.margin)
+        # Every query of an image shares one cell; the official code scales it by the latent grid size.
+        cell = torch.ones(2, dtype=torch.float32)
+        cell[0] *= 2 / out_h
+        cell[1] *= 2 / out_w
+        rel_cell = (float(cell[0] * in_h), float(cell[1] * in_w))
+        done, total = 0, out_h * out_w
+        for rb in row_bands:
+            for cb in col_bands:
+                for rows, cols, block in self._render_tile(rgb, rb, cb, ylook, xlook, rel_cell):
+                    if self.dtype != torch.float32 and not np.isfinite(block).all():
+                        raise _NonFinite
+                    sink(rows, cols, block)
+                    done += block.shape[0] * block.shape[1]
+                    if progress is not None:
+                        progress(done, total)
+
+    def render_with_fallback(
+        self, rgb: np.ndarray, out_hw: tuple[int, int], sink: TileSink, progress: ProgressCallback | None = None
+    ) -> None:
+        """`render`, retried with half the tile on CUDA out-of-memory and in fp32 on non-finite half output.
+
+        A retry starts the image again; sinks write by position, so blocks written before are overwritten.
+        """
+        while True:
+            try:
+                return self.render(rgb, out_hw, sink, progress)
+            except torch.cuda.OutOfMemoryError:
+                tile = self.tile_size()
+                if self.options.device.type != "cuda" or tile <= 32:
+                    raise
+                torch.cuda.empty_cache()
+                self.options.tile = tile // 2
+                warnings.warn(f"CUDA out of memory; retrying with tile {self.options.tile}", stacklevel=2)
+            except _NonFinite:
+                warnings.warn(f"{self.options.precision} gave non-finite values; retrying in fp32", stacklevel=2)
+                self._set_precision("fp32")
+
+    def _render_tile(
+        self, rgb: np.ndarray, rb: Band, cb: Band, ylook: AxisLookup, xlook: AxisLookup, rel_cell
+    ) -> Iterator[tuple[slice, slice, np.ndarray]]:
+        dev = self.options.device
+        crop = np.ascontiguousarray(rgb[rb.span[0] : rb.span[1], cb.span[0] : cb.span[1]])
+        x = torch.from_numpy(crop).to(dev).permute(2, 0, 1).unsqueeze(0)
+        x = ((x - self.sub.view(1, 3, 1, 1)) / self.div.view(1, 3, 1, 1)).to(self.dtype)
+        feat = self.encoder(x)
+        # The latent table is needed for the core plus one latent each side; the convolution behind it
+        # needs one more, all inside the margin.
+        y0, y1 = max(rb.span[0], rb.core[0] - 2), min(rb.span[1], rb.core[1] + 2)
+        x0, x1 = max(cb.span[0], cb.core[0] - 2), min(cb.span[1], cb.core[1] + 2)
+        feat = feat[:, :, y0 - rb.span[0] : y1 - rb.span[0], x0 - cb.span[0] : x1 - cb.span[0]]
+        table = self.decoder.latent_table(feat, rel_cell)
+        del feat, x
+        o_c0, o_c1 = cb.out
+        cols = (xlook.idx[:, o_c0:o_c1].to(dev) - x0, xlook.rel[:, o_c0:o_c1].to(dev))
+        chunk_rows = max(1, self.options.query_batch // max(1, o_c1 - o_c0))
+        for r0 in range(rb.out[0], rb.out[1], chunk_rows):
+            r1 = min(rb.out[1], r0 + chunk_rows)
+            rows = (ylook.idx[:, r0:r1].to(dev) - y0, ylook.rel[:, r0:r1].to(dev))
+            pred = self.decoder.decode(table, x1 - x0, rows, cols)
+            out = (pred * self.div + self.sub).clamp_(0, 1)
+            yield slice(r0, r1), slice(o_c0, o_c1), out.cpu().numpy()
+
+
+class _NonFinite(Exception):
+    """A half-precision block overflowed; the caller retries in fp32."""
+
+
+def render_array(renderer: Renderer, rgb: np.ndarray, out_hw: tuple[int, int], progress=None) -> np.ndarray:
+    """Whole output as float32 (h, w, 3); convenient, but holds the output in float (4 bytes/value)."""
+    out = np.empty((out_hw[0], out_hw[1], 3), dtype=np.float32)
+
+    def sink(rows: slice, cols: slice, block: np.ndarray) -> None:
+        out[rows, cols] = block
+
+    renderer.render_with_fallback(rgb, out_hw, sink, progress)
+    return out
