@@ -295,3 +295,221 @@ def bench_cmd(
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(INTERRUPTED_EXIT_CODE)
+
+
+# --- liif upscale (files, folders, batches) and the shared error handler ----------------------------
+
+
+def handle_errors(fn):
+    """Decorator for command bodies: errors become one line on stderr and the documented exit code.
+
+    LiifError -> `error: <message>`, exit `exc.exit_code`; KeyboardInterrupt -> `interrupted`, exit 130;
+    anything else -> `internal error: ...` and a hint, exit 1 (the traceback only with LIIF_DEBUG=1).
+    """
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        import os
+        import sys
+        import traceback
+
+        from .errors import INTERRUPTED_EXIT_CODE, LiifError
+
+        def one_line(exc: BaseException) -> str:
+            text = " ".join(str(exc).split())
+            return text or type(exc).__name__
+
+        try:
+            return fn(*args, **kwargs)
+        except LiifError as exc:
+            click.echo(f"error: {one_line(exc)}", err=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(INTERRUPTED_EXIT_CODE)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as exc:
+            if os.environ.get("LIIF_DEBUG"):
+                traceback.print_exc()
+            click.echo(f"internal error: {type(exc).__name__}: {one_line(exc)}", err=True)
+            click.echo(
+                "this is a bug in liif; please report it with the command you ran (LIIF_DEBUG=1 shows the traceback)",
+                err=True,
+            )
+            sys.exit(1)
+
+    return wrapper
+
+
+def _upscale_load_options(device, precision, tile, threads, batch_size, allow_unverified, offline, quiet) -> dict:
+    """Validate the engine options here (fast, before any file is read) and keep those given."""
+    import re
+
+    from .batch import parse_int
+    from .errors import UsageError
+
+    opts: dict = {}
+    if device is not None:
+        if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", device.strip().lower()):
+            raise UsageError(f"--device must be auto, cpu, cuda, cuda:N or mps, got {device!r}")
+        opts["device"] = device.strip().lower()
+    if precision is not None:
+        if precision.strip().lower() not in ("auto", "fp32", "bf16", "fp16"):
+            raise UsageError(f"--precision must be auto, fp32, bf16 or fp16, got {precision!r}")
+        opts["precision"] = precision.strip().lower()
+    if tile is not None:
+        opts["tile"] = parse_int(tile, "--tile", minimum=0) or None  # 0: automatic
+    if threads is not None:
+        opts["threads"] = parse_int(threads, "--threads", minimum=1, maximum=4096)
+    if batch_size is not None:
+        opts["batch_size"] = parse_int(batch_size, "--batch-size", minimum=1)
+    if allow_unverified:
+        opts["allow_unverified"] = True
+    if offline:
+        opts["offline"] = True
+    opts["progress"] = not quiet  # download progress
+    return opts
+
+
+def _upscale_loader(model: str, opts: dict, warn):
+    """A function that loads the model with the options load_model accepts (warning about any other)."""
+    import inspect
+
+    from . import api
+
+    accepted = inspect.signature(api.load_model).parameters
+    kwargs = {k: v for k, v in opts.items() if k in accepted}
+    for name in sorted(set(opts) - set(kwargs) - {"progress"}):
+        warn(f"--{name.replace('_', '-')} is not supported by this build and is ignored")
+    return lambda: api.load_model(model, **kwargs)
+
+
+def _upscale_estimator(opts: dict):
+    """Hook for a time/memory estimate before big jobs: `engine.estimate(...)` when the engine has one."""
+    import inspect
+
+    try:
+        from . import engine
+
+        estimate = engine.estimate  # type: ignore[attr-defined]
+        params = inspect.signature(estimate).parameters
+    except Exception:
+        return None
+
+    def run(in_hw, out_hw):
+        given = {"in_hw": in_hw, "out_hw": out_hw, **opts}
+        result = estimate(**{k: v for k, v in given.items() if k in params})
+        return None if result is None else str(result)
+
+    return run
+
+
+@main.command("upscale")
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-s", "--scale", help="Scale factor S (2, 7.5...) or SX,SY.")
+@click.option("--size", help="Output size WIDTHxHEIGHT (the aspect ratio follows the numbers).")
+@click.option("--width", help="Output width in pixels; the height keeps the aspect ratio.")
+@click.option("--height", help="Output height in pixels; the width keeps the aspect ratio.")
+@click.option(
+    "-o",
+    "--output",
+    help="Output file (one input) or folder (input folders are mirrored inside it). Default: beside each input.",
+)
+@click.option(
+    "--model", default="edsr-baseline", show_default=True, help="Model name (see 'liif models') or .pth path."
+)
+@click.option("--device", help="auto, cpu, cuda, cuda:N or mps.  [default: auto]")
+@click.option("--precision", help="auto, fp32, bf16 or fp16.  [default: auto]")
+@click.option("--tile", help="Tile size in input pixels; 0 = from free memory.  [default: 0]")
+@click.option("--threads", help="CPU threads.  [default: all cores]")
+@click.option("--batch-size", help="Query points per decoder batch.")
+@click.option("--alpha", default="model", show_default=True, help="Transparency upscaling: model or bicubic.")
+@click.option(
+    "--ext", default="auto", show_default=True, help="Output format: auto (as the input), png, jpg, webp, tif."
+)
+@click.option("--quality", default="95", show_default=True, help="JPEG and WebP quality, 1-100.")
+@click.option("--lossless", is_flag=True, help="Write WebP losslessly.")
+@click.option("--suffix", help="Output name <name>_<suffix>.<ext>; '' for none.  [default: x2, x7.5, 4000x3000...]")
+@click.option("-r", "--recursive", is_flag=True, help="Also collect images in sub-folders of input folders.")
+@click.option("--overwrite", is_flag=True, help="Replace existing outputs (inputs are never overwritten).")
+@click.option("--max-pixels", default="100M", show_default=True, help="Largest input accepted (0: no limit).")
+@click.option("--max-out-pixels", default="400M", show_default=True, help="Largest output accepted (0: no limit).")
+@click.option("--allow-unverified", is_flag=True, help="Use a model whose sha256 is not pinned.")
+@click.option("--offline", is_flag=True, help="Never download; use the cache only.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress output; warnings and errors only.")
+@handle_errors
+def upscale_cmd(
+    inputs,
+    scale,
+    size,
+    width,
+    height,
+    output,
+    model,
+    device,
+    precision,
+    tile,
+    threads,
+    batch_size,
+    alpha,
+    ext,
+    quality,
+    lossless,
+    suffix,
+    recursive,
+    overwrite,
+    max_pixels,
+    max_out_pixels,
+    allow_unverified,
+    offline,
+    quiet,
+) -> None:
+    """Upscale image files and folders (PNG, JPEG, WebP, TIFF, BMP, GIF... in; PNG, JPEG, WebP, TIFF out).
+
+    \b
+      liif upscale photo.jpg --scale 2                 # photo_x2.jpg beside it
+      liif upscale scans/ -r --width 4000 -o big/      # big/ mirrors scans/
+      liif upscale logo.png --size 1920x1080 -o hd.png
+
+    Mode, bit depth (16-bit stays 16-bit in PNG/TIFF), transparency, ICC profile, DPI and EXIF are
+    kept; EXIF orientation is applied. A bad file is reported and the others go on; exit 1 if any failed.
+    """
+    from pathlib import Path
+
+    from .batch import (
+        BatchOptions,
+        ConsoleReporter,
+        LazyModel,
+        SizeSpec,
+        parse_int,
+        parse_pixels,
+        plan_batch,
+        raise_for_failures,
+        run_batch,
+    )
+
+    spec = SizeSpec.parse(scale=scale, size=size, width=width, height=height)
+    options = BatchOptions(
+        spec=spec,
+        output=Path(output) if output else None,
+        ext=ext,
+        suffix=suffix,
+        recursive=recursive,
+        overwrite=overwrite,
+        alpha=alpha.strip().lower(),
+        quality=parse_int(quality, "--quality", minimum=1, maximum=100),
+        lossless=lossless,
+        max_pixels=parse_pixels(max_pixels, "--max-pixels"),
+        max_out_pixels=parse_pixels(max_out_pixels, "--max-out-pixels"),
+    )
+    opts = _upscale_load_options(device, precision, tile, threads, batch_size, allow_unverified, offline, quiet)
+    jobs = plan_batch(list(inputs), options)
+    reporter = ConsoleReporter(quiet=quiet)
+    try:
+        lazy = LazyModel(_upscale_loader(model, opts, reporter.warn))
+        results = run_batch(jobs, options, lazy, reporter, estimate=_upscale_estimator(opts))
+    finally:
+        reporter.close()
+    raise_for_failures(results, single_input=len(jobs) == 1)
