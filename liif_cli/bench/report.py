@@ -47,10 +47,15 @@ def _fmt(x: float | None, digits: int) -> str:
     return f"{x:.{digits}f}"
 
 
+def _signed(x: float, digits: int) -> str:
+    text = f"{x:+.{digits}f}"
+    return "±" + text[1:] if float(text) == 0 else text
+
+
 def _cell(ours: float | None, published: float | None, delta: float | None, digits: int) -> Text:
     text = Text(_fmt(ours, digits))
     if published is not None:
-        diff = f" ({delta:+.{digits}f})" if delta is not None else ""
+        diff = f" ({_signed(delta, digits)})" if delta is not None else ""
         text.append(f"\n{_fmt(published, digits)}{diff}", style="dim")
     return text
 
@@ -58,12 +63,7 @@ def _cell(ours: float | None, published: float | None, delta: float | None, digi
 def scores_table(result: BenchResult) -> Table:
     """Rows model x scale, a column group per dataset; a published figure sits under ours, with the difference."""
     mm = result.protocol == "mmagic"
-    title = (
-        "mmagic protocol: GTmod12 HR, PIL-bicubic LR, uint8 output, RGB PSNR / SSIM, border = scale"
-        if mm
-        else "paper protocol: float output; PSNR on Y, shave = scale (DIV2K: RGB, shave = scale + 6)"
-    )
-    table = Table(title=title, title_justify="left", show_lines=True)
+    table = Table(show_lines=True)
     table.add_column("model")
     table.add_column("scale", justify="right")
     for ds in result.datasets:
@@ -147,7 +147,14 @@ def notes(result: BenchResult) -> list[str]:
     return out
 
 
+def protocol_line(result: BenchResult) -> str:
+    if result.protocol == "mmagic":
+        return "mmagic protocol: GTmod12 HR, PIL-bicubic LR, uint8 output, RGB PSNR / SSIM with border = scale"
+    return "paper protocol: float output, PSNR on Y with shave = scale (DIV2K: RGB, shave = scale + 6)"
+
+
 def render(result: BenchResult, console: Console) -> None:
+    console.print(protocol_line(result), style="bold", highlight=False)
     console.print(Group(scores_table(result), throughput_table(result)))
     for line in notes(result):
         console.print(line, style="dim", highlight=False)
