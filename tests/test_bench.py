@@ -25,6 +25,7 @@ from liif_cli import metrics
 from liif_cli.bench import datasets as ds
 from liif_cli.bench import protocols as pr
 from liif_cli.bench import published as pub
+from liif_cli.bench import report
 from liif_cli.bench.runner import parse_scales, run_bench
 from liif_cli.cli import main
 from liif_cli.errors import DownloadError, InputError, OfflineError, UsageError
@@ -514,9 +515,18 @@ def test_run_bench_api_with_stub_model(tmp_path):
     assert row.delta_ssim == pytest.approx(row.ssim_blue - 0.8889)
     assert row.ssim is not None and row.out_mpx == pytest.approx(3 * 24 * 24 / 1e6)
     assert res.runs[0].images == 3 and res.runs[0].verified is None
-    with pytest.raises(InputError, match="provided LR for x3"):
-        _write_layout(tmp_path / "two", "Set5", scales=(2,))
-        run_bench(["set5"], ["m"], protocol="paper", scales=[3], data_dir=tmp_path / "two", loader=lambda m: _Bicubic())
+
+    # paper protocol: provided LR where the set has it, PIL bicubic (and a note) where it does not
+    _write_layout(tmp_path / "two", "Set5", scales=(2,))
+    res = run_bench(
+        ["set5"], ["m"], protocol="paper", scales=[2, 3], data_dir=tmp_path / "two", loader=lambda m: _Bicubic()
+    )
+    assert [r.lr_source for r in res.rows] == ["provided", "bicubic"]
+    assert any("Set5 x3: no provided LR" in line for line in report.notes(res))
+    assert not any("x2: no provided" in line for line in report.notes(res))
+    (tmp_path / "two" / "Set5" / "LR_bicubic" / "X2" / "betax2.png").unlink()
+    with pytest.raises(InputError, match="no LR image for beta.png"):
+        run_bench(["set5"], ["m"], protocol="paper", scales=[2], data_dir=tmp_path / "two", loader=lambda m: _Bicubic())
 
 
 @needs_shared

@@ -13,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..errors import OutputError
+from .protocols import PROVIDED_LR_SCALES
 from .runner import BenchResult, Row
 
 DASH = "—"
@@ -31,6 +32,7 @@ CSV_FIELDS = (
     "published_ssim_kind",
     "delta_ssim",
     "published_source",
+    "lr_source",
     "out_mpx",
     "upscale_s",
     "mpx_per_s",
@@ -133,6 +135,15 @@ def notes(result: BenchResult) -> list[str]:
             "SSIM (RGB) is the correct mean over R, G, B. SSIM 0.x (blue) is the blue channel alone, the MMEditing 0.x "
             "convention (mmagic issue 1342) that the published SSIM column follows; compare published SSIM with it."
         )
+    if result.protocol == "paper":
+        made = sorted(
+            {(r.dataset, r.scale) for r in result.rows if r.scale in PROVIDED_LR_SCALES and r.lr_source != "provided"}
+        )
+        for dataset, scale in made:
+            out.append(
+                f"{_DATASET_TITLES.get(dataset, dataset)} x{scale}: no provided LR images (LR_bicubic/X{scale}) found, "
+                "so the LR was made with PIL bicubic; the paper used the provided (MATLAB-bicubic) ones."
+            )
     for run in result.runs:
         if run.verified == "differs":
             out.append(

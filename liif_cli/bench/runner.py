@@ -57,6 +57,12 @@ class Row:
     per_image: list[ImageScore] = field(default_factory=list)
 
     @property
+    def lr_source(self) -> str:
+        """ "provided" (the set's own LR images), "bicubic" (made here) or "mixed"."""
+        kinds = {x.lr_source for x in self.per_image}
+        return kinds.pop() if len(kinds) == 1 else "mixed"
+
+    @property
     def mpx_per_s(self) -> float:
         return self.out_mpx / self.upscale_s if self.upscale_s > 0 else math.nan
 
@@ -77,6 +83,7 @@ class Row:
         d["mpx_per_s"] = self.mpx_per_s
         d["delta_psnr"] = self.delta_psnr
         d["delta_ssim"] = self.delta_ssim
+        d["lr_source"] = self.lr_source
         if not per_image:
             d.pop("per_image")
         return d
@@ -229,9 +236,7 @@ def run_bench(
                 scores: list[ImageScore] = []
                 for p in files:
                     provided = None
-                    if proto.needs_provided_lr(key, s):
-                        if s not in ds.lr_dirs:
-                            raise InputError(f"{ds.name}: the {proto.name} protocol needs provided LR for x{s}")
+                    if proto.needs_provided_lr(key, s) and s in ds.lr_dirs:  # else PIL bicubic, noted in the row
                         lr_file = ds.lr_path(p, s)
                         used_files.append(lr_file)
                         provided = read_rgb(lr_file)
