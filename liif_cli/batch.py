@@ -242,6 +242,11 @@ class Job:
     output: Path | None
     skip: str | None = None  # why the file is skipped
     error: LiifError | None = None  # why the file fails before it is read
+    earlier_output: bool = False  # found in a folder, named like an output of this command: not an input
+
+
+def _looks_like_output(path: Path, root: Path | None, suffix: str) -> bool:
+    return root is not None and bool(suffix) and path.stem.endswith(f"_{suffix}")
 
 
 def collect_inputs(paths: Iterable[str | os.PathLike], recursive: bool = False) -> list[tuple[Path, Path | None]]:
@@ -313,7 +318,7 @@ def plan_batch(paths: Sequence[str | os.PathLike], options: BatchOptions) -> lis
         if options.ext != "auto" and output_extension(out, options.ext) != out.suffix.lower():
             raise UsageError(f"-o {out} and --ext {options.ext} disagree; the extension of -o decides")
         out_is_file = True
-    guard = InputGuard(p for p, _ in items if p.exists())
+    guard = InputGuard(p for p, root in items if p.exists() and not _looks_like_output(p, root, suffix))
     claimed: dict[str, Path] = {}
     jobs: list[Job] = []
     for path, root in items:
@@ -329,8 +334,9 @@ def plan_batch(paths: Sequence[str | os.PathLike], options: BatchOptions) -> lis
             target = out / name
         job = Job(path, target)
         key = os.path.normcase(os.path.abspath(target))
-        if root is not None and suffix and path.stem.endswith(f"_{suffix}"):
+        if _looks_like_output(path, root, suffix):
             job.skip = f"looks like an output of this command (name ends in _{suffix})"
+            job.earlier_output = True
         elif guard.covers(target):
             job.error = OutputError(f"{target}: output would overwrite an input file (use -o or --suffix)")
         elif key in claimed:
@@ -473,7 +479,7 @@ def run_batch(
     `estimate(in_hw, out_hw)` may return a line to print before outputs of BIG_JOB_PIXELS or more.
     """
     rep = reporter or Reporter()
-    guard = InputGuard(j.input for j in jobs if j.input.exists())
+    guard = InputGuard(j.input for j in jobs if j.input.exists() and not j.earlier_output)
     results: list[FileResult] = []
     t_batch = time.monotonic()
     rep.start(jobs)

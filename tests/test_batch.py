@@ -1,0 +1,276 @@
+"""batch: option parsing, input collection, output planning, lazy model, per-file results."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from liif_cli.batch import (
+    BatchOptions,
+    LazyModel,
+    Reporter,
+    SizeSpec,
+    collect_inputs,
+    parse_pixels,
+    parse_scale,
+    parse_size,
+    plan_batch,
+    raise_for_failures,
+    run_batch,
+    upscale_image,
+)
+from liif_cli.errors import BatchError, InputError, ModelError, OutputError, UsageError
+from liif_cli.imageio import DecodedImage
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+WEIGHTS = SHARED / "weights" / "edsr-baseline-liif.pth"
+needs_weights = pytest.mark.skipif(not WEIGHTS.is_file(), reason="official weights not in ../shared")
+RNG = np.random.default_rng(7)
+
+
+def save(path: Path, h=12, w=12, mode="RGB") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    a = (RNG.random((h, w, 4)) * 255).astype(np.uint8)
+    fmt = None if path.suffix in Image.registered_extensions() else "PNG"
+    Image.fromarray(a).convert(mode).save(path, format=fmt)
+    return path
+
+
+@pytest.fixture(scope="module")
+def upscaler():
+    if not WEIGHTS.is_file():
+        pytest.skip("official weights not in ../shared")
+    from liif_cli.api import load_model
+
+    return load_model(WEIGHTS, device="cpu")
+
+
+# --- parsing ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["0", "-1", "nan", "inf", "-inf", "abc", "", "2,", ",2", "1,2,3", "1e999", "2e6"])
+def test_bad_scales(text):
+    with pytest.raises(UsageError):
+        parse_scale(text)
+
+
+def test_good_scales_and_tags():
+    assert parse_scale("2") == 2.0
+    assert parse_scale(" 7.5 ") == 7.5
+    assert parse_scale("2,3") == (2.0, 3.0)
+    assert SizeSpec(scale=7.5).tag() == "x7.5"
+    assert SizeSpec(scale=4.0).tag() == "x4"
+    assert SizeSpec(scale=(2.0, 3.0)).tag() == "x2x3"
+    assert SizeSpec(size=(4000, 3000)).tag() == "4000x3000"
+    assert SizeSpec(width=4000).tag() == "w4000"
+    assert SizeSpec(height=300).tag() == "h300"
+
+
+@pytest.mark.parametrize("text", ["0x5", "5x0", "4000", "x", "1e9x1e9", "-4x4", "4.5x3", "axb", "4x4x4", ""])
+def test_bad_sizes(text):
+    with pytest.raises(UsageError):
+        parse_size(text)
+
+
+def test_sizes_and_spec_parsing():
+    assert parse_size("4000x3000") == (4000, 3000)
+    assert parse_size("64X48") == (64, 48)
+    assert SizeSpec.parse(width="100").width == 100
+    with pytest.raises(UsageError, match="exactly one"):
+        SizeSpec.parse()
+    with pytest.raises(UsageError, match="--scale, --width"):
+        SizeSpec.parse(scale="2", width="10")
+    for bad in ("0", "-3", "1.5", "abc", "99999999999"):
+        with pytest.raises(UsageError):
+            SizeSpec.parse(width=bad)
+
+
+def test_pixel_limits():
+    assert parse_pixels("100M", "x") == 100_000_000
+    assert parse_pixels("250MP", "x") == 250_000_000
+    assert parse_pixels("1.5G", "x") == 1_500_000_000
+    assert parse_pixels("12345", "x") == 12345
+    assert parse_pixels("0", "x") is None and parse_pixels("none", "x") is None
+    for bad in ("-5", "abc", "1e9", "M"):
+        with pytest.raises(UsageError):
+            parse_pixels(bad, "x")
+
+
+def test_resolve_checks_output_limit():
+    spec = SizeSpec(scale=2.0)
+    assert spec.resolve((10, 20)) == (20, 40)
+    assert SizeSpec(width=30).resolve((10, 20)) == (15, 30)
+    assert SizeSpec(scale=(2.0, 3.0)).resolve((10, 20)) == (30, 40)
+    with pytest.raises(UsageError, match="--max-out-pixels"):
+        spec.resolve((1000, 1000), max_out_pixels=1_000_000)
+    with pytest.raises(UsageError, match="too large"):
+        SizeSpec(scale=900_000.0).resolve((1000, 1000), max_out_pixels=None)
+    with pytest.raises(UsageError, match="--max-out-pixels"):
+        BatchOptions(spec=SizeSpec(size=(30000, 30000)))
+
+
+def test_batch_options_validation():
+    spec = SizeSpec(scale=2.0)
+    for kwargs in ({"alpha": "magic"}, {"ext": "bmp"}, {"quality": 0}, {"suffix": "a/b"}):
+        with pytest.raises(UsageError):
+            BatchOptions(spec=spec, **kwargs)
+    assert BatchOptions(spec=spec, ext=".JPG").ext == "jpg"
+
+
+# --- collecting and planning -----------------------------------------------------------------------
+
+
+def test_collect_inputs(tmp_path):
+    save(tmp_path / "d" / "b.png")
+    save(tmp_path / "d" / "a.jpg")
+    save(tmp_path / "d" / "sub" / "c.png")
+    save(tmp_path / "d" / ".hidden.png")
+    (tmp_path / "d" / "notes.txt").write_text("x")
+    odd = save(tmp_path / "odd.data")
+    flat = collect_inputs([tmp_path / "d", odd, tmp_path / "d" / "a.jpg"])
+    assert [p.name for p, _ in flat] == ["a.jpg", "b.png", "odd.data"]  # a.jpg named twice: taken once
+    assert flat[0][1] == tmp_path / "d" and flat[2][1] is None
+    deep = collect_inputs([tmp_path / "d"], recursive=True)
+    assert [p.relative_to(tmp_path / "d").as_posix() for p, _ in deep] == ["a.jpg", "b.png", "sub/c.png"]
+    assert collect_inputs([tmp_path / "missing.png"]) == [(tmp_path / "missing.png", None)]
+
+
+def test_plan_default_beside_input_with_scale_suffix(tmp_path):
+    a = save(tmp_path / "photo.png")
+    b = save(tmp_path / "pic.jpg")
+    jobs = plan_batch([a, b], BatchOptions(spec=SizeSpec(scale=7.5)))
+    assert [j.output for j in jobs] == [tmp_path / "photo_x7.5.png", tmp_path / "pic_x7.5.jpg"]
+    jobs = plan_batch([b], BatchOptions(spec=SizeSpec(size=(40, 30)), ext="png", suffix="big"))
+    assert jobs[0].output == tmp_path / "pic_big.png"
+    bmp = save(tmp_path / "old.bmp")
+    assert plan_batch([bmp], BatchOptions(spec=SizeSpec(width=40)))[0].output == tmp_path / "old_w40.png"
+
+
+def test_plan_output_file_and_mirrored_folder(tmp_path):
+    a = save(tmp_path / "in" / "a.png")
+    save(tmp_path / "in" / "sub" / "b.png")
+    jobs = plan_batch([a], BatchOptions(spec=SizeSpec(scale=2.0), output=tmp_path / "one.webp"))
+    assert jobs[0].output == tmp_path / "one.webp"
+    opts = BatchOptions(spec=SizeSpec(scale=2.0), output=tmp_path / "out", recursive=True)
+    jobs = plan_batch([tmp_path / "in"], opts)
+    assert [j.output.relative_to(tmp_path / "out").as_posix() for j in jobs] == ["a_x2.png", "sub/b_x2.png"]
+    with pytest.raises(UsageError, match="names a file"):
+        plan_batch([tmp_path / "in"], BatchOptions(spec=SizeSpec(scale=2.0), output=tmp_path / "x.png"))
+    with pytest.raises(UsageError, match="disagree"):
+        plan_batch([a], BatchOptions(spec=SizeSpec(scale=2.0), output=tmp_path / "x.png", ext="jpg"))
+    with pytest.raises(UsageError, match="cannot write"):
+        plan_batch([a], BatchOptions(spec=SizeSpec(scale=2.0), output=tmp_path / "x.bmp"))
+    with pytest.raises(InputError, match="no image files"):
+        (tmp_path / "empty").mkdir()
+        plan_batch([tmp_path / "empty"], BatchOptions(spec=SizeSpec(scale=2.0)))
+
+
+def test_plan_skips_existing_refuses_inputs_and_collisions(tmp_path):
+    a = save(tmp_path / "a.png")
+    b = save(tmp_path / "a.jpg")
+    save(tmp_path / "a_x2.png")  # existing output, and also an earlier output of this command
+    opts = BatchOptions(spec=SizeSpec(scale=2.0), ext="png")
+    jobs = plan_batch([a, b], opts)
+    assert jobs[0].skip and "exists" in jobs[0].skip
+    assert isinstance(jobs[1].error, OutputError) and "also the output" in str(jobs[1].error)
+    jobs = plan_batch([tmp_path], BatchOptions(spec=SizeSpec(scale=2.0), overwrite=True))
+    by_name = {j.input.name: j for j in jobs}
+    assert by_name["a_x2.png"].skip and "looks like an output" in by_name["a_x2.png"].skip
+    assert by_name["a.png"].skip is None and by_name["a.png"].error is None  # a_x2.png is not an input
+    jobs = plan_batch([a], BatchOptions(spec=SizeSpec(scale=2.0), suffix="", overwrite=True))
+    assert isinstance(jobs[0].error, OutputError) and "overwrite an input" in str(jobs[0].error)
+
+
+# --- running ---------------------------------------------------------------------------------------
+
+
+class Recorder(Reporter):
+    def __init__(self):
+        self.events: list[tuple] = []
+
+    def progress(self, done, total):
+        self.events.append(("progress", done, total))
+
+    def file_end(self, result):
+        self.events.append(("end", result.status))
+
+    def warn(self, message):
+        self.events.append(("warn", message))
+
+
+def test_all_bad_or_skipped_batch_never_loads_the_model(tmp_path):
+    (tmp_path / "bad.png").write_text("not a png")
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    save(tmp_path / "done.png")
+    save(tmp_path / "done_x2.png")
+    opts = BatchOptions(spec=SizeSpec(scale=2.0))
+    jobs = plan_batch([tmp_path / "bad.png", tmp_path / "empty.jpg", tmp_path / "done.png"], opts)
+
+    def loader():
+        raise AssertionError("the model must not be loaded")
+
+    lazy = LazyModel(loader)
+    results = run_batch(jobs, opts, lazy, Recorder())
+    assert [r.status for r in results] == ["failed", "failed", "skipped"]
+    assert lazy.loads == 0
+    with pytest.raises(BatchError, match="2 of 3 files failed"):
+        raise_for_failures(results)
+    with pytest.raises(InputError):
+        raise_for_failures(results[:1], single_input=True)
+
+
+def test_model_load_errors_stop_the_batch(tmp_path):
+    a = save(tmp_path / "a.png")
+    opts = BatchOptions(spec=SizeSpec(scale=2.0))
+
+    def loader():
+        from liif_cli.api import load_model
+
+        return load_model(tmp_path / "no-such-weights.pth", device="cpu")
+
+    with pytest.raises(ModelError):
+        run_batch(plan_batch([a], opts), opts, LazyModel(loader))
+    assert not (tmp_path / "a_x2.png").exists()
+
+
+def test_upscale_image_modes_and_alpha_methods(upscaler):
+    rgb = RNG.random((10, 12, 3)).astype(np.float32)
+    alpha = np.zeros((10, 12), np.float32)
+    alpha[:, 6:] = 1.0
+    img = DecodedImage(rgb=rgb, alpha=alpha, mode="RGBA", dpi=(100.0, 50.0))
+    seen = []
+    out_m = upscale_image(img, upscaler, (20, 24), alpha="model", progress=lambda d, t: seen.append((d, t)))
+    out_b = upscale_image(img, upscaler, (20, 24), alpha="bicubic")
+    assert out_m.rgb.shape == (20, 24, 3) and out_m.alpha.shape == (20, 24)
+    assert np.array_equal(out_m.rgb, out_b.rgb)
+    for a in (out_m.alpha, out_b.alpha):
+        assert a.min() >= 0 and a.max() <= 1
+        assert a[:, :10].max() < 0.1 and a[:, 14:].min() > 0.9
+    assert seen and seen[-1][0] == seen[-1][1]  # two passes reported as one job that completes
+    assert out_m.dpi == pytest.approx((200.0, 100.0))
+    opaque = DecodedImage(rgb=rgb, alpha=np.ones((10, 12), np.float32), mode="RGBA")
+    assert np.all(upscale_image(opaque, upscaler, (15, 18)).alpha == 1.0)
+    with pytest.raises(UsageError):
+        upscale_image(img, upscaler, (20, 24), alpha="nearest")
+
+
+@needs_weights
+def test_run_batch_writes_and_loads_once(tmp_path):
+    from liif_cli.api import load_model
+
+    files = [save(tmp_path / f"{i}.png", mode=m) for i, m in enumerate(["RGB", "RGBA", "L", "LA"])]
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    files.insert(2, tmp_path / "broken.png")
+    opts = BatchOptions(spec=SizeSpec(scale=1.5), alpha="bicubic")
+    lazy = LazyModel(lambda: load_model(WEIGHTS, device="cpu"))
+    rec = Recorder()
+    results = run_batch(plan_batch(files, opts), opts, lazy, rec)
+    assert [r.status for r in results] == ["written", "written", "failed", "written", "written"]
+    assert lazy.loads == 1
+    for r, mode in zip([results[i] for i in (0, 1, 3, 4)], ["RGB", "RGBA", "L", "LA"], strict=True):
+        with Image.open(r.output) as im:
+            assert im.mode == mode and im.size == (18, 18)
+    assert any(e[0] == "progress" for e in rec.events)
