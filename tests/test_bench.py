@@ -383,6 +383,44 @@ def test_corrupt_archive_from_hub_leaves_nothing(offline_hub, tmp_path):
     assert _leftovers(tmp_path / "liif" / "datasets" / "Set5") == []
 
 
+@needs_shared
+def test_cli_offline_env_uses_hub_cache_under_hf_home(tmp_path):
+    """HF_HOME + HF_HUB_OFFLINE=1 as a user sets them (read by the hub client at import, so a fresh process)."""
+    hub = tmp_path / "hf" / "hub"
+    _hub_cache(hub, "eugenesiow/Set5", _published_archives(scales=(2,)))
+    corrupt = _published_archives(name="Set14", scales=())
+    corrupt["data/Set14_HR.tar.gz"] = corrupt["data/Set14_HR.tar.gz"][:300]
+    _hub_cache(hub, "eugenesiow/Set14", corrupt)
+    env = _cli_env(tmp_path, "http://127.0.0.1:9")  # nothing listens there: any request would fail
+    env["HF_HUB_OFFLINE"] = "1"
+    base = [sys.executable, "-m", "liif_cli", "bench", "--model", str(WEIGHTS), "-q", "--limit", "1"]
+
+    proc = subprocess.run([*base, "--dataset", "set14"], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == DownloadError.exit_code
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and "Set14_HR.tar.gz: corrupt" in proc.stderr
+    assert _leftovers(tmp_path / "liif" / "datasets" / "Set14") == []
+
+    proc = subprocess.run(
+        [*base, "--dataset", "set5", "--protocol", "paper", "--scales", "2,3", "--csv", "-"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == OfflineError.exit_code, proc.stderr  # x3 LR is not in the hub cache
+    assert "Set5_LR_x3.tar.gz" in proc.stderr and "HF_HUB_OFFLINE" in proc.stderr
+    proc = subprocess.run(
+        [*base, "--dataset", "set5", "--protocol", "paper", "--scales", "2,6", "--csv", "-"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    rows = proc.stdout.strip().splitlines()
+    assert rows[0].startswith("model,dataset,scale") and [r.split(",")[2] for r in rows[1:]] == ["2", "6"]
+
+
 class _HubHandler(BaseHTTPRequestHandler):
     """Enough of the hub's `resolve` endpoint for hf_hub_download: HEAD for metadata, GET for bytes."""
 
