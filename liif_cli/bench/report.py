@@ -28,9 +28,10 @@ CSV_FIELDS = (
     "ssim_blue",
     "published_psnr",
     "delta_psnr",
-    "published_ssim",
-    "published_ssim_kind",
-    "delta_ssim",
+    "published_ssim_rgb",
+    "delta_ssim_rgb",
+    "published_ssim_blue",
+    "delta_ssim_blue",
     "published_source",
     "lr_source",
     "out_mpx",
@@ -86,10 +87,8 @@ def scores_table(result: BenchResult) -> Table:
                     continue
                 cells.append(_cell(r.psnr, r.published_psnr, r.delta_psnr, 4))
                 if mm:
-                    rgb_pub = r.published_ssim if r.published_ssim_kind == "rgb" else None
-                    blue_pub = r.published_ssim if r.published_ssim_kind == "blue" else None
-                    cells.append(_cell(r.ssim, rgb_pub, r.delta_ssim if rgb_pub is not None else None, 4))
-                    cells.append(_cell(r.ssim_blue, blue_pub, r.delta_ssim if blue_pub is not None else None, 4))
+                    cells.append(_cell(r.ssim, r.published_ssim_rgb, r.delta_ssim_rgb, 4))
+                    cells.append(_cell(r.ssim_blue, r.published_ssim_blue, r.delta_ssim_blue, 4))
             table.add_row(*cells)
     return table
 

@@ -51,8 +51,8 @@ class Row:
     upscale_s: float
     wall_s: float
     published_psnr: float | None = None
-    published_ssim: float | None = None
-    published_ssim_kind: str | None = None
+    published_ssim_blue: float | None = None
+    published_ssim_rgb: float | None = None
     published_source: str | None = None
     per_image: list[ImageScore] = field(default_factory=list)
 
@@ -71,18 +71,20 @@ class Row:
         return None if self.published_psnr is None else self.psnr - self.published_psnr
 
     @property
-    def delta_ssim(self) -> float | None:
-        """Ours minus the published SSIM, like for like (blue-only against an MMEditing 0.x figure)."""
-        if self.published_ssim is None:
-            return None
-        ours = self.ssim_blue if self.published_ssim_kind == "blue" else self.ssim
-        return None if ours is None else ours - self.published_ssim
+    def delta_ssim_blue(self) -> float | None:
+        """Our blue-only SSIM minus the published (MMEditing 0.x) figure."""
+        return _delta(self.ssim_blue, self.published_ssim_blue)
+
+    @property
+    def delta_ssim_rgb(self) -> float | None:
+        return _delta(self.ssim, self.published_ssim_rgb)
 
     def to_dict(self, per_image: bool = True) -> dict[str, Any]:
         d = asdict(self)
         d["mpx_per_s"] = self.mpx_per_s
         d["delta_psnr"] = self.delta_psnr
-        d["delta_ssim"] = self.delta_ssim
+        d["delta_ssim_blue"] = self.delta_ssim_blue
+        d["delta_ssim_rgb"] = self.delta_ssim_rgb
         d["lr_source"] = self.lr_source
         if not per_image:
             d.pop("per_image")
@@ -280,8 +282,8 @@ def run_bench(
                         upscale_s=up_s,
                         wall_s=time.perf_counter() - t_row,
                         published_psnr=fig.psnr if fig else None,
-                        published_ssim=fig.ssim if fig else None,
-                        published_ssim_kind=fig.ssim_kind if fig else None,
+                        published_ssim_blue=fig.ssim_blue if fig else None,
+                        published_ssim_rgb=fig.ssim_rgb if fig else None,
                         published_source=fig.source if fig else None,
                         per_image=scores,
                     )
@@ -319,6 +321,10 @@ def run_bench(
 def _model_label(model: str | Path) -> str:
     text = str(model)
     return text if text in pub.SOURCE_MODELS or "/" not in text and not text.endswith(".pth") else Path(text).name
+
+
+def _delta(ours: float | None, published: float | None) -> float | None:
+    return None if ours is None or published is None else ours - published
 
 
 def _mean(values) -> float:
