@@ -569,6 +569,8 @@ def test_run_bench_api_with_stub_model(tmp_path):
     assert [r.lr_source for r in res.rows] == ["provided", "bicubic"]
     assert any("Set5 x3: no provided LR" in line for line in report.notes(res))
     assert not any("x2: no provided" in line for line in report.notes(res))
+    with pytest.raises(UsageError, match="unknown protocol"):
+        run_bench(["set5"], ["m"], protocol="matlab", data_dir=tmp_path / "two", loader=lambda m: _Bicubic())
     (tmp_path / "two" / "Set5" / "LR_bicubic" / "X2" / "betax2.png").unlink()
     with pytest.raises(InputError, match="no LR image for beta.png"):
         run_bench(["set5"], ["m"], protocol="paper", scales=[2], data_dir=tmp_path / "two", loader=lambda m: _Bicubic())

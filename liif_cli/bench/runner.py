@@ -163,12 +163,7 @@ def _load(model: str, device: str, precision: str | None, threads: int | None):
         kwargs["precision"] = precision
     if threads is not None:
         kwargs["threads"] = threads
-    try:
-        return load_model(model, **kwargs)
-    except TypeError as exc:
-        if "precision" in str(exc) or "threads" in str(exc):
-            raise UsageError(f"this build's load_model does not take {', '.join(kwargs)} ({exc})") from exc
-        raise
+    return load_model(model, **kwargs)
 
 
 def run_bench(
@@ -193,7 +188,10 @@ def run_bench(
     save_images: write each uint8 output to `DIR/<model>/<dataset>/x<s>/<image>.png`.
     loader: how to turn a model name into an object with `upscale_array(rgb, (h, w))` (default: load_model).
     """
-    proto = get_protocol(protocol) if isinstance(protocol, str) else protocol
+    try:
+        proto = get_protocol(protocol) if isinstance(protocol, str) else protocol
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     if not datasets:
         raise UsageError("give at least one --dataset")
     if limit is not None and limit < 1:
