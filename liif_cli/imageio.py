@@ -546,8 +546,8 @@ def write_image(
     The file is written to a temporary name in the target folder and renamed into place; on any failure
     or interrupt the temporary file is removed. An existing file is refused unless `overwrite`; a file in
     `protect` (the inputs) is always refused. Outputs keep the input's mode (gray stays gray, alpha
-    stays), bit depth (16-bit stays 16-bit in PNG and TIFF), ICC profile, DPI and EXIF where the format
-    can hold them. JPEG cannot hold alpha: the image is flattened onto white (with a warning). JPEG and
+    stays), bit depth (16-bit stays 16-bit in PNG and TIFF), ICC profile and DPI; EXIF goes into PNG,
+    JPEG and WebP (not TIFF, where it would mix with the file's own tags). JPEG cannot hold alpha: the image is flattened onto white (with a warning). JPEG and
     WebP are 8-bit: 16-bit images are reduced (with a warning).
     """
     path = Path(path)
@@ -627,7 +627,7 @@ def _encode(img: DecodedImage, tmp: Path, fmt: str, *, quality: int, lossless: b
         _write_png16(tmp, q, gray=gray, has_alpha=alpha is not None, icc=icc, dpi=img.dpi, exif=exif)
         return
     if bits == 16 and fmt == "TIFF":
-        _write_tiff16(tmp, q, gray=gray, has_alpha=alpha is not None, icc=icc, dpi=img.dpi)  # no EXIF: documented
+        _write_tiff16(tmp, q, gray=gray, has_alpha=alpha is not None, icc=icc, dpi=img.dpi)
         return
     if q.shape[2] == 1:
         pil = Image.fromarray(q[..., 0])
@@ -638,7 +638,7 @@ def _encode(img: DecodedImage, tmp: Path, fmt: str, *, quality: int, lossless: b
         params["icc_profile"] = icc
     if img.dpi and fmt != "WEBP":
         params["dpi"] = img.dpi
-    if exif:
+    if exif and fmt != "TIFF":  # TIFF: EXIF would be merged into the image's own IFD (libtiff refuses sub-IFDs)
         if fmt == "JPEG" and len(exif) > 65533:
             warn(f"{name}: EXIF block too large for JPEG ({len(exif)} bytes); dropped")
         else:
