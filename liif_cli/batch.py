@@ -391,6 +391,9 @@ def upscale_image(
 ) -> DecodedImage:
     """Upscale colour (and alpha) to `out_hw`, keeping the image's metadata; DPI scales with the size.
 
+    An RGB image without alpha comes back already quantized (uint8, or uint16 for 16-bit input), as
+    `imageio.quantize` would round it; anything else comes back as float32 in [0, 1].
+
     Alpha `model`: the alpha plane replicated to RGB goes through the model, and the mean of the three
     results is taken (clamped to [0, 1]); its edges stay as sharp as the colour's. `bicubic`: Pillow's
     bicubic resize of the float alpha; cheaper (one model pass instead of two). A constant alpha (e.g.
@@ -407,11 +410,16 @@ def upscale_image(
             return progress
         return lambda done, total: progress(offset * total + done, 2 * total)
 
-    rgb = upscaler.upscale_array(img.rgb, out_hw, progress=phase(0))
+    if img.mode == "RGB" and img.alpha is None:  # quantized tile by tile: a big result never exists in float
+        rgb = upscaler.upscale_array(
+            img.rgb, out_hw, progress=phase(0), dtype=np.uint16 if img.bits == 16 else np.uint8
+        )
+    else:  # gray (luma) and alpha compositing are computed from the float result
+        rgb = np.asarray(upscaler.upscale_array(img.rgb, out_hw, progress=phase(0)), dtype=np.float32)
     out_alpha = None
     if img.alpha is not None:
         out_alpha = _upscale_alpha(img.alpha, upscaler, out_hw, alpha if two_passes else "bicubic", phase(1))
-    return img.with_pixels(np.asarray(rgb, dtype=np.float32), out_alpha)
+    return img.with_pixels(rgb, out_alpha)
 
 
 def _upscale_alpha(a: np.ndarray, upscaler: Upscaler, out_hw: tuple[int, int], method: str, progress) -> np.ndarray:

@@ -66,10 +66,20 @@ def quantize(x: np.ndarray, bits: int = 8) -> np.ndarray:
     """Float in [0, 1] -> uint8 / uint16: `rint(clip(x, 0, 1) * (2**bits - 1))`.
 
     Rounds half to even, like MMEditing's `tensor2img` (the official LIIF demo truncates instead).
-    NaN becomes 0. The input array is not modified.
+    NaN becomes 0. The input array is not modified. A uint8 / uint16 array is taken as already
+    quantized: returned as is at its own depth, or converted exactly (x257) / rounded (/257) between depths.
     """
     if bits not in (8, 16):
         raise ValueError(f"bits must be 8 or 16, got {bits}")
+    x = np.asarray(x)
+    if x.dtype in (np.uint8, np.uint16):
+        if x.dtype.itemsize * 8 == bits:
+            return x
+        if bits == 16:
+            return x.astype(np.uint16) * np.uint16(257)
+        return np.rint(x / 257.0).astype(np.uint8)
+    if x.dtype.kind in "iub":
+        raise ValueError(f"quantize expects floats in [0, 1] or uint8/uint16, got {x.dtype}")
     y = np.nan_to_num(np.asarray(x, dtype=np.float32), nan=0.0, posinf=1.0, neginf=0.0)
     y = np.clip(y, 0.0, 1.0)
     y *= float(2**bits - 1)
@@ -83,6 +93,8 @@ class DecodedImage:
 
     `rgb` is always (H, W, 3) (gray inputs are replicated); `mode` is what will be written:
     "RGB", "RGBA", "L" (gray, written as BT.601 luma of `rgb`) or "LA". Orientation is already applied.
+    `rgb` may also hold already quantized uint8 / uint16 values (a large upscaled RGB result is made
+    that way, tile by tile, so that it never exists in float).
     """
 
     rgb: np.ndarray
@@ -499,8 +511,17 @@ class InputGuard:
         return (st.st_dev, st.st_ino) in self._inodes
 
 
+def as_float(a: np.ndarray) -> np.ndarray:
+    """float32 in [0, 1] from float, uint8 or uint16 pixels."""
+    if a.dtype == np.uint8:
+        return _u8(a)
+    if a.dtype == np.uint16:
+        return _u16(a)
+    return np.asarray(a, dtype=np.float32)
+
+
 def _gray(img: DecodedImage) -> np.ndarray:
-    return img.rgb @ LUMA_601
+    return as_float(img.rgb) @ LUMA_601
 
 
 def _exif_for_output(exif: bytes | None, w: int, h: int, dpi: tuple[float, float] | None) -> bytes | None:
@@ -611,7 +632,7 @@ def _encode(img: DecodedImage, tmp: Path, fmt: str, *, quality: int, lossless: b
     colour = _gray(img)[..., None] if gray else img.rgb
     if fmt == "JPEG" and alpha is not None:
         warn(f"{name}: JPEG cannot hold transparency; flattened onto white")
-        colour = colour * alpha[..., None] + (1.0 - alpha[..., None])
+        colour = as_float(colour) * alpha[..., None] + (1.0 - alpha[..., None])
         alpha = None
     if fmt == "WEBP" and gray:  # WebP has no gray mode
         colour = np.repeat(colour, 3, axis=2)
@@ -620,7 +641,7 @@ def _encode(img: DecodedImage, tmp: Path, fmt: str, *, quality: int, lossless: b
             icc = None
     if icc and _icc_space(icc) == "GRAY" and not gray:
         icc = None
-    planes = colour if alpha is None else np.concatenate([colour, alpha[..., None]], axis=2)
+    planes = colour if alpha is None else np.concatenate([as_float(colour), alpha[..., None]], axis=2)
     q = quantize(planes, bits)
     exif = _exif_for_output(img.exif, w, h, img.dpi)
     if bits == 16 and fmt == "PNG":

@@ -274,3 +274,16 @@ def test_run_batch_writes_and_loads_once(tmp_path):
         with Image.open(r.output) as im:
             assert im.mode == mode and im.size == (18, 18)
     assert any(e[0] == "progress" for e in rec.events)
+
+
+def test_rgb_results_are_quantized_tile_by_tile_like_quantize(upscaler):
+    from liif_cli.imageio import quantize
+
+    rgb = RNG.random((10, 12, 3)).astype(np.float32)
+    for bits, dtype in ((8, np.uint8), (16, np.uint16)):
+        out = upscale_image(DecodedImage(rgb=rgb, bits=bits), upscaler, (20, 24))
+        assert out.rgb.dtype == dtype
+        expected = quantize(upscaler.upscale_array(rgb, (20, 24)), bits)
+        assert np.array_equal(out.rgb, expected)
+    gray = upscale_image(DecodedImage(rgb=rgb, mode="L"), upscaler, (20, 24))
+    assert gray.rgb.dtype == np.float32

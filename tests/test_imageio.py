@@ -62,6 +62,15 @@ def test_quantize_rounds_half_to_even_and_clips():
         quantize(x, 12)
 
 
+def test_quantize_passes_integers_through_or_converts_depth():
+    a8 = np.array([0, 1, 128, 255], np.uint8)
+    assert quantize(a8) is a8
+    assert quantize(a8, 16).tolist() == [0, 257, 32896, 65535]
+    assert quantize(np.array([0, 257, 32896, 32895, 65535], np.uint16), 8).tolist() == [0, 1, 128, 128, 255]
+    with pytest.raises(ValueError):
+        quantize(np.array([3], np.int32))
+
+
 def test_quantize_does_not_modify_input():
     x = np.array([0.2, 1.7], dtype=np.float32)
     quantize(x)
