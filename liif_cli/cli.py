@@ -407,35 +407,54 @@ def _upscale_estimator(opts: dict):
 
 
 @main.command("upscale")
-@click.argument("inputs", nargs=-1, required=True)
-@click.option("-s", "--scale", help="Scale factor S (2, 7.5...) or SX,SY.")
-@click.option("--size", help="Output size WIDTHxHEIGHT (the aspect ratio follows the numbers).")
-@click.option("--width", help="Output width in pixels; the height keeps the aspect ratio.")
-@click.option("--height", help="Output height in pixels; the width keeps the aspect ratio.")
+@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
+@click.option("-s", "--scale", metavar="S|SX,SY", help="Scale factor S (2, 7.5...) or SX,SY.")
+@click.option("--size", metavar="WxH", help="Output size WIDTHxHEIGHT (the aspect ratio follows the numbers).")
+@click.option("--width", metavar="PX", help="Output width in pixels; the height keeps the aspect ratio.")
+@click.option("--height", metavar="PX", help="Output height in pixels; the width keeps the aspect ratio.")
 @click.option(
     "-o",
     "--output",
+    metavar="PATH",
     help="Output file (one input) or folder (input folders are mirrored inside it). Default: beside each input.",
 )
 @click.option(
-    "--model", default="edsr-baseline", show_default=True, help="Model name (see 'liif models') or .pth path."
+    "--model",
+    default="edsr-baseline",
+    show_default=True,
+    metavar="NAME|PATH",
+    help="Model name (see 'liif models') or .pth path.",
 )
-@click.option("--device", help="auto, cpu, cuda, cuda:N or mps.  [default: auto]")
-@click.option("--precision", help="auto, fp32, bf16 or fp16.  [default: auto]")
-@click.option("--tile", help="Tile size in input pixels; 0 = from free memory.  [default: 0]")
-@click.option("--threads", help="CPU threads.  [default: all cores]")
-@click.option("--batch-size", help="Query points per decoder batch.")
-@click.option("--alpha", default="model", show_default=True, help="Transparency upscaling: model or bicubic.")
+@click.option("--device", metavar="DEVICE", help="auto, cpu, cuda, cuda:N or mps.  [default: auto]")
+@click.option("--precision", metavar="P", help="auto, fp32, bf16 or fp16.  [default: auto]")
+@click.option("--tile", metavar="PX", help="Tile size in input pixels; 0 = from free memory.  [default: 0]")
+@click.option("--threads", metavar="N", help="CPU threads.  [default: all cores]")
+@click.option("--batch-size", metavar="N", help="Query points per decoder batch.")
 @click.option(
-    "--ext", default="auto", show_default=True, help="Output format: auto (as the input), png, jpg, webp, tif."
+    "--alpha", default="model", metavar="METHOD", show_default=True, help="Transparency upscaling: model or bicubic."
 )
-@click.option("--quality", default="95", show_default=True, help="JPEG and WebP quality, 1-100.")
+@click.option(
+    "--ext",
+    default="auto",
+    show_default=True,
+    metavar="EXT",
+    help="Output format: auto (as the input), png, jpg, webp, tif.",
+)
+@click.option("--quality", default="95", metavar="Q", show_default=True, help="JPEG and WebP quality, 1-100.")
 @click.option("--lossless", is_flag=True, help="Write WebP losslessly.")
-@click.option("--suffix", help="Output name <name>_<suffix>.<ext>; '' for none.  [default: x2, x7.5, 4000x3000...]")
+@click.option(
+    "--suffix",
+    metavar="TEXT",
+    help="Output name <name>_<suffix>.<ext>; '' for none.  [default: x2, x7.5, 4000x3000...]",
+)
 @click.option("-r", "--recursive", is_flag=True, help="Also collect images in sub-folders of input folders.")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs (inputs are never overwritten).")
-@click.option("--max-pixels", default="100M", show_default=True, help="Largest input accepted (0: no limit).")
-@click.option("--max-out-pixels", default="400M", show_default=True, help="Largest output accepted (0: no limit).")
+@click.option(
+    "--max-pixels", default="100M", metavar="N", show_default=True, help="Largest input accepted (0: no limit)."
+)
+@click.option(
+    "--max-out-pixels", default="400M", metavar="N", show_default=True, help="Largest output accepted (0: no limit)."
+)
 @click.option("--allow-unverified", is_flag=True, help="Use a model whose sha256 is not pinned.")
 @click.option("--offline", is_flag=True, help="Never download; use the cache only.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output; warnings and errors only.")
