@@ -1,0 +1,124 @@
+"""The fast tiled engine against the official math: fixtures, random weights, tiles, precisions, devices."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from liif_cli.api import load_model
+from liif_cli.engine import Renderer, RenderOptions, axis_lookup, render_array
+from liif_cli.models import LoadedModel, Normalization, build_liif, make_coord, reference_upscale
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+OFFICIAL = SHARED / "weights" / "edsr-baseline-liif.pth"
+needs_shared = pytest.mark.skipif(not OFFICIAL.is_file(), reason="../shared is not beside the checkout")
+CASES = json.loads((SHARED / "fixtures" / "manifest.json").read_text())["cases"] if OFFICIAL.is_file() else []
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB"), dtype=np.float32) / 255.0
+
+
+def random_model(encoder: str, seed: int = 0) -> LoadedModel:
+    """Random weights, scaled so that outputs stay inside (0, 1) and differences are not clamped away."""
+    torch.manual_seed(seed)
+    net = build_liif(encoder).eval()
+    return LoadedModel(net, encoder, Normalization.named("half"), "official")
+
+
+def oracle(loaded: LoadedModel, rgb: np.ndarray, out_hw) -> np.ndarray:
+    x = torch.from_numpy(rgb).permute(2, 0, 1)
+    norm = loaded.normalization
+    return reference_upscale(loaded.net, x, out_hw, norm.sub, norm.div).numpy()
+
+
+@needs_shared
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
+def test_fast_fp32_matches_every_official_fixture(case, device):
+    up = load_model(OFFICIAL, device=device, precision="fp32")
+    w, h = case["output_size_wh"]
+    out = up.upscale_array(read_rgb(SHARED / case["input"]), (h, w))
+    assert out.shape == (h, w, 3) and out.dtype == np.float32
+    tolerance = 1e-5 if device == "cpu" else 1e-4  # TF32 is off, but GPU conv algorithms sum differently
+    assert np.abs(out - np.load(SHARED / case["file"])).max() <= tolerance
+
+
+@pytest.mark.parametrize(
+    ("in_hw", "out_hw"),
+    [((13, 17), (40, 61)), ((21, 9), (21, 9)), ((30, 28), (7, 50)), ((12, 12), (97, 97)), ((1, 5), (3, 11))],
+)
+def test_fast_path_equals_the_oracle_on_odd_shapes(in_hw, out_hw):
+    loaded = random_model("edsr-baseline")
+    rgb = np.random.default_rng(1).random((*in_hw, 3), dtype=np.float32)
+    renderer = Renderer(loaded, RenderOptions(torch.device("cpu"), "fp32", tile=None, query_batch=500))
+    assert np.abs(render_array(renderer, rgb, out_hw) - oracle(loaded, rgb, out_hw)).max() <= 1e-5
+
+
+@pytest.mark.parametrize(
+    ("encoder", "in_hw", "out_hw", "tile"),
+    [
+        ("edsr-baseline", (40, 50), (97, 131), 16),  # 3 x 4 tiles, each with a 36 px margin
+        ("edsr-baseline", (44, 30), (23, 75), 15),  # down in y, up in x
+        ("rdn", (12, 10), (29, 31), 5),  # RDN's margin is 133 px: every tile encodes it all, but splits the output
+    ],
+)
+def test_tiled_output_equals_whole_image_output(encoder, in_hw, out_hw, tile):
+    loaded = random_model(encoder, seed=3)
+    rgb = np.random.default_rng(2).random((*in_hw, 3), dtype=np.float32)
+    whole = Renderer(loaded, RenderOptions(torch.device("cpu"), "fp32", tile=10_000))
+    tiled = Renderer(loaded, RenderOptions(torch.device("cpu"), "fp32", tile=tile, query_batch=3000))
+    blocks = []
+    tiled.render(rgb, out_hw, lambda r, c, b: blocks.append((r, c)))
+    assert len({(r.start, c.start) for r, c in blocks}) > 4, "the case must really need several tiles"
+    assert np.abs(render_array(tiled, rgb, out_hw) - render_array(whole, rgb, out_hw)).max() <= 1e-5
+
+
+def test_axis_lookup_matches_the_official_two_dimensional_grid_sample():
+    h_lat, w_lat, h_out, w_out = 7, 11, 23, 5
+    ylook, xlook = axis_lookup(h_out, h_lat), axis_lookup(w_out, w_lat)
+    coord = make_coord((h_out, w_out)).unsqueeze(0)
+    feat_coord = make_coord((h_lat, w_lat), flatten=False).permute(2, 0, 1).unsqueeze(0)
+    for a, vx in enumerate((-1, 1)):
+        for b, vy in enumerate((-1, 1)):
+            c = coord.clone()
+            c[:, :, 0] += vx / h_lat + 1e-6
+            c[:, :, 1] += vy / w_lat + 1e-6
+            c.clamp_(-1 + 1e-6, 1 - 1e-6)
+            q = F.grid_sample(feat_coord, c.flip(-1).unsqueeze(1), mode="nearest", align_corners=False)
+            q = q[0, :, 0, :].t().view(h_out, w_out, 2)
+            rel = (coord.view(h_out, w_out, 2) - q) * torch.tensor([h_lat, w_lat])
+            assert torch.equal(rel[:, 0, 0], ylook.rel[a]) and torch.equal(rel[0, :, 1], xlook.rel[b])
+
+
+@needs_shared
+def test_integer_output_is_the_rounded_float_output():
+    up = load_model(OFFICIAL, device="cpu", precision="fp32")
+    rgb = read_rgb(SHARED / "datasets/Set5/LR_bicubic/X4/birdx4.png")[:20, :30]
+    as_float = up.upscale_array(rgb, (61, 90))
+    for dtype, top in ((np.uint8, 255), (np.uint16, 65535)):
+        got = up.upscale_array(rgb, (61, 90), dtype=dtype)
+        assert got.dtype == dtype
+        assert np.array_equal(got, np.rint(as_float * top).astype(dtype))
+
+
+@needs_shared
+@pytest.mark.parametrize("device", DEVICES)
+def test_half_precision_paths_stay_close(device):
+    from liif_cli.engine import cpu_has_fast_bf16
+
+    if device == "cpu" and not cpu_has_fast_bf16():
+        pytest.skip("this CPU has no native bf16")
+    rgb = read_rgb(SHARED / "datasets/Set5/LR_bicubic/X4/butterflyx4.png")
+    ref = load_model(OFFICIAL, device=device, precision="fp32").upscale_array(rgb, (128, 128))
+    for precision in ("bf16",) + (("fp16",) if device == "cuda" else ()):
+        out = load_model(OFFICIAL, device=device, precision=precision).upscale_array(rgb, (128, 128))
+        err = out - ref
+        assert np.abs(err).max() < 0.05 and np.sqrt((err**2).mean()) < 2e-3, precision

@@ -1,0 +1,132 @@
+"""Models and checkpoints: the official fixtures, both checkpoint layouts, strict loading, safe loading."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from liif_cli.models import (
+    CheckpointError,
+    build_liif,
+    load_checkpoint,
+    reference_upscale,
+    save_official,
+)
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+OFFICIAL = SHARED / "weights" / "edsr-baseline-liif.pth"
+MANIFEST = json.loads((SHARED / "fixtures" / "manifest.json").read_text())
+needs_shared = pytest.mark.skipif(not OFFICIAL.is_file(), reason="../shared is not beside the checkout")
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB"), dtype=np.float32) / 255.0
+
+
+@needs_shared
+def test_official_checkpoint_loads_strictly_with_official_normalization():
+    loaded = load_checkpoint(OFFICIAL)
+    assert loaded.encoder == "edsr-baseline"
+    assert loaded.source_format == "official"
+    assert loaded.normalization.sub == (0.5, 0.5, 0.5) and loaded.normalization.div == (0.5, 0.5, 0.5)
+    assert sum(p.numel() for p in loaded.net.encoder.parameters()) == 1_220_416  # EDSR-baseline, no tail
+    assert sum(p.numel() for p in loaded.net.imnet.parameters()) == 346_883  # 580-256-256-256-256-3
+
+
+@needs_shared
+def test_oracle_reproduces_the_official_fixture():
+    """The transcription itself is checked once, on the smallest case (it is slow by design)."""
+    case = next(c for c in MANIFEST["cases"] if c["name"] == "woman_down_40w_70h")
+    loaded = load_checkpoint(OFFICIAL)
+    x = torch.from_numpy(read_rgb(SHARED / case["input"])).permute(2, 0, 1)
+    w, h = case["output_size_wh"]
+    norm = loaded.normalization
+    out = reference_upscale(loaded.net, x, (h, w), norm.sub, norm.div).numpy()
+    assert np.abs(out - np.load(SHARED / case["file"])).max() <= 1e-5
+
+
+def _rename_to_mmagic(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    out = {}
+    for key, value in sd.items():
+        if key.startswith(("encoder.sub_mean", "encoder.add_mean")):
+            continue
+        k = key.replace("encoder.head.0.", "conv_first.").replace("encoder.body.16.", "conv_after_body.")
+        if k.startswith("encoder.body."):
+            _, _, i, _, j, leaf = k.split(".")
+            k = f"body.{i}.{'conv1' if j == '0' else 'conv2'}.{leaf}"
+        out["generator." + k] = value
+    return out
+
+
+@needs_shared
+def test_mmagic_layout_loads_and_uses_the_mmagic_edsr_normalization(tmp_path):
+    official = load_checkpoint(OFFICIAL)
+    sd = _rename_to_mmagic(official.net.state_dict())
+    assert not any(k.startswith("generator.encoder") for k in sd)
+    path = tmp_path / "liif_edsr_mmagic.pth"
+    torch.save({"meta": {"epoch": 1}, "state_dict": sd}, path, _use_new_zipfile_serialization=False)
+
+    loaded = load_checkpoint(path)
+    assert loaded.source_format == "mmagic" and loaded.encoder == "edsr-baseline"
+    mean = (0.4488, 0.4371, 0.4040)
+    assert loaded.normalization.sub == mean and loaded.normalization.div == (1.0, 1.0, 1.0)
+
+    x = torch.rand(3, 20, 24, generator=torch.Generator().manual_seed(0))
+    got = reference_upscale(loaded.net, x, (50, 37), loaded.normalization.sub, loaded.normalization.div)
+    # The official network, fed by hand with mmagic's normalization: x - mean in, pred + mean out.
+    m = torch.tensor(mean).view(3, 1, 1)
+    with torch.no_grad():
+        feat = official.net.encode((x - m).unsqueeze(0))
+        from liif_cli.models import make_cell, make_coord
+
+        coord = make_coord((50, 37)).unsqueeze(0)
+        pred = official.net.query_rgb(feat, coord, make_cell(coord, (50, 37)))[0]
+    want = (pred + m.view(1, 3)).clamp(0, 1).view(50, 37, 3)
+    assert torch.equal(got, want)
+
+
+def test_rdn_with_random_weights_round_trips_through_the_official_format(tmp_path):
+    torch.manual_seed(0)
+    net = build_liif("rdn")
+    assert sum(p.numel() for p in net.parameters()) == pytest.approx(22.3e6, rel=0.002)  # NOTES: 22.3 M
+    path = tmp_path / "rdn.pth"
+    save_official(net, "rdn", path, optimizer={"state": {}}, epoch=3)
+    raw = torch.load(path, map_location="cpu", weights_only=True)
+    assert raw["model"]["args"]["encoder_spec"]["name"] == "rdn" and raw["epoch"] == 3
+    loaded = load_checkpoint(path)
+    assert loaded.encoder == "rdn" and loaded.source_format == "official"
+    x = torch.rand(3, 9, 11)
+    out = reference_upscale(loaded.net, x, (20, 17), (0.5,) * 3, (0.5,) * 3)
+    assert out.shape == (20, 17, 3) and torch.isfinite(out).all()
+
+
+def test_missing_or_extra_keys_are_refused(tmp_path):
+    net = build_liif("edsr-baseline")
+    sd = net.state_dict()
+    del sd["imnet.layers.8.bias"]
+    path = tmp_path / "broken.pth"
+    torch.save({"model": {"name": "liif", "args": {}, "sd": sd}}, path)
+    with pytest.raises(CheckpointError, match="do not match"):
+        load_checkpoint(path)
+
+
+class Payload:
+    """Anything that needs a class to unpickle is refused (weights_only=True)."""
+
+
+def test_checkpoints_that_need_code_to_unpickle_are_refused(tmp_path):
+    path = tmp_path / "evil.pth"
+    with open(path, "wb") as f:
+        pickle.dump({"model": Payload()}, f)
+    with pytest.raises(CheckpointError, match="weights-only"):
+        load_checkpoint(path)
+    junk = tmp_path / "junk.pth"
+    junk.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(CheckpointError):
+        load_checkpoint(junk)
