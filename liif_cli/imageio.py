@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 import struct
 import tempfile
@@ -129,23 +130,35 @@ class DecodedImage:
 _pillow_limit_lock = threading.Lock()
 
 
-@contextlib.contextmanager
-def _own_bomb_check():
-    """Let our header check (with the caller's limit) replace Pillow's decompression-bomb check.
+def _open_without_pillow_bomb_check(fh) -> Image.Image:
+    """`Image.open` with Pillow's decompression-bomb check lifted: ours (with the caller's limit) follows.
 
-    Pillow's check reads a module global with its own fixed limit; it is lifted under a lock while we
-    open a file and restored after. Should Pillow still warn or refuse, the caller turns it into an
-    InputError.
+    Pillow's check reads a module global with its own fixed limit; it is lifted under a lock for the
+    call and restored after. Should Pillow still warn or refuse, the caller turns it into an InputError.
     """
     with _pillow_limit_lock:
         saved = Image.MAX_IMAGE_PIXELS
         Image.MAX_IMAGE_PIXELS = None
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("error", Image.DecompressionBombWarning)
-                yield
+            return Image.open(fh)
         finally:
             Image.MAX_IMAGE_PIXELS = saved
+
+
+@contextlib.contextmanager
+def _quiet_decoders():
+    """Decoder warnings (Pillow's "Corrupt EXIF data", tifffile's log) would each print a line: a
+    broken file gets one line, our InputError. A bomb warning becomes an error."""
+    tifffile_log = logging.getLogger("tifffile")
+    saved_level = tifffile_log.level
+    tifffile_log.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            yield
+    finally:
+        tifffile_log.setLevel(saved_level)
 
 
 def _check_path(path: Path) -> None:
@@ -162,7 +175,7 @@ def _check_path(path: Path) -> None:
 
 
 def _mp(pixels: int) -> str:
-    return f"{pixels / 1e6:.1f} MP"
+    return f"{pixels / 1e6:.1f} MP" if pixels >= 100_000 else f"{pixels} pixels"
 
 
 def check_pixels(w: int, h: int, limit: int | None, what: str, flag: str) -> None:
@@ -278,7 +291,9 @@ def _decode_pillow(im: Image.Image, path: Path, meta: dict, warn: Warn) -> tuple
             meta["notes"].append("CMYK converted to RGB without a profile")
         meta["icc_profile"] = None  # a CMYK profile does not describe RGB output
         return _u8(np.asarray(rgb_im)), None, "RGB"
-    if mode == "P":
+    if mode in ("RGB", "L") and im.info.get("transparency") is not None:  # a transparent colour (tRNS)
+        im = im.convert("RGBA" if mode == "RGB" else "LA")
+    elif mode == "P":
         im = im.convert("RGBA" if im.has_transparency_data else "RGB")
     elif mode == "PA":
         im = im.convert("RGBA")
@@ -329,11 +344,18 @@ def _decode_png16(path: Path) -> tuple[np.ndarray, np.ndarray | None, str]:
     return rgb, alpha, mode
 
 
-def _decode_tiff16(path: Path) -> tuple[np.ndarray, np.ndarray | None, str]:
+def _tiff_page_size(page) -> tuple[int, int]:
+    return int(page.imagewidth), int(page.imagelength)
+
+
+def _decode_tiff(path: Path, max_pixels: int | None = None) -> tuple[np.ndarray, np.ndarray | None, str, int]:
+    """8- or 16-bit gray / RGB TIFF (with alpha) through tifffile -> (rgb, alpha, mode, bits)."""
     import tifffile
 
     with tifffile.TiffFile(path) as tif:
         page = tif.pages[0]
+        w, h = _tiff_page_size(page)
+        check_pixels(w, h, max_pixels, f"{path}: image of", "--max-pixels")
         photometric = int(page.photometric)
         extras = tuple(int(e) for e in (page.extrasamples or ()))
         try:
@@ -341,13 +363,14 @@ def _decode_tiff16(path: Path) -> tuple[np.ndarray, np.ndarray | None, str]:
         except ValueError as exc:
             if "imagecodecs" in str(exc):
                 raise InputError(
-                    f"{path}: this 16-bit TIFF's compression needs the optional 'imagecodecs' package "
+                    f"{path}: this TIFF's compression needs the optional 'imagecodecs' package "
                     "(pip install imagecodecs)"
                 ) from None
             raise
         axes = page.axes
-    if data.dtype != np.uint16:
-        raise InputError(f"{path}: TIFF sample type {data.dtype} is not supported (16-bit unsigned only)")
+    if data.dtype not in (np.uint8, np.uint16):
+        raise InputError(f"{path}: TIFF sample type {data.dtype} is not supported (8 or 16-bit unsigned only)")
+    bits = 8 if data.dtype == np.uint8 else 16
     if axes.startswith("S") and data.ndim == 3:
         data = np.moveaxis(data, 0, -1)
     if data.ndim == 2:
@@ -355,11 +378,11 @@ def _decode_tiff16(path: Path) -> tuple[np.ndarray, np.ndarray | None, str]:
     if data.ndim != 3:
         raise InputError(f"{path}: TIFF layout {axes} is not supported")
     if photometric not in (0, 1, 2):  # MINISWHITE, MINISBLACK, RGB
-        raise InputError(f"{path}: 16-bit TIFF with photometric {photometric} is not supported (gray and RGB only)")
+        raise InputError(f"{path}: {bits}-bit TIFF with photometric {photometric} is not supported (gray and RGB only)")
     colour = 3 if photometric == 2 else 1
     if data.shape[2] < colour:
         raise InputError(f"{path}: TIFF has {data.shape[2]} samples, expected at least {colour}")
-    f = _u16(data)
+    f = _u16(data) if bits == 16 else _u8(data)
     col = f[..., :colour]
     if photometric == 0:
         col = 1.0 - col
@@ -372,7 +395,33 @@ def _decode_tiff16(path: Path) -> tuple[np.ndarray, np.ndarray | None, str]:
     gray = colour == 1
     rgb = _gray_to_rgb(col[..., 0]) if gray else col
     mode = ("LA" if gray else "RGBA") if alpha is not None else ("L" if gray else "RGB")
-    return np.ascontiguousarray(rgb, dtype=np.float32), alpha, mode
+    return np.ascontiguousarray(rgb, dtype=np.float32), alpha, mode, bits
+
+
+def _tiff_metadata(path: Path) -> tuple[bytes | None, tuple[float, float] | None, int]:
+    """ICC profile, DPI and orientation of a TIFF that Pillow cannot open, read with tifffile."""
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        tags = tif.pages[0].tags
+        icc = tags.get(34675)
+        icc = bytes(icc.value) if icc is not None else None
+        dpi = None
+        try:
+            xr, yr = tags[282].value, tags[283].value
+            unit = int(tags[296].value) if 296 in tags else 2
+            x, y = xr[0] / xr[1], yr[0] / yr[1]
+            if unit in (2, 3) and x > 0 and y > 0:
+                dpi = (x, y) if unit == 2 else (x * 2.54, y * 2.54)
+        except (KeyError, ZeroDivisionError, TypeError, IndexError):
+            pass
+        orientation = int(tags[274].value) if 274 in tags else 1
+    return icc, dpi, orientation if 1 <= orientation <= 8 else 1
+
+
+def _is_tiff(path: Path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(4) in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 
 
 def read_image(
@@ -389,36 +438,17 @@ def read_image(
     path = Path(path)
     warn = warn or (lambda msg: warnings.warn(msg, stacklevel=3))
     _check_path(path)
-    meta: dict = {"notes": [], "bits": 8}
     try:
-        with _own_bomb_check(), open(path, "rb") as fh:
+        with _quiet_decoders(), open(path, "rb") as fh:
             try:
-                im = Image.open(fh)
+                im = _open_without_pillow_bomb_check(fh)
             except UnidentifiedImageError:
-                raise InputError(f"{path}: not an image, or a format that cannot be read") from None
-            w, h = im.size
-            check_pixels(w, h, max_pixels, f"{path}: image of", "--max-pixels")
-            fmt = im.format
-            frames = int(getattr(im, "n_frames", 1) or 1)
-            png = _png_header(path) if fmt == "PNG" else None
-            tiff16 = fmt == "TIFF" and _tiff_bits(im) == 16
-            if not tiff16:
-                im.load()  # for 16-bit PNG too: validates the data and reaches an eXIf chunk after IDAT
-            meta["icc_profile"] = im.info.get("icc_profile") or None
-            orientation = _orientation(im)
-            dpi = _dpi(im)
-            exif = _clean_exif(im, warn)
-            if png and png[0] == 16:
-                rgb, alpha, mode = _decode_png16(path)
-                meta["bits"] = 16
-                source_mode = {0: "I;16", 2: "RGB;16", 4: "LA;16", 6: "RGBA;16"}.get(png[1], im.mode)
-            elif tiff16:
-                rgb, alpha, mode = _decode_tiff16(path)
-                meta["bits"] = 16
-                source_mode = {"RGB": "RGB;16", "RGBA": "RGBA;16", "L": "I;16", "LA": "LA;16"}[mode]
-            else:
-                rgb, alpha, mode = _decode_pillow(im, path, meta, warn)
-                source_mode = im.mode
+                if not _is_tiff(path):
+                    raise InputError(f"{path}: not an image, or a format that cannot be read") from None
+                im = None  # a TIFF layout Pillow does not know (e.g. 16-bit gray + alpha): tifffile alone
+            img, orientation = (
+                _read_tifffile_only(path, max_pixels) if im is None else _read(im, path, max_pixels, warn)
+            )
     except InputError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -430,23 +460,62 @@ def read_image(
     except Exception as exc:  # decoders raise all sorts (pypng's FormatError, zlib.error...)
         raise InputError(f"{path}: cannot decode image ({type(exc).__name__}: {_first_line(exc)})") from None
     if orientation != 1:
-        rgb = np.ascontiguousarray(apply_orientation(rgb, orientation))
-        alpha = None if alpha is None else np.ascontiguousarray(apply_orientation(alpha, orientation))
-        if dpi is not None and orientation >= 5:
-            dpi = (dpi[1], dpi[0])
-    return DecodedImage(
+        img.rgb = np.ascontiguousarray(apply_orientation(img.rgb, orientation))
+        if img.alpha is not None:
+            img.alpha = np.ascontiguousarray(apply_orientation(img.alpha, orientation))
+        if img.dpi is not None and orientation >= 5:
+            img.dpi = (img.dpi[1], img.dpi[0])
+    return img
+
+
+_MODE_16 = {"RGB": "RGB;16", "RGBA": "RGBA;16", "L": "I;16", "LA": "LA;16"}
+
+
+def _read(im: Image.Image, path: Path, max_pixels: int | None, warn: Warn) -> tuple[DecodedImage, int]:
+    """Through Pillow (pixels of 16-bit PNG / TIFF through pypng / tifffile) -> (image, orientation)."""
+    w, h = im.size
+    check_pixels(w, h, max_pixels, f"{path}: image of", "--max-pixels")
+    png = _png_header(path) if im.format == "PNG" else None
+    png16 = png is not None and png[0] == 16
+    tiff16 = im.format == "TIFF" and _tiff_bits(im) == 16
+    if not tiff16:
+        im.load()  # for 16-bit PNG too: validates the data and reaches an eXIf chunk after IDAT
+    meta: dict = {"notes": [], "bits": 8, "icc_profile": im.info.get("icc_profile") or None}
+    orientation = _orientation(im)
+    dpi = _dpi(im)
+    exif = _clean_exif(im, warn)
+    if png16:
+        rgb, alpha, mode = _decode_png16(path)
+        meta["bits"] = 16
+        source_mode = {0: "I;16", 2: "RGB;16", 4: "LA;16", 6: "RGBA;16"}.get(png[1], im.mode)
+    elif tiff16:
+        rgb, alpha, mode, meta["bits"] = _decode_tiff(path)
+        source_mode = _MODE_16[mode]
+    else:
+        rgb, alpha, mode = _decode_pillow(im, path, meta, warn)
+        source_mode = im.mode
+    img = DecodedImage(
         rgb=rgb,
         alpha=alpha,
         mode=mode,
         bits=meta["bits"],
         source_mode=source_mode,
-        format=fmt,
+        format=im.format,
         icc_profile=meta["icc_profile"],
         dpi=dpi,
         exif=exif,
-        frames=frames,
+        frames=int(getattr(im, "n_frames", 1) or 1),
         notes=meta["notes"],
     )
+    return img, orientation
+
+
+def _read_tifffile_only(path: Path, max_pixels: int | None) -> tuple[DecodedImage, int]:
+    rgb, alpha, mode, bits = _decode_tiff(path, max_pixels)
+    icc, dpi, orientation = _tiff_metadata(path)
+    source_mode = mode if bits == 8 else _MODE_16[mode]
+    img = DecodedImage(rgb, alpha, mode, bits, source_mode, "TIFF", icc, dpi, None)
+    return img, orientation
 
 
 def _tiff_bits(im: Image.Image) -> int:

@@ -453,3 +453,34 @@ def test_output_files_get_normal_permissions(tmp_path):
     img = DecodedImage(rgb=np.zeros((4, 4, 3), np.float32))
     out = write_image(img, tmp_path / "p.png")
     assert out.stat().st_mode & 0o644 == 0o644
+
+
+def test_transparent_colour_becomes_alpha(tmp_path):
+    a = rgb8()
+    a[0, 0] = (10, 20, 30)
+    Image.fromarray(a).save(tmp_path / "trns.png", transparency=(10, 20, 30))
+    img = read_image(tmp_path / "trns.png")
+    assert img.mode == "RGBA" and img.alpha[0, 0] == 0.0 and img.alpha.max() == 1.0
+    g = a[..., 0].copy()
+    g[0, 0] = 5
+    Image.fromarray(g).save(tmp_path / "trnsl.png", transparency=5)
+    img = read_image(tmp_path / "trnsl.png")
+    assert img.mode == "LA" and img.alpha[0, 0] == 0.0
+
+
+def test_tiff_that_pillow_cannot_open_goes_through_tifffile(tmp_path):
+    la = (RNG.random((6, 7, 2)) * 65535).astype(np.uint16)
+    path = tmp_path / "la16.tif"
+    kw = {"photometric": "minisblack", "extrasamples": ["unassalpha"], "planarconfig": "contig"}
+    tifffile.imwrite(path, la, resolution=(300, 300), resolutionunit="INCH", iccprofile=SRGB, **kw)
+    img = read_image(path)
+    assert (img.mode, img.bits, img.icc_profile) == ("LA", 16, SRGB)
+    assert img.dpi == pytest.approx((300, 300))
+    write_image(img, tmp_path / "out.tif")
+    assert np.array_equal(tifffile.imread(tmp_path / "out.tif"), la)
+    with pytest.raises(InputError, match="42 pixels"):
+        read_image(path, max_pixels=41)
+    bad = tmp_path / "bad.tif"
+    bad.write_bytes(b"II*\x00" + b"\xff" * 50)
+    with pytest.raises(InputError, match="bad.tif"):
+        read_image(bad)
