@@ -355,8 +355,11 @@ def test_sigint_exits_130_and_leaves_nothing(tmp_path):
     cmd = [sys.executable, "-m", "liif_cli", "upscale", str(src), "--size", "2000x2000", "-o", str(out), *MODEL]
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
     try:
-        first = proc.stderr.readline()  # "[1/1] .../big.png" once the batch has started
-        assert "[1/1]" in first, first
+        seen = ""
+        while "[1/1]" not in seen:  # "[1/1] .../big.png" once the batch has started (imports done)
+            line = proc.stderr.readline()
+            assert line, f"the command ended early: {seen}"
+            seen += line
         time.sleep(3.0)  # model loading, then rendering: a 4 MP output takes far longer than this
         assert proc.poll() is None, "the job finished before it could be interrupted"
         proc.send_signal(signal.SIGINT)
