@@ -294,7 +294,8 @@ def _decode_pillow(im: Image.Image, path: Path, meta: dict, warn: Warn) -> tuple
     if mode in ("RGB", "L") and im.info.get("transparency") is not None:  # a transparent colour (tRNS)
         im = im.convert("RGBA" if mode == "RGB" else "LA")
     elif mode == "P":
-        im = im.convert("RGBA" if im.has_transparency_data else "RGB")
+        transparent = getattr(im, "has_transparency_data", "transparency" in im.info)  # Pillow < 10.1: no property
+        im = im.convert("RGBA" if transparent else "RGB")
     elif mode == "PA":
         im = im.convert("RGBA")
     elif mode == "1":
