@@ -371,3 +371,26 @@ def test_sigint_exits_130_and_leaves_nothing(tmp_path):
     assert proc.returncode == 130, rest
     assert "interrupted" in rest and "Traceback" not in rest
     assert list(out.iterdir()) == []
+
+
+def test_handle_errors_maps_every_exception_to_one_line(capsys, monkeypatch):
+    from liif_cli.cli import handle_errors
+    from liif_cli.errors import InputError
+
+    def failing(exc):
+        @handle_errors
+        def command():
+            raise exc
+
+        with pytest.raises(SystemExit) as info:
+            command()
+        return info.value.code, capsys.readouterr().err
+
+    assert failing(InputError("a.png: broken\nreally")) == (3, "error: a.png: broken really\n")
+    assert failing(KeyboardInterrupt()) == (130, "interrupted\n")
+    code, err = failing(RuntimeError("kaput"))
+    assert code == 1 and err.startswith("internal error: RuntimeError: kaput\n") and "Traceback" not in err
+    assert "LIIF_DEBUG=1" in err
+    monkeypatch.setenv("LIIF_DEBUG", "1")
+    code, err = failing(RuntimeError("kaput"))
+    assert code == 1 and "Traceback" in err
