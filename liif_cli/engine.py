@@ -139,29 +139,36 @@ def axis_lookup(n_out: int, n_lat: int) -> AxisLookup:
 
 
 class FastDecoder:
-    """The LIIF MLP rearranged for speed; holds device/precision copies of the weights."""
+    """The LIIF MLP rearranged for speed; holds device/precision copies of the weights.
+
+    In half precision only the three 256x256 layers run in `dtype`: the latent table, the offset terms
+    and the 256->3 output layer stay in fp32, where rounding would otherwise show in the image (a bf16
+    prediction is only good to about 1/500).
+    """
 
     def __init__(self, net: LIIF, device: torch.device, dtype: torch.dtype):
         linears = [m for m in net.imnet.layers if isinstance(m, torch.nn.Linear)]
-        first = linears[0]
+        first, last = linears[0], linears[-1]
         n_feat = first.in_features - 4
         channels = n_feat // 9
         w1 = first.weight.detach().float()
         self.device, self.dtype = device, dtype
-        self.table_weight = w1[:, :n_feat].reshape(-1, channels, 3, 3).to(device, dtype)
+        self.table_weight = w1[:, :n_feat].reshape(-1, channels, 3, 3).to(device)
         self.first_bias = first.bias.detach().float().to(device)
         self.rel_weight = w1[:, n_feat : n_feat + 2].to(device)  # (256, 2): y, x
         self.cell_weight = w1[:, n_feat + 2 : n_feat + 4].to(device)
         self.hidden = [
             (m.weight.detach().t().contiguous().to(device, dtype), m.bias.detach().to(device, dtype))
-            for m in linears[1:]
+            for m in linears[1:-1]
         ]
+        self.out_weight = last.weight.detach().t().contiguous().float().to(device)
+        self.out_bias = last.bias.detach().float().to(device)
 
     def latent_table(self, feat: torch.Tensor, rel_cell: tuple[float, float]) -> torch.Tensor:
-        """First layer minus the offset term, per latent: (H*W, 256), channels last."""
+        """First layer minus the offset term, per latent: (H*W, 256) fp32, channels last."""
         cell = torch.tensor(rel_cell, dtype=torch.float32, device=self.device)
-        bias = (self.first_bias + self.cell_weight @ cell).to(self.dtype)
-        table = F.conv2d(feat.to(self.dtype), self.table_weight, bias, padding=1)[0]
+        bias = self.first_bias + self.cell_weight @ cell
+        table = F.conv2d(feat.float(), self.table_weight, bias, padding=1)[0]
         return table.permute(1, 2, 0).reshape(-1, table.shape[0]).contiguous()
 
     def decode(
@@ -179,15 +186,13 @@ class FastDecoder:
         n_rows, n_cols = ry_idx.shape[1], cx_idx.shape[1]
         flat = (ry_idx.view(2, 1, n_rows, 1) * table_width + cx_idx.view(1, 2, 1, n_cols)).reshape(-1)
         h = table.index_select(0, flat).view(2, 2, n_rows, n_cols, -1)
-        wy, wx = self.rel_weight[:, 0].to(self.dtype), self.rel_weight[:, 1].to(self.dtype)
-        h += (ry_rel.to(self.dtype).view(2, 1, n_rows, 1, 1) * wy).view(2, 1, n_rows, 1, -1)
-        h += (cx_rel.to(self.dtype).view(1, 2, 1, n_cols, 1) * wx).view(1, 2, 1, n_cols, -1)
-        h = h.view(4 * n_rows * n_cols, -1).relu_()
-        for i, (wt, b) in enumerate(self.hidden):
-            h = torch.addmm(b, h, wt)
-            if i < len(self.hidden) - 1:
-                h.relu_()
-        pred = h.float().view(2, 2, n_rows, n_cols, -1)
+        wy, wx = self.rel_weight[:, 0], self.rel_weight[:, 1]
+        h += (ry_rel.view(2, 1, n_rows, 1, 1) * wy).view(2, 1, n_rows, 1, -1)
+        h += (cx_rel.view(1, 2, 1, n_cols, 1) * wx).view(1, 2, 1, n_cols, -1)
+        h = h.view(4 * n_rows * n_cols, -1).relu_().to(self.dtype)
+        for wt, b in self.hidden:
+            h = torch.addmm(b, h, wt).relu_()
+        pred = torch.addmm(self.out_bias, h.float(), self.out_weight).view(2, 2, n_rows, n_cols, -1)
         # Local ensemble: each prediction weighted by the area of its diagonal opposite.
         area = (ry_rel.view(2, 1, n_rows, 1) * cx_rel.view(1, 2, 1, n_cols)).abs_() + 1e-9
         total = area.sum(dim=(0, 1))
@@ -272,7 +277,7 @@ class Renderer:
 
     def _set_precision(self, precision: str) -> None:
         self.options.precision = precision
-        self.dtype = _DTYPES[precision]
+        self.dtype = self.encoder_dtype = _DTYPES[precision]
         # The fp32 weights stay untouched (they are the oracle's); a half-precision copy runs the encoder.
         self.encoder = (
             self.net.encoder if self.dtype == torch.float32 else copy.deepcopy(self.net.encoder).to(self.dtype)
@@ -337,7 +342,7 @@ class Renderer:
         dev = self.options.device
         crop = np.ascontiguousarray(rgb[rb.span[0] : rb.span[1], cb.span[0] : cb.span[1]])
         x = torch.from_numpy(crop).to(dev).permute(2, 0, 1).unsqueeze(0)
-        x = ((x - self.sub.view(1, 3, 1, 1)) / self.div.view(1, 3, 1, 1)).to(self.dtype)
+        x = ((x - self.sub.view(1, 3, 1, 1)) / self.div.view(1, 3, 1, 1)).to(self.encoder_dtype)
         feat = self.encoder(x)
         # The latent table is needed for the core plus one latent each side; the convolution behind it
         # needs one more, all inside the margin.
