@@ -72,6 +72,16 @@ class Upscaler:
     def precision(self) -> str:
         return self.renderer.options.precision
 
+    def estimate(self, in_hw: tuple[int, int], out_hw: tuple[int, int]) -> str:
+        """A one-line forecast of time and working memory, printed before big jobs."""
+        seconds, peak = self.renderer.estimate(in_hw, out_hw)
+        out_bytes = out_hw[0] * out_hw[1] * 3 * 2
+        when = f"{seconds / 60:.0f} min" if seconds >= 120 else f"{seconds:.0f} s"
+        return (
+            f"{in_hw[1]}x{in_hw[0]} -> {out_hw[1]}x{out_hw[0]}: about {when} on {self.device.type} ({self.precision}), "
+            f"~{(peak + out_bytes) / 2**30:.1f} GiB working memory"
+        )
+
     def upscale_array(
         self,
         rgb: np.ndarray,

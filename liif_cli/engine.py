@@ -22,6 +22,7 @@ from __future__ import annotations
 import copy
 import math
 import os
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -168,8 +169,10 @@ class FastDecoder:
         """First layer minus the offset term, per latent: (H*W, 256) fp32, channels last."""
         cell = torch.tensor(rel_cell, dtype=torch.float32, device=self.device)
         bias = self.first_bias + self.cell_weight @ cell
-        table = F.conv2d(feat.float(), self.table_weight, bias, padding=1)[0]
-        return table.permute(1, 2, 0).reshape(-1, table.shape[0]).contiguous()
+        # Channels-last in and out, so that the (latents, 256) view below needs no copy.
+        feat = feat.float().contiguous(memory_format=torch.channels_last)
+        table = F.conv2d(feat, self.table_weight, bias, padding=1)[0]
+        return table.permute(1, 2, 0).reshape(-1, table.shape[0])
 
     def decode(
         self,
@@ -224,9 +227,10 @@ def split_axis(n_lat: int, lookup: AxisLookup, tile: int, margin: int) -> list[B
     return bands
 
 
-# Bytes of working memory per encoded input pixel (fp32), measured with tracemalloc-free RSS probes on CPU
-# for the encoder's peak plus the latent table; used only to size tiles automatically.
-_BYTES_PER_PIXEL = {"edsr-baseline": 1600, "rdn": 14000}
+# Peak bytes per encoded input pixel of each encoder (fp32, half precision), measured as peak RSS growth
+# on CPU; used only to size tiles automatically.
+_ENCODER_BYTES_PER_PIXEL = {"edsr-baseline": (1400, 1000), "rdn": (15500, 6000)}
+_CPU_TILE_BUDGET = 512 << 20  # bytes for one tile's encoder: keeps CPU peaks near 1 GiB whatever the image
 
 
 def available_memory(device: torch.device) -> int:
@@ -241,14 +245,21 @@ def available_memory(device: torch.device) -> int:
         return 4 << 30
 
 
+def encoder_bytes_per_pixel(encoder: str, precision: str) -> int:
+    fp32, half = _ENCODER_BYTES_PER_PIXEL.get(encoder, _ENCODER_BYTES_PER_PIXEL["rdn"])
+    return fp32 if precision == "fp32" else half
+
+
 def auto_tile(encoder: str, margin: int, device: torch.device, precision: str) -> int:
-    """Largest square core whose padded tile fits a quarter of free memory (capped at 1 GiB on CPU)."""
-    budget = available_memory(device) // 4
-    if device.type != "cuda":
-        budget = min(budget, 1 << 30)
-    per_pixel = _BYTES_PER_PIXEL.get(encoder, 14000) // (1 if precision == "fp32" else 2)
-    side = int(math.sqrt(budget / per_pixel)) - 2 * margin
-    return max(32, min(side, 2048))
+    """Largest square core whose padded tile's encoder fits the budget (a quarter of free memory on GPUs)."""
+    per_pixel = encoder_bytes_per_pixel(encoder, precision)
+    free = available_memory(device) // 4
+    side = int(math.sqrt(min(free, _CPU_TILE_BUDGET if device.type != "cuda" else free) / per_pixel)) - 2 * margin
+    if side < 2 * margin:
+        # Deep encoders (RDN: 133 px margin) would spend most of their time on margins: allow a core of
+        # twice the margin (at most 2.25x the pixels encoded) where free memory permits.
+        side = min(2 * margin, int(math.sqrt(free / per_pixel)) - 2 * margin)
+    return max(32, min(side, 4096))
 
 
 # --- rendering ---------------------------------------------------------------------------------------
@@ -287,6 +298,40 @@ class Renderer:
     def tile_size(self) -> int:
         opt = self.options
         return opt.tile or auto_tile(self.loaded.encoder, self.margin, opt.device, opt.precision)
+
+    def estimate(self, in_hw: tuple[int, int], out_hw: tuple[int, int]) -> tuple[float, int]:
+        """(seconds, peak working bytes) for a job, from its multiply-adds and a measured GEMM rate.
+
+        Peak bytes cover one tile's encoder and latent table plus the decode buffers, not the caller's
+        input and output arrays. Rough by design: it exists to warn before a job of hours or gigabytes.
+        """
+        tile = self.tile_size()
+        rows = [min(in_hw[0], t + tile + self.margin) - max(0, t - self.margin) for t in range(0, in_hw[0], tile)]
+        cols = [min(in_hw[1], t + tile + self.margin) - max(0, t - self.margin) for t in range(0, in_hw[1], tile)]
+        encoded = sum(rows) * sum(cols)
+        conv_macs = sum(m.weight.numel() for m in self.encoder.modules() if isinstance(m, torch.nn.Conv2d))
+        table_macs = self.decoder.table_weight.numel()
+        decode_macs = 4 * sum(w.numel() for w, _ in self.decoder.hidden)
+        macs = encoded * conv_macs + in_hw[0] * in_hw[1] * table_macs + out_hw[0] * out_hw[1] * decode_macs
+        span = min(in_hw[0], tile + 2 * self.margin) * min(in_hw[1], tile + 2 * self.margin)
+        per_pixel = encoder_bytes_per_pixel(self.loaded.encoder, self.options.precision)
+        decode_bytes = 3 * 4 * self.options.query_batch * 256 * 4
+        table_bytes = 64 << 20
+        return macs / self._mac_rate(), span * per_pixel + table_bytes + decode_bytes
+
+    def _mac_rate(self) -> float:
+        """Multiply-adds per second of one decoder-shaped GEMM on this device and precision (measured once)."""
+        if getattr(self, "_rate", None) is None:
+            a = torch.randn(8192, 256, device=self.options.device).to(self.dtype)
+            w = self.decoder.hidden[0][0]
+            torch.mm(a, w)
+            t0 = time.perf_counter()
+            for _ in range(3):
+                torch.mm(a, w)
+            if self.options.device.type == "cuda":
+                torch.cuda.synchronize(self.options.device)
+            self._rate = 3 * a.shape[0] * w.numel() / max(time.perf_counter() - t0, 1e-9)
+        return self._rate
 
     @torch.inference_mode()
     def render(
@@ -344,22 +389,31 @@ class Renderer:
         x = torch.from_numpy(crop).to(dev).permute(2, 0, 1).unsqueeze(0)
         x = ((x - self.sub.view(1, 3, 1, 1)) / self.div.view(1, 3, 1, 1)).to(self.encoder_dtype)
         feat = self.encoder(x)
-        # The latent table is needed for the core plus one latent each side; the convolution behind it
+        del x
+        # Columns: the table is needed for the core plus one latent each side; the convolution behind it
         # needs one more, all inside the margin.
-        y0, y1 = max(rb.span[0], rb.core[0] - 2), min(rb.span[1], rb.core[1] + 2)
         x0, x1 = max(cb.span[0], cb.core[0] - 2), min(cb.span[1], cb.core[1] + 2)
-        feat = feat[:, :, y0 - rb.span[0] : y1 - rb.span[0], x0 - cb.span[0] : x1 - cb.span[0]]
-        table = self.decoder.latent_table(feat, rel_cell)
-        del feat, x
+        feat = feat[:, :, :, x0 - cb.span[0] : x1 - cb.span[0]]
         o_c0, o_c1 = cb.out
         cols = (xlook.idx[:, o_c0:o_c1].to(dev) - x0, xlook.rel[:, o_c0:o_c1].to(dev))
+        # Rows: the latent table (1 KiB per latent) is built a band of latent rows at a time, so its
+        # memory is bounded however large the tile.
+        band = max(1, (64 << 20) // (1024 * (x1 - x0)))
         chunk_rows = max(1, self.options.query_batch // max(1, o_c1 - o_c0))
-        for r0 in range(rb.out[0], rb.out[1], chunk_rows):
-            r1 = min(rb.out[1], r0 + chunk_rows)
-            rows = (ylook.idx[:, r0:r1].to(dev) - y0, ylook.rel[:, r0:r1].to(dev))
-            pred = self.decoder.decode(table, x1 - x0, rows, cols)
-            out = (pred * self.div + self.sub).clamp_(0, 1)
-            yield slice(r0, r1), slice(o_c0, o_c1), out.cpu().numpy()
+        for a in range(rb.core[0], rb.core[1], band):
+            b = min(rb.core[1], a + band)
+            r0, r1 = (int(v) for v in torch.searchsorted(ylook.home, torch.tensor([a, b])))
+            r0, r1 = max(r0, rb.out[0]), min(r1, rb.out[1])
+            if r0 >= r1:
+                continue
+            y0, y1 = max(rb.span[0], a - 2), min(rb.span[1], b + 2)
+            table = self.decoder.latent_table(feat[:, :, y0 - rb.span[0] : y1 - rb.span[0]], rel_cell)
+            for c0 in range(r0, r1, chunk_rows):
+                c1 = min(r1, c0 + chunk_rows)
+                rows = (ylook.idx[:, c0:c1].to(dev) - y0, ylook.rel[:, c0:c1].to(dev))
+                pred = self.decoder.decode(table, x1 - x0, rows, cols)
+                out = (pred * self.div + self.sub).clamp_(0, 1)
+                yield slice(c0, c1), slice(o_c0, o_c1), out.cpu().numpy()
 
 
 class _NonFinite(Exception):

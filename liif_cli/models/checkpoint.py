@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..errors import ModelError
 from .edsr import DIV2K_RGB_MEAN, EDSRBaseline
 from .liif import LIIF
 from .mlp import MLP
@@ -24,7 +25,7 @@ ENCODERS: dict[str, type[nn.Module]] = {"edsr-baseline": EDSRBaseline, "rdn": RD
 MLP_ARGS = {"out_dim": 3, "hidden_list": [256, 256, 256, 256]}
 
 
-class CheckpointError(ValueError):
+class CheckpointError(ModelError):
     """The file is not a LIIF checkpoint we can load safely."""
 
 
