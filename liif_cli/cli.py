@@ -353,6 +353,7 @@ def _dflt(name: str) -> str:
 @click.option("--workers", type=click.IntRange(min=0), help="DataLoader workers per process." + _dflt("workers"))
 @click.option("--seed", type=int, help="Seed for weights and data." + _dflt("seed"))
 @click.option("--device", help="auto, cpu, cuda, cuda:N or mps." + _dflt("device"))
+@click.option("--threads", type=click.IntRange(min=0), help="CPU threads per process (0: torch's default, all cores).")
 @click.option("--amp", type=click.Choice(["off", "bf16", "fp16"]), help="Mixed precision." + _dflt("amp"))
 @click.option("--save-every", type=click.IntRange(min=0), help="last.pth every N epochs." + _dflt("save_every"))
 @click.option(

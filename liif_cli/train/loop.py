@@ -1,0 +1,532 @@
+"""The training loop: one process, or one of many under `torchrun` (DistributedDataParallel).
+
+`train(cfg)` does everything `liif train` does. Under torchrun (WORLD_SIZE > 1 in the environment) each
+process trains a replica on its shard of every epoch's samples with DDP (NCCL on CUDA, gloo on CPU); the
+global batch `cfg.batch_size` is split evenly over the processes, so the recipe (and the meaning of an
+epoch) does not depend on how many there are. Only rank 0 prints, logs and writes files; validation is
+split over all ranks.
+
+Per iteration: normalize LR input and HR targets like the model expects, forward (optionally under
+autocast), L1 loss in fp32, Adam step (through a GradScaler for fp16). The learning rate is a function
+of finished epochs (`TrainConfig.lr_at`, the official MultiStepLR), so resuming restores it exactly.
+Checkpoints are written at epoch ends; a resumed run continues after the last saved epoch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import random
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from torch.nn.parallel import DistributedDataParallel
+
+from ..errors import LiifError, ModelError, OutputError, UsageError
+from ..models import build_liif
+from .checkpoint import (
+    atomic_save,
+    load_model,
+    normalization_from_name,
+    optimizer_from_official,
+    read_checkpoint,
+    save_safetensors,
+    training_checkpoint,
+)
+from .config import TrainConfig, build_config, dump_toml, read_toml, stored_config
+from .data import SRTrainDataset, hr_folder, make_loader, scan_images
+from .validate import validate
+
+LOG_NAME = "log.jsonl"
+
+
+# --- processes and devices ---------------------------------------------------------------------------
+
+
+@dataclass
+class DistInfo:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def _device(name: str, local_rank: int) -> torch.device:
+    name = (name or "auto").lower()
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UsageError(f"unknown device {name!r} (use auto, cpu, cuda, cuda:N or mps)") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UsageError(f"device {name!r} requested but this PyTorch build sees no CUDA GPU")
+        if device.index is None:
+            device = torch.device("cuda", local_rank)
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        raise UsageError("device 'mps' requested but MPS is not available")
+    return device
+
+
+def setup_distributed(device_name: str) -> DistInfo:
+    """Join the process group when launched by torchrun; otherwise a single process."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistInfo(device=_device(device_name, 0))
+    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    device = _device(device_name, local_rank)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+        dist.init_process_group("nccl", device_id=device)
+    elif device.type == "cpu":
+        dist.init_process_group("gloo")
+    else:
+        raise UsageError(f"distributed training needs CUDA or CPU processes, not {device.type}")
+    return DistInfo(rank, world, local_rank, device)
+
+
+def _barrier(info: DistInfo) -> None:
+    if info.distributed:
+        if info.device.type == "cuda":
+            dist.barrier(device_ids=[info.device.index])
+        else:
+            dist.barrier()
+
+
+# --- results and logging -----------------------------------------------------------------------------
+
+
+@dataclass
+class TrainResult:
+    out: Path
+    epoch: int
+    iteration: int
+    last_loss: float | None
+    best_psnr: float | None
+    val: dict[float, float] | None
+    rank: int = 0
+
+
+class RunLog:
+    """Append-only JSON lines in RUN_DIR/log.jsonl (rank 0 only; other ranks get a no-op)."""
+
+    def __init__(self, path: Path | None):
+        self.path = path
+
+    def write(self, event: str, **fields: Any) -> None:
+        if self.path is None:
+            return
+        record = {"event": event, "time": round(time.time(), 3), **fields}
+        with open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record) + "\n")
+
+
+def read_log(run_dir: str | Path) -> list[dict[str, Any]]:
+    """The records of a run's log.jsonl, in order."""
+    path = Path(run_dir) / LOG_NAME
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def param_hash(net: torch.nn.Module) -> str:
+    h = hashlib.sha256()
+    for name, tensor in net.state_dict().items():
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+# --- the model to train ------------------------------------------------------------------------------
+
+
+def _resolve_init(name_or_path: str, info: DistInfo) -> tuple[Path, str | None]:
+    """A checkpoint path, or a registry name resolved (rank 0 downloads first) with its normalization."""
+    path = Path(name_or_path).expanduser()
+    if path.is_file():
+        return path, None
+    from .. import registry  # only for names
+
+    entry = registry.get_entry(name_or_path)
+    if info.is_main:
+        resolved = registry.resolve_weights(name_or_path, progress=True)
+    _barrier(info)
+    if not info.is_main:
+        resolved = registry.resolve_weights(name_or_path, progress=False)
+    return resolved, entry.normalization
+
+
+def _resume_path(cfg: TrainConfig) -> Path | None:
+    if not cfg.resume:
+        return None
+    if cfg.resume == "auto":
+        last = Path(cfg.out) / "last.pth"
+        return last if last.is_file() else None
+    path = Path(cfg.resume).expanduser()
+    if path.is_dir():
+        path = path / "last.pth"
+    if not path.is_file():
+        raise UsageError(f"--resume: no checkpoint at {path}")
+    return path
+
+
+def _build_model(cfg: TrainConfig, info: DistInfo, resume: dict[str, Any] | None, resume_path: Path | None):
+    """(net, encoder, normalization, description of where the weights came from)."""
+    if resume is not None:
+        loaded = load_model(resume_path, normalization=cfg.normalization)
+        origin = f"resume {resume_path}"
+    elif cfg.init:
+        path, registry_norm = _resolve_init(cfg.init, info)
+        loaded = load_model(path, normalization=cfg.normalization or registry_norm)
+        origin = f"init {cfg.init}"
+    else:
+        torch.manual_seed(cfg.seed)
+        encoder = cfg.encoder or "edsr-baseline"
+        net = build_liif(encoder)
+        return net, encoder, normalization_from_name(cfg.normalization or "half"), "scratch"
+    if cfg.encoder and cfg.encoder != loaded.encoder:
+        raise UsageError(f"--encoder {cfg.encoder} does not match the {loaded.encoder} weights of {origin}")
+    return loaded.net, loaded.encoder, loaded.normalization, origin
+
+
+# --- RNG state ---------------------------------------------------------------------------------------
+
+
+def _rng_state() -> dict[str, Any]:
+    state: dict[str, Any] = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    if "torch" in state:
+        torch.set_rng_state(state["torch"])
+    if "python" in state:
+        version, internal, gauss = state["python"]
+        random.setstate((version, tuple(internal), gauss))
+    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+# --- progress ----------------------------------------------------------------------------------------
+
+
+class _Progress:
+    """Rich progress bar on stderr with loss, learning rate and throughput (rank 0 only)."""
+
+    def __init__(self, enabled: bool, total: int, done: int):
+        self.console = Console(stderr=True)
+        self.bar = None
+        if enabled:
+            self.bar = Progress(
+                TextColumn("[bold]epoch {task.fields[epoch]}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("loss {task.fields[loss]}  lr {task.fields[lr]}  {task.fields[speed]}"),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                console=self.console,
+                transient=False,
+            )
+            self.task = self.bar.add_task("train", total=total, completed=done, epoch="-", loss="-", lr="-", speed="")
+            self.bar.start()
+
+    def advance(self, **fields: Any) -> None:
+        if self.bar is not None:
+            self.bar.update(self.task, advance=1, **fields)
+
+    def fields(self, **fields: Any) -> None:
+        if self.bar is not None:
+            self.bar.update(self.task, **fields)
+
+    def print(self, message: str) -> None:
+        if self.bar is not None:
+            self.bar.console.print(message, highlight=False)
+
+    def stop(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+# --- the loop ----------------------------------------------------------------------------------------
+
+
+def train(cfg: TrainConfig) -> TrainResult:
+    """Run (or continue) a training run as configured; returns where it ended."""
+    cfg.validate()
+    threads_before = torch.get_num_threads()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    info = setup_distributed(cfg.device)
+    try:
+        return _train(cfg, info)
+    finally:
+        if info.distributed and dist.is_initialized():
+            dist.destroy_process_group()
+        torch.set_num_threads(threads_before)
+
+
+def _train(cfg: TrainConfig, info: DistInfo) -> TrainResult:
+    out = Path(cfg.out)
+    device = info.device
+    if cfg.batch_size % info.world_size:
+        raise UsageError(f"--batch-size {cfg.batch_size} does not split evenly over {info.world_size} processes")
+    per_rank_batch = cfg.batch_size // info.world_size
+
+    resume_path = _resume_path(cfg)
+    if resume_path is None and (out / "last.pth").exists() and not cfg.overwrite:
+        raise OutputError(f"{out} already holds a run: pass --resume to continue it or --overwrite to start over")
+    resume = read_checkpoint(resume_path) if resume_path else None
+    if resume is not None and not isinstance(resume.get("liif_train"), dict):
+        raise ModelError(f"{resume_path}: not a `liif train` checkpoint (to fine-tune from it, use --init)")
+
+    net, encoder, norm, origin = _build_model(cfg, info, resume, resume_path)
+    net.to(device).train()
+    model: torch.nn.Module = net
+    if info.distributed:
+        model = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+    optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp)
+    scaler = torch.amp.GradScaler(device.type) if cfg.amp == "fp16" else None
+
+    epoch, iteration, best = 0, 0, None
+    if resume is not None:
+        state = resume["liif_train"]
+        epoch, iteration, best = int(resume.get("epoch", 0)), int(state.get("iteration", 0)), state.get("best_psnr")
+        optimizer.load_state_dict(optimizer_from_official(net, resume["optimizer"]["sd"]))
+        if scaler is not None and state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
+        _set_rng_state(state.get("rng", {}))
+
+    min_side = round(cfg.inp_size * cfg.scale_min)
+    items, skipped = scan_images(hr_folder(cfg.data), min_side=min_side)
+    dataset = SRTrainDataset(
+        items,
+        cfg.samples_per_epoch,
+        inp_size=cfg.inp_size,
+        scale_min=cfg.scale_min,
+        scale_max=cfg.scale_max,
+        sample_q=cfg.sample_q,
+        augment=cfg.augment,
+        seed=cfg.seed,
+    )
+    loader, sampler = make_loader(
+        dataset,
+        per_rank_batch,
+        rank=info.rank,
+        world_size=info.world_size,
+        workers=cfg.workers,
+        seed=cfg.seed,
+        pin_memory=device.type == "cuda",
+    )
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # every batch has the same shapes
+
+    if info.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        if resume is None and cfg.overwrite:
+            (out / LOG_NAME).unlink(missing_ok=True)
+        (out / "config.toml").write_text(dump_toml(cfg), encoding="utf-8")
+    log = RunLog(out / LOG_NAME if info.is_main else None)
+    total_iters = cfg.epochs * cfg.iters_per_epoch
+    progress = _Progress(cfg.progress and info.is_main, total_iters, min(iteration, total_iters))
+    if skipped:
+        progress.print(f"[yellow]skipping {len(skipped)} image(s) smaller than {min_side} px: {skipped[0].name} ...")
+    log.write(
+        "start",
+        origin=origin,
+        encoder=encoder,
+        normalization={"sub": list(norm.sub), "div": list(norm.div)},
+        world_size=info.world_size,
+        device=str(device),
+        amp=cfg.amp,
+        epoch=epoch,
+        iteration=iteration,
+        images=len(items),
+        skipped=[str(p) for p in skipped],
+        per_rank_batch=per_rank_batch,
+    )
+
+    sub = torch.tensor(norm.sub, device=device)
+    div = torch.tensor(norm.div, device=device)
+    inp_sub, inp_div = sub.view(1, 3, 1, 1), div.view(1, 3, 1, 1)
+    autocast = (lambda: torch.autocast(device.type, dtype=amp_dtype)) if amp_dtype is not None else nullcontext
+
+    last_loss, last_val = None, None
+    try:
+        while epoch < cfg.epochs:
+            epoch += 1
+            lr = cfg.lr_at(epoch - 1)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            sampler.set_epoch(epoch)
+            progress.fields(epoch=f"{epoch}/{cfg.epochs}", lr=f"{lr:.3g}")
+            loss_sum = torch.zeros((), device=device, dtype=torch.float64)
+            n_in_window, window_start, data_wait = 0, time.perf_counter(), 0.0
+            fetch_start = time.perf_counter()
+            seen: list[int] = []
+            for batch in loader:
+                data_wait += time.perf_counter() - fetch_start
+                if cfg.debug_param_hash:
+                    seen += batch["index"].tolist()
+                inp = (batch["inp"].to(device, non_blocking=True) - inp_sub) / inp_div
+                gt = (batch["gt"].to(device, non_blocking=True) - sub) / div
+                coord = batch["coord"].to(device, non_blocking=True)
+                cell = batch["cell"].to(device, non_blocking=True)
+                with autocast():
+                    pred = model(inp, coord, cell)
+                loss = F.l1_loss(pred.float(), gt)
+                optimizer.zero_grad(set_to_none=True)
+                if scaler is not None:
+                    scaler.scale(loss).backward()
+                    scaler.step(optimizer)
+                    scaler.update()
+                else:
+                    loss.backward()
+                    optimizer.step()
+                loss_sum += loss.detach()
+                n_in_window += 1
+                iteration += 1
+                progress.advance()
+                if n_in_window == cfg.log_every or iteration % cfg.iters_per_epoch == 0:
+                    if info.distributed:
+                        dist.all_reduce(loss_sum)
+                        loss_sum /= info.world_size
+                    last_loss = loss_sum.item() / n_in_window
+                    if not math.isfinite(last_loss) and scaler is None:
+                        raise LiifError(f"training diverged: loss is {last_loss} at iteration {iteration}")
+                    seconds = time.perf_counter() - window_start
+                    sps = n_in_window * cfg.batch_size / seconds
+                    log.write(
+                        "train",
+                        epoch=epoch,
+                        iteration=iteration,
+                        loss=last_loss,
+                        lr=lr,
+                        samples_per_s=round(sps, 3),
+                        iters_per_s=round(n_in_window / seconds, 4),
+                        data_wait_frac=round(data_wait / seconds, 4),
+                    )
+                    progress.fields(loss=f"{last_loss:.4f}", speed=f"{sps:.1f} samples/s")
+                    loss_sum.zero_()
+                    n_in_window, window_start, data_wait = 0, time.perf_counter(), 0.0
+                fetch_start = time.perf_counter()
+
+            final = epoch == cfg.epochs
+            improved = False
+            if cfg.val and (final or (cfg.val_every and epoch % cfg.val_every == 0)):
+                t0 = time.perf_counter()
+                last_val = validate(
+                    net,
+                    encoder,
+                    norm,
+                    cfg.val,
+                    cfg.val_scales,
+                    device,
+                    protocol=cfg.val_protocol,
+                    max_images=cfg.val_max_images,
+                    rank=info.rank,
+                    world_size=info.world_size,
+                )
+                mean = sum(last_val.values()) / len(last_val)
+                improved = best is None or mean > best
+                best = mean if improved else best
+                log.write(
+                    "val",
+                    epoch=epoch,
+                    iteration=iteration,
+                    psnr={f"{s:g}": round(v, 4) for s, v in last_val.items()},
+                    mean=round(mean, 4),
+                    best=improved,
+                    seconds=round(time.perf_counter() - t0, 2),
+                )
+                shown = "  ".join(f"x{s:g} {v:.3f}" for s, v in last_val.items())
+                progress.print(f"epoch {epoch}: val PSNR {shown} dB" + ("  (best)" if improved else ""))
+            if cfg.debug_param_hash:
+                mine = (param_hash(net), hashlib.sha256(json.dumps(sorted(seen)).encode()).hexdigest(), len(seen))
+                gathered = [mine] * info.world_size
+                if info.distributed:
+                    dist.all_gather_object(gathered, mine)
+                log.write(
+                    "param_hash",
+                    epoch=epoch,
+                    iteration=iteration,
+                    hashes=[g[0] for g in gathered],
+                    data_hashes=[g[1] for g in gathered],
+                    samples=[g[2] for g in gathered],
+                )
+
+            save_last = final or (cfg.save_every and epoch % cfg.save_every == 0)
+            keep = bool(cfg.keep_every) and epoch % cfg.keep_every == 0
+            if info.is_main and (save_last or keep or improved):
+                train_state = {
+                    "iteration": iteration,
+                    "config": cfg.to_dict(),
+                    "rng": _rng_state(),
+                    "best_psnr": best,
+                    "world_size": info.world_size,
+                }
+                if scaler is not None:
+                    train_state["scaler"] = scaler.state_dict()
+                obj = training_checkpoint(net, encoder, norm, optimizer, cfg.lr, epoch, train_state)
+                names = (["last.pth"] if save_last else []) + ([f"epoch-{epoch}.pth"] if keep else [])
+                names += ["best.pth"] if improved else []
+                for name in names:
+                    atomic_save(obj, out / name)
+                log.write("checkpoint", epoch=epoch, iteration=iteration, files=names)
+            if last_loss is not None:
+                progress.print(f"epoch {epoch}/{cfg.epochs}: iteration {iteration}, loss {last_loss:.4f}, lr {lr:.3g}")
+
+        if cfg.export and info.is_main:
+            save_safetensors(net, encoder, norm, cfg.export, {"epoch": str(epoch)})
+            log.write("export", path=str(cfg.export))
+        log.write("end", epoch=epoch, iteration=iteration, loss=last_loss, best_psnr=best)
+    finally:
+        progress.stop()
+    _barrier(info)
+    return TrainResult(out, epoch, iteration, last_loss, best, last_val, info.rank)
+
+
+def resolve_config(overrides: dict[str, Any] | None = None, config_file: str | Path | None = None) -> TrainConfig:
+    """Defaults < the resumed checkpoint's stored config < `config_file` < `overrides` (None = not given).
+
+    Resuming an explicit checkpoint without an `out` continues in the checkpoint's own folder.
+    """
+    flags = {k: v for k, v in (overrides or {}).items() if v is not None}
+    from_file = read_toml(config_file) if config_file else {}
+    given = {**from_file, **flags}
+    stored: dict[str, Any] = {}
+    resume = given.get("resume")
+    if resume:
+        if resume == "auto":
+            path = Path(given["out"]) / "last.pth" if given.get("out") else None
+            if path is None:
+                raise UsageError("--resume without a path needs --out RUN_DIR")
+        else:
+            path = Path(resume).expanduser()
+            path = path / "last.pth" if path.is_dir() else path
+            if "out" not in given:
+                flags["out"] = str(path.parent)
+        if path.is_file():
+            state = read_checkpoint(path).get("liif_train")
+            if isinstance(state, dict) and isinstance(state.get("config"), dict):
+                stored = stored_config(state["config"])
+    return build_config(stored, from_file, flags)
