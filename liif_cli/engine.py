@@ -164,6 +164,7 @@ class FastDecoder:
         ]
         self.out_weight = last.weight.detach().t().contiguous().float().to(device)
         self.out_bias = last.bias.detach().float().to(device)
+        self._workspace: tuple[torch.Tensor, ...] | None = None
 
     def latent_table(self, feat: torch.Tensor, rel_cell: tuple[float, float]) -> torch.Tensor:
         """First layer minus the offset term, per latent: (H*W, 256) fp32, channels last."""
@@ -183,24 +184,46 @@ class FastDecoder:
     ) -> torch.Tensor:
         """Predictions for a block of output pixels, in normalized model space: (R, C, 3) float32.
 
-        rows = (idx (2,R) into the table's rows, rel (2,R)); cols likewise for columns.
+        rows = (idx (2,R) into the table's rows, rel (2,R)); cols likewise for columns. Intermediate
+        activations live in reused buffers: fresh large tensors cost a page fault per 4 KiB page, which
+        on a VM can take longer than the matrix products themselves.
         """
         (ry_idx, ry_rel), (cx_idx, cx_rel) = rows, cols
         n_rows, n_cols = ry_idx.shape[1], cx_idx.shape[1]
-        flat = (ry_idx.view(2, 1, n_rows, 1) * table_width + cx_idx.view(1, 2, 1, n_cols)).reshape(-1)
-        h = table.index_select(0, flat).view(2, 2, n_rows, n_cols, -1)
-        wy, wx = self.rel_weight[:, 0], self.rel_weight[:, 1]
-        h += (ry_rel.view(2, 1, n_rows, 1, 1) * wy).view(2, 1, n_rows, 1, -1)
-        h += (cx_rel.view(1, 2, 1, n_cols, 1) * wx).view(1, 2, 1, n_cols, -1)
-        h = h.view(4 * n_rows * n_cols, -1).relu_().to(self.dtype)
-        for wt, b in self.hidden:
-            h = torch.addmm(b, h, wt).relu_()
-        pred = torch.addmm(self.out_bias, h.float(), self.out_weight).view(2, 2, n_rows, n_cols, -1)
-        # Local ensemble: each prediction weighted by the area of its diagonal opposite.
+        pixels = n_rows * n_cols
+        queries = 4 * pixels
+        gathered, act_a, act_b, mixed = self._buffers(pixels)
+        flat = (ry_idx.view(2, 1, n_rows, 1) * table_width + cx_idx.view(1, 2, 1, n_cols)).view(-1)
+        h = torch.index_select(table, 0, flat, out=gathered[:queries]).view(2, 2, n_rows, n_cols, -1)
+        h += (ry_rel.view(2, 1, n_rows, 1, 1) * self.rel_weight[:, 0]).view(2, 1, n_rows, 1, -1)
+        h += (cx_rel.view(1, 2, 1, n_cols, 1) * self.rel_weight[:, 1]).view(1, 2, 1, n_cols, -1)
+        h = h.view(queries, -1).relu_()
+        if self.dtype != torch.float32:
+            h = act_b[:queries].copy_(h)
+        for i, (wt, b) in enumerate(self.hidden):
+            out = (act_a if i % 2 == 0 else act_b)[:queries]
+            h = torch.addmm(b, h, wt, out=out).relu_()
+        # Local ensemble: each prediction weighted by the area of its diagonal opposite. The output layer
+        # is affine, so it is applied once to the weighted mean of the four last activations.
         area = (ry_rel.view(2, 1, n_rows, 1) * cx_rel.view(1, 2, 1, n_cols)).abs_() + 1e-9
-        total = area.sum(dim=(0, 1))
-        weight = area.flip(0, 1) / total
-        return (pred * weight.unsqueeze(-1)).sum(dim=(0, 1))
+        weight = (area.flip(0, 1) / area.sum(dim=(0, 1))).view(4, pixels, 1)
+        h = h.view(4, pixels, -1)
+        acc = torch.mul(h[0], weight[0], out=mixed[:pixels])
+        for t in range(1, 4):
+            acc.addcmul_(h[t], weight[t])
+        pred = torch.addmm(weight.sum(0) * self.out_bias, acc, self.out_weight)
+        return pred.view(n_rows, n_cols, -1)
+
+    def _buffers(self, pixels: int) -> tuple[torch.Tensor, ...]:
+        """Workspaces for `pixels` output pixels (4 queries each), grown on demand and then reused."""
+        if self._workspace is None or self._workspace[3].shape[0] < pixels:
+            width = self.out_weight.shape[0]
+            q = 4 * pixels
+            gathered = torch.empty(q, width, device=self.device)
+            act_a = torch.empty(q, width, device=self.device, dtype=self.dtype)
+            act_b = gathered if self.dtype == torch.float32 else torch.empty_like(act_a)
+            self._workspace = (gathered, act_a, act_b, torch.empty(pixels, width, device=self.device))
+        return self._workspace
 
 
 # --- tiles -------------------------------------------------------------------------------------------
