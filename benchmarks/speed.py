@@ -27,18 +27,27 @@ def synthetic_image(h: int, w: int, seed: int = 0) -> np.ndarray:
     return np.clip(0.8 * base + 0.2 * rng.random((h, w, 3), dtype=np.float32), 0, 1).astype(np.float32)
 
 
-def run_path(path: str, model: str, rgb: np.ndarray, out_hw, tile, threads) -> np.ndarray:
+def prepare(path: str, model: str, tile, threads):
+    """A function rgb, out_hw -> float output for one path, with the model already loaded."""
     from liif_cli.api import load_model
     from liif_cli.models import reference_upscale
 
     if path == "official":
         up = load_model(model, device="cpu", precision="fp32", threads=threads)
         net, norm = up.loaded.net, up.loaded.normalization
-        x = torch.from_numpy(rgb).permute(2, 0, 1)
-        with torch.inference_mode():
-            return reference_upscale(net, x, out_hw, norm.sub, norm.div).numpy()
+
+        def run(rgb, out_hw):
+            with torch.inference_mode():
+                x = torch.from_numpy(rgb).permute(2, 0, 1)
+                return reference_upscale(net, x, out_hw, norm.sub, norm.div).numpy()
+
+        return run
     up = load_model(model, device="cpu", precision=path, tile=tile, threads=threads)
-    return up.upscale_array(rgb, out_hw)
+    return up.upscale_array
+
+
+def run_path(path: str, model: str, rgb: np.ndarray, out_hw, tile, threads) -> np.ndarray:
+    return prepare(path, model, tile, threads)(rgb, out_hw)
 
 
 def _child(queue, path, model, rgb, out_hw, tile, threads):
@@ -75,18 +84,18 @@ def main() -> None:
         f"model {args.model}, input {w}x{h} -> {out_hw[1]}x{out_hw[0]} ({mp_out:.3f} MP), "
         f"{torch.get_num_threads()} threads, torch {torch.__version__}"
     )
-    results, reference = {}, None
-    for path in args.paths.split(","):
-        run_path(path, args.model, rgb, out_hw, args.tile, args.threads)  # warm-up (weights, oneDNN kernels)
-        times = []
-        for _ in range(args.repeats):
+    paths = args.paths.split(",")
+    runners = {path: prepare(path, args.model, args.tile, args.threads) for path in paths}
+    outputs = {path: run(rgb, out_hw) for path, run in runners.items()}  # warm-up (oneDNN kernels, buffers)
+    times: dict[str, list[float]] = {path: [] for path in paths}
+    for _ in range(args.repeats):  # interleaved, so that a change in machine load hits every path alike
+        for path, run in runners.items():
             t0 = time.perf_counter()
-            out = run_path(path, args.model, rgb, out_hw, args.tile, args.threads)
-            times.append(time.perf_counter() - t0)
-        if reference is None:
-            reference = out
-        results[path] = (statistics.median(times), float(np.abs(out - reference).max()))
-    base = results[args.paths.split(",")[0]][0]
+            run(rgb, out_hw)
+            times[path].append(time.perf_counter() - t0)
+    reference = outputs[paths[0]]
+    results = {p: (statistics.median(times[p]), float(np.abs(outputs[p] - reference).max())) for p in paths}
+    base = results[paths[0]][0]
     print(f"{'path':<10}{'median s':>10}{'MP/s':>9}{'speed-up':>10}{'max|diff|':>12}{'peak RSS':>11}")
     for path, (t, diff) in results.items():
         rss = (

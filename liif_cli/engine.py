@@ -139,6 +139,18 @@ def axis_lookup(n_out: int, n_lat: int) -> AxisLookup:
 # --- the fast decoder --------------------------------------------------------------------------------
 
 
+def _onednn_linear_relu():
+    """`torch.ops.mkldnn._linear_pointwise` if this build has it and it computes relu(x W^T + b) correctly."""
+    try:
+        op = torch.ops.mkldnn._linear_pointwise
+        x, w, b = torch.randn(8, 16), torch.randn(4, 16), torch.randn(4)
+        if torch.allclose(op(x, w, b, "relu", [], ""), torch.relu(x @ w.t() + b), atol=1e-5):
+            return op
+    except (AttributeError, RuntimeError):
+        pass
+    return None
+
+
 class FastDecoder:
     """The LIIF MLP rearranged for speed; holds device/precision copies of the weights.
 
@@ -165,6 +177,9 @@ class FastDecoder:
         self.out_weight = last.weight.detach().t().contiguous().float().to(device)
         self.out_bias = last.bias.detach().float().to(device)
         self._workspace: tuple[torch.Tensor, ...] | None = None
+        # oneDNN's linear with bias and ReLU fused in one pass (CPU only); plain addmm where it is missing.
+        self._fused_linear = _onednn_linear_relu() if device.type == "cpu" else None
+        self._hidden_oi = [wt.t().contiguous() for wt, _ in self.hidden] if self._fused_linear else []
 
     def latent_table(self, feat: torch.Tensor, rel_cell: tuple[float, float]) -> torch.Tensor:
         """First layer minus the offset term, per latent: (H*W, 256) fp32, channels last."""
@@ -201,8 +216,10 @@ class FastDecoder:
         if self.dtype != torch.float32:
             h = act_b[:queries].copy_(h)
         for i, (wt, b) in enumerate(self.hidden):
-            out = (act_a if i % 2 == 0 else act_b)[:queries]
-            h = torch.addmm(b, h, wt, out=out).relu_()
+            if self._fused_linear is not None:
+                h = self._fused_linear(h, self._hidden_oi[i], b, "relu", [], "")
+            else:
+                h = torch.addmm(b, h, wt, out=(act_a if i % 2 == 0 else act_b)[:queries]).relu_()
         # Local ensemble: each prediction weighted by the area of its diagonal opposite. The output layer
         # is affine, so it is applied once to the weighted mean of the four last activations.
         area = (ry_rel.view(2, 1, n_rows, 1) * cx_rel.view(1, 2, 1, n_cols)).abs_() + 1e-9
