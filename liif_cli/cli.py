@@ -351,6 +351,11 @@ def _dflt(name: str) -> str:
 @click.option("--lr-milestones", help="Epochs after which lr is multiplied by gamma." + _dflt("lr_milestones"))
 @click.option("--lr-gamma", type=float, help="Learning-rate decay factor." + _dflt("lr_gamma"))
 @click.option("--workers", type=click.IntRange(min=0), help="DataLoader workers per process." + _dflt("workers"))
+@click.option(
+    "--decoded-cache",
+    type=click.Path(file_okay=False),
+    help="Keep decoded training images as .npy here and read crops by memory map (much faster on 2K PNGs).",
+)
 @click.option("--seed", type=int, help="Seed for weights and data." + _dflt("seed"))
 @click.option("--device", help="auto, cpu, cuda, cuda:N or mps." + _dflt("device"))
 @click.option("--threads", type=click.IntRange(min=0), help="CPU threads per process (0: torch's default, all cores).")

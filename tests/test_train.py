@@ -108,6 +108,18 @@ def test_grayscale_and_small_images(small_folder, tmp_path):
     assert all(ds[(0, i)]["inp"].shape == (3, 48, 48) for i in range(4))
 
 
+def test_decoded_cache_gives_the_same_samples(small_folder, tmp_path):
+    items, _ = scan_images(small_folder, min_side=48)
+    plain = SRTrainDataset(items, 16, sample_q=300, seed=5)
+    cached = SRTrainDataset(items, 16, sample_q=300, seed=5, decoded_cache=tmp_path / "cache")
+    for key in [(2, i) for i in range(8)]:
+        a, b = plain[key], cached[key]
+        assert all(torch.equal(a[k], b[k]) for k in ("inp", "coord", "cell", "gt"))
+    files = sorted(p.name for p in (tmp_path / "cache").iterdir())
+    assert len(files) == 4 and all(f.endswith(".npy") for f in files)  # one per image, no temporaries
+    assert np.load(tmp_path / "cache" / files[0], mmap_mode="r").shape[2] == 3  # grayscale stored as RGB
+
+
 def test_loader_shards_an_epoch_across_ranks(small_folder):
     items, _ = scan_images(small_folder, min_side=12)
     ds = SRTrainDataset(items, 12, inp_size=12, sample_q=16)
@@ -291,6 +303,20 @@ def test_resume_is_exact_whatever_the_workers(small_folder, tmp_path):
     assert len(hashes(tmp_path / "a")) == 2 and hashes(tmp_path / "a") == hashes(tmp_path / "b")
 
 
+def test_fp16_autocast_with_grad_scaler_resumes(small_folder, tmp_path):
+    """The --amp fp16 path (autocast + GradScaler; meant for CUDA, also runs on CPU) saves and restores the
+    scaler with the rest of the state."""
+    run = tmp_path / "amp"
+    common = ["--data", small_folder, "--out", run, "--iters-per-epoch", "3", "--log-every", "1", "--workers", "0"]
+    common += ["--amp", "fp16"]
+    assert _cli("train", *common, "--epochs", "1", *TINY).exit_code == 0
+    state = torch.load(run / "last.pth", weights_only=True)["liif_train"]
+    assert state["scaler"]["scale"] > 0 and state["config"]["amp"] == "fp16"
+    assert _cli("train", "--out", run, "--resume", "--epochs", "2", "--threads", "1", "-q").exit_code == 0
+    losses = _train_losses(run)
+    assert [i for i, _ in losses] == list(range(1, 7)) and all(np.isfinite(v) for _, v in losses)
+
+
 def test_finetune_registry_model_keeps_set5_psnr(tmp_path):
     """--init by registry name (a registry file pointing at the local release), 50 iterations on Set14, then
     the run's own validation on Set5 x4 (paper protocol) stays within 0.1 dB of the released model.
@@ -315,6 +341,9 @@ def test_finetune_registry_model_keeps_set5_psnr(tmp_path):
     assert log[0]["origin"] == "init edsr-baseline" and log[0]["normalization"]["sub"] == [0.5, 0.5, 0.5]
     assert _train_losses(run)[0][1] < 0.1  # the released model already fits: right weights, right normalization
     (val,) = [r for r in log if r["event"] == "val"]
+    print(
+        f"fine-tune: Set5 x4 {val['psnr']['4']:.4f} dB (released {RELEASED_SET5_X4}), first loss {log[1]['loss']:.4f}"
+    )
     assert abs(val["psnr"]["4"] - RELEASED_SET5_X4) < 0.1, val
     assert (run / "best.pth").is_file() and torch.load(run / "best.pth", weights_only=True)["liif_train"]["best_psnr"]
 
@@ -340,6 +369,7 @@ def test_two_process_ddp_on_cpu(small_folder, tmp_path):
         assert len(r["hashes"]) == 2 and r["hashes"][0] == r["hashes"][1]
         assert r["samples"] == [6, 6] and r["data_hashes"][0] != r["data_hashes"][1]
     assert checks[0]["hashes"][0] != checks[1]["hashes"][0]  # it did train
+    print(f"ddp: params {[h[:12] for h in checks[-1]['hashes']]}, data {[h[:12] for h in checks[-1]['data_hashes']]}")
     assert sorted(p.name for p in run.iterdir()) == ["config.toml", "last.pth", "log.jsonl"]
     ckpt = torch.load(run / "last.pth", weights_only=True)
     assert ckpt["liif_train"]["world_size"] == 2 and ckpt["liif_train"]["iteration"] == 6

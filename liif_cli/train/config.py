@@ -70,6 +70,8 @@ class TrainConfig:
     # machinery
     workers: int = 4
     """DataLoader worker processes per training process (0 loads in the main process)."""
+    decoded_cache: str | None = None
+    """Folder for decoded copies of the training images (.npy, read per sample through a memory map)."""
     seed: int = 0
     device: str = "auto"
     threads: int = 0

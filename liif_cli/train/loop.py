@@ -327,6 +327,7 @@ def _train(cfg: TrainConfig, info: DistInfo) -> TrainResult:
         sample_q=cfg.sample_q,
         augment=cfg.augment,
         seed=cfg.seed,
+        decoded_cache=cfg.decoded_cache,
     )
     loader, sampler = make_loader(
         dataset,
