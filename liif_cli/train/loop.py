@@ -44,7 +44,7 @@ from .checkpoint import (
     training_checkpoint,
 )
 from .config import TrainConfig, build_config, dump_toml, read_toml, stored_config
-from .data import SRTrainDataset, hr_folder, make_loader, scan_images
+from .data import SRTrainDataset, hr_folder, list_images, make_loader, scan_images
 from .validate import validate
 
 LOG_NAME = "log.jsonl"
@@ -318,6 +318,8 @@ def _train(cfg: TrainConfig, info: DistInfo) -> TrainResult:
 
     min_side = round(cfg.inp_size * cfg.scale_min)
     items, skipped = scan_images(hr_folder(cfg.data), min_side=min_side)
+    if cfg.val:
+        list_images(hr_folder(cfg.val))  # a bad --val should fail now, not after the first epoch
     dataset = SRTrainDataset(
         items,
         cfg.samples_per_epoch,
@@ -343,8 +345,9 @@ def _train(cfg: TrainConfig, info: DistInfo) -> TrainResult:
 
     if info.is_main:
         out.mkdir(parents=True, exist_ok=True)
-        if resume is None and cfg.overwrite:
-            (out / LOG_NAME).unlink(missing_ok=True)
+        if resume is None and cfg.overwrite:  # a fresh run: nothing of the old one may be mistaken for it
+            for old in [out / LOG_NAME, out / "last.pth", out / "best.pth", *out.glob("epoch-*.pth")]:
+                old.unlink(missing_ok=True)
         (out / "config.toml").write_text(dump_toml(cfg), encoding="utf-8")
     log = RunLog(out / LOG_NAME if info.is_main else None)
     total_iters = cfg.epochs * cfg.iters_per_epoch
@@ -384,7 +387,7 @@ def _train(cfg: TrainConfig, info: DistInfo) -> TrainResult:
             n_in_window, window_start, data_wait = 0, time.perf_counter(), 0.0
             fetch_start = time.perf_counter()
             seen: list[int] = []
-            for batch in loader:
+            for step, batch in enumerate(loader, 1):
                 data_wait += time.perf_counter() - fetch_start
                 if cfg.debug_param_hash:
                     seen += batch["index"].tolist()
@@ -407,7 +410,7 @@ def _train(cfg: TrainConfig, info: DistInfo) -> TrainResult:
                 n_in_window += 1
                 iteration += 1
                 progress.advance()
-                if n_in_window == cfg.log_every or iteration % cfg.iters_per_epoch == 0:
+                if n_in_window == cfg.log_every or step == len(loader):
                     if info.distributed:
                         dist.all_reduce(loss_sum)
                         loss_sum /= info.world_size
