@@ -302,7 +302,9 @@ def _train(cfg: TrainConfig, info: DistInfo) -> TrainResult:
     net.to(device).train()
     model: torch.nn.Module = net
     if info.distributed:
-        model = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+        # the only buffers are EDSR's constant MeanShift tensors: nothing to broadcast each step
+        ids = [device.index] if device.type == "cuda" else None
+        model = DistributedDataParallel(net, device_ids=ids, broadcast_buffers=False)
     optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp)
     scaler = torch.amp.GradScaler(device.type) if cfg.amp == "fp16" else None
