@@ -13,28 +13,56 @@ def main() -> None:
     """Arbitrary-scale image super-resolution with LIIF."""
 
 
+# --- errors: one line on stderr and a documented exit code -------------------------------------------
+
+
+def handle_errors(fn):
+    """Decorator for command bodies: errors become one line on stderr and the documented exit code.
+
+    LiifError -> `error: <message>`, exit `exc.exit_code`; KeyboardInterrupt -> `interrupted`, exit 130;
+    anything else -> `internal error: ...` and a hint, exit 1 (the traceback only with LIIF_DEBUG=1).
+    """
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        import os
+        import sys
+        import traceback
+
+        from .errors import INTERRUPTED_EXIT_CODE, LiifError
+
+        def one_line(exc: BaseException) -> str:
+            text = " ".join(str(exc).split())
+            return text or type(exc).__name__
+
+        try:
+            return fn(*args, **kwargs)
+        except LiifError as exc:
+            click.echo(f"error: {one_line(exc)}", err=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(INTERRUPTED_EXIT_CODE)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as exc:
+            if os.environ.get("LIIF_DEBUG"):
+                traceback.print_exc()
+            click.echo(f"internal error: {type(exc).__name__}: {one_line(exc)}", err=True)
+            click.echo(
+                "this is a bug in liif; please report it with the command you ran (LIIF_DEBUG=1 shows the traceback)",
+                err=True,
+            )
+            sys.exit(1)
+
+    return wrapper
+
+
 # --- commands -------------------------------------------------------------------------------------
 
 
 # --- liif models (registry and download cache) ------------------------------------------------------
-
-
-class _ReportLiifErrors:
-    """One `error: ...` line on stderr and the error's exit code, instead of a traceback."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind, exc, tb) -> bool:
-        from .errors import INTERRUPTED_EXIT_CODE, LiifError
-
-        if isinstance(exc, LiifError):
-            click.echo(f"error: {exc}", err=True)
-            raise SystemExit(exc.exit_code) from None
-        if isinstance(exc, KeyboardInterrupt):
-            click.echo("interrupted", err=True)
-            raise SystemExit(INTERRUPTED_EXIT_CODE) from None
-        return False
 
 
 _VERIFIED_TEXT = {
@@ -54,6 +82,7 @@ def _verified_text(status) -> str:
 
 @main.group("models", invoke_without_command=True)
 @click.pass_context
+@handle_errors
 def models_cmd(ctx: click.Context) -> None:
     """List the named models (weights.toml) and whether each is cached and verified."""
     if ctx.invoked_subcommand is not None:
@@ -65,31 +94,30 @@ def models_cmd(ctx: click.Context) -> None:
 
     from . import registry
 
-    with _ReportLiifErrors():
-        entries = registry.load_registry()
-        table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-        table.add_column("name", no_wrap=True, min_width=max(map(len, entries)) + 1)
-        for column in ("encoder", "format", "size", "sources", "cached"):
-            table.add_column(column, no_wrap=True)
-        table.add_column("verified", no_wrap=True, min_width=len("hash unknown"))
-        table.add_column("description", min_width=16)
-        for name, entry in entries.items():
-            status = registry.cache_status(entry)
-            table.add_row(
-                f"{name}*" if name == registry.DEFAULT_MODEL else name,
-                entry.encoder,
-                entry.format,
-                decimal(status.size) if status.size else "?",
-                ", ".join(dict.fromkeys(s.kind for s in entry.sources)),
-                "yes" if status.cached else "no",
-                _verified_text(status),
-                entry.description,
-            )
-        console = Console()
-        if not console.is_terminal:  # piped: a line cut at 80 columns helps nobody
-            console = Console(width=160)
-        console.print(table)
-        console.print(f"* default model; cache: {registry.cache_dir() / 'weights'}", highlight=False)
+    entries = registry.load_registry()
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("name", no_wrap=True, min_width=max(map(len, entries)) + 1)
+    for column in ("encoder", "format", "size", "sources", "cached"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("verified", no_wrap=True, min_width=len("hash unknown"))
+    table.add_column("description", min_width=16)
+    for name, entry in entries.items():
+        status = registry.cache_status(entry)
+        table.add_row(
+            f"{name}*" if name == registry.DEFAULT_MODEL else name,
+            entry.encoder,
+            entry.format,
+            decimal(status.size) if status.size else "?",
+            ", ".join(dict.fromkeys(s.kind for s in entry.sources)),
+            "yes" if status.cached else "no",
+            _verified_text(status),
+            entry.description,
+        )
+    console = Console()
+    if not console.is_terminal:  # piped: a line cut at 80 columns helps nobody
+        console = Console(width=160)
+    console.print(table)
+    console.print(f"* default model; cache: {registry.cache_dir() / 'weights'}", highlight=False)
 
 
 _allow_unverified = click.option(
@@ -102,51 +130,49 @@ _quiet = click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 @click.argument("name")
 @_allow_unverified
 @_quiet
+@handle_errors
 def models_download_cmd(name: str, allow_unverified: bool, quiet: bool) -> None:
     """Download model NAME into the cache and verify it (nothing to do if it is cached and intact)."""
     from . import registry
 
-    with _ReportLiifErrors():
-        entry = registry.get_entry(name)
-        path = registry.fetch(entry, allow_unverified=allow_unverified, progress=not quiet)
-        click.echo(f"{name}: {path} ({entry.hash_note()})")
+    entry = registry.get_entry(name)
+    path = registry.fetch(entry, allow_unverified=allow_unverified, progress=not quiet)
+    click.echo(f"{name}: {path} ({entry.hash_note()})")
 
 
 @models_cmd.command("path")
 @click.argument("name")
 @_allow_unverified
 @_quiet
+@handle_errors
 def models_path_cmd(name: str, allow_unverified: bool, quiet: bool) -> None:
     """Print the local file of model NAME, downloading it first if needed."""
     from . import registry
 
-    with _ReportLiifErrors():
-        entry = registry.get_entry(name)
-        click.echo(registry.fetch(entry, allow_unverified=allow_unverified, progress=not quiet))
+    entry = registry.get_entry(name)
+    click.echo(registry.fetch(entry, allow_unverified=allow_unverified, progress=not quiet))
 
 
 @models_cmd.command("verify")
 @click.argument("name", required=False)
+@handle_errors
 def models_verify_cmd(name: str | None) -> None:
     """Re-hash the cached file of NAME (default: every cached model); exit 7 if one does not match."""
     from . import registry
     from .errors import ChecksumError
 
-    with _ReportLiifErrors():
-        entries = [registry.get_entry(name)] if name else list(registry.load_registry().values())
-        bad = []
-        for entry in entries:
-            status = registry.cache_status(entry, rehash=True)
-            if not status.cached:
-                click.echo(f"{entry.name}: not cached")
-                continue
-            if status.state == "mismatch":
-                bad.append(entry.name)
-            click.echo(f"{entry.name}: {_verified_text(status)}, sha256 {status.sha256} ({status.path})")
-        if bad:
-            raise ChecksumError(
-                f"{', '.join(bad)} failed verification; 'liif models download NAME' fetches a fresh copy"
-            )
+    entries = [registry.get_entry(name)] if name else list(registry.load_registry().values())
+    bad = []
+    for entry in entries:
+        status = registry.cache_status(entry, rehash=True)
+        if not status.cached:
+            click.echo(f"{entry.name}: not cached")
+            continue
+        if status.state == "mismatch":
+            bad.append(entry.name)
+        click.echo(f"{entry.name}: {_verified_text(status)}, sha256 {status.sha256} ({status.path})")
+    if bad:
+        raise ChecksumError(f"{', '.join(bad)} failed verification; 'liif models download NAME' fetches a fresh copy")
 
 
 # --- liif bench (benchmark sets, protocols, published figures) --------------------------------------
@@ -218,6 +244,7 @@ def models_verify_cmd(name: str | None) -> None:
 )
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads (default: all cores).")
 @click.option("-q", "--quiet", "bench_quiet", is_flag=True, help="No progress bar.")
+@handle_errors
 def bench_cmd(
     datasets,
     models,
@@ -238,14 +265,12 @@ def bench_cmd(
     Prints PSNR / SSIM per model and scale beside the published figures, plus throughput and wall time.
     Sets are fetched into the cache on first use unless --data-dir is given.
     """
-    import sys
 
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from .bench import parse_scales, run_bench
     from .bench.report import render, write_csv, write_json
-    from .errors import INTERRUPTED_EXIT_CODE, LiifError
 
     err = Console(stderr=True)
     progress = Progress(
@@ -268,33 +293,26 @@ def bench_cmd(
         elif event == "end":
             progress.remove_task(tasks[-1])
 
-    try:
-        with progress:
-            result = run_bench(
-                [d.lower() for d in datasets],
-                list(models),
-                protocol=protocol,
-                scales=parse_scales(scales),
-                data_dir=data_dir,
-                limit=limit,
-                save_images=save_images,
-                device=device,
-                precision=precision,
-                threads=threads,
-                progress=hook,
-            )
-        to_stdout = "-" in (str(json_path), str(csv_path))
-        render(result, err if to_stdout else Console())
-        if json_path is not None:
-            write_json(result, json_path)
-        if csv_path is not None:
-            write_csv(result, csv_path)
-    except LiifError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
-        sys.exit(INTERRUPTED_EXIT_CODE)
+    with progress:
+        result = run_bench(
+            [d.lower() for d in datasets],
+            list(models),
+            protocol=protocol,
+            scales=parse_scales(scales),
+            data_dir=data_dir,
+            limit=limit,
+            save_images=save_images,
+            device=device,
+            precision=precision,
+            threads=threads,
+            progress=hook,
+        )
+    to_stdout = "-" in (str(json_path), str(csv_path))
+    render(result, err if to_stdout else Console())
+    if json_path is not None:
+        write_json(result, json_path)
+    if csv_path is not None:
+        write_csv(result, csv_path)
 
 
 # --- liif train (train and fine-tune; torchrun for several processes) --------------------------------
@@ -379,6 +397,7 @@ def _dflt(name: str) -> str:
 @click.option("--debug-param-hash", is_flag=True, default=None, help="Log every rank's parameter hash each epoch.")
 @click.option("-q", "--quiet", "train_quiet", is_flag=True, help="No progress bar.")
 @click.pass_context
+@handle_errors
 def train_cmd(ctx: click.Context, config_file, train_quiet, **options) -> None:
     """Train LIIF from scratch, or fine-tune with --init, with the official recipe as defaults.
 
@@ -391,81 +410,37 @@ def train_cmd(ctx: click.Context, config_file, train_quiet, **options) -> None:
     from .train import resolve_config, train
     from .train.config import parse_list
 
-    with _ReportLiifErrors():
-        if options.get("lr_milestones") is not None:
-            options["lr_milestones"] = parse_list(options["lr_milestones"], int, "--lr-milestones")
-        if options.get("val_scales") is not None:
-            options["val_scales"] = parse_list(options["val_scales"], int, "--val-scales")
-        options["batch_size"] = options.pop("batch_size", None)
-        for flag in ("overwrite", "debug_param_hash"):
-            options[flag] = options[flag] or None  # an absent flag leaves the config file's value
-        options["progress"] = False if train_quiet else None
-        result = train(resolve_config(options, config_file))
-        if result.rank == 0:
-            best = f", best val PSNR {result.best_psnr:.3f} dB" if result.best_psnr is not None else ""
-            loss = f", loss {result.last_loss:.4f}" if result.last_loss is not None else ""
-            click.echo(
-                f"epoch {result.epoch}, iteration {result.iteration}{loss}{best}: {result.out / 'last.pth'}", err=True
-            )
+    if options.get("lr_milestones") is not None:
+        options["lr_milestones"] = parse_list(options["lr_milestones"], int, "--lr-milestones")
+    if options.get("val_scales") is not None:
+        options["val_scales"] = parse_list(options["val_scales"], int, "--val-scales")
+    options["batch_size"] = options.pop("batch_size", None)
+    for flag in ("overwrite", "debug_param_hash"):
+        options[flag] = options[flag] or None  # an absent flag leaves the config file's value
+    options["progress"] = False if train_quiet else None
+    result = train(resolve_config(options, config_file))
+    if result.rank == 0:
+        best = f", best val PSNR {result.best_psnr:.3f} dB" if result.best_psnr is not None else ""
+        loss = f", loss {result.last_loss:.4f}" if result.last_loss is not None else ""
+        click.echo(
+            f"epoch {result.epoch}, iteration {result.iteration}{loss}{best}: {result.out / 'last.pth'}", err=True
+        )
 
 
 @train_cmd.command("export")
 @click.argument("checkpoint", type=click.Path(dir_okay=False))
 @click.argument("output", type=click.Path(dir_okay=False))
 @click.option("--normalization", type=click.Choice(["half", "div2k-mean"]), help="Override the stored normalization.")
+@handle_errors
 def train_export_cmd(checkpoint: str, output: str, normalization: str | None) -> None:
     """Write CHECKPOINT's weights (no optimizer) to OUTPUT.safetensors for sharing."""
     from .train import export_safetensors
 
-    with _ReportLiifErrors():
-        loaded = export_safetensors(checkpoint, output, normalization=normalization)
-        click.echo(f"{output}: {loaded.encoder} weights, normalization sub={loaded.normalization.sub}", err=True)
+    loaded = export_safetensors(checkpoint, output, normalization=normalization)
+    click.echo(f"{output}: {loaded.encoder} weights, normalization sub={loaded.normalization.sub}", err=True)
 
 
-# --- liif upscale (files, folders, batches) and the shared error handler ----------------------------
-
-
-def handle_errors(fn):
-    """Decorator for command bodies: errors become one line on stderr and the documented exit code.
-
-    LiifError -> `error: <message>`, exit `exc.exit_code`; KeyboardInterrupt -> `interrupted`, exit 130;
-    anything else -> `internal error: ...` and a hint, exit 1 (the traceback only with LIIF_DEBUG=1).
-    """
-    import functools
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        import os
-        import sys
-        import traceback
-
-        from .errors import INTERRUPTED_EXIT_CODE, LiifError
-
-        def one_line(exc: BaseException) -> str:
-            text = " ".join(str(exc).split())
-            return text or type(exc).__name__
-
-        try:
-            return fn(*args, **kwargs)
-        except LiifError as exc:
-            click.echo(f"error: {one_line(exc)}", err=True)
-            sys.exit(exc.exit_code)
-        except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
-            sys.exit(INTERRUPTED_EXIT_CODE)
-        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
-            raise
-        except Exception as exc:
-            if os.environ.get("LIIF_DEBUG"):
-                traceback.print_exc()
-            click.echo(f"internal error: {type(exc).__name__}: {one_line(exc)}", err=True)
-            click.echo(
-                "this is a bug in liif; please report it with the command you ran (LIIF_DEBUG=1 shows the traceback)",
-                err=True,
-            )
-            sys.exit(1)
-
-    return wrapper
+# --- liif upscale (files, folders, batches) --------------------------------------------------------
 
 
 def _upscale_load_options(device, precision, tile, threads, batch_size, allow_unverified, offline, quiet) -> dict:

@@ -130,3 +130,17 @@ def test_checkpoints_that_need_code_to_unpickle_are_refused(tmp_path):
     junk.write_bytes(b"not a checkpoint at all")
     with pytest.raises(CheckpointError):
         load_checkpoint(junk)
+
+
+def test_recorded_data_norm_wins_over_the_format_default(tmp_path):
+    """`liif train` fine-tuning an mmagic EDSR saves official layout plus `data_norm` (x - mean)."""
+    net = build_liif("edsr-baseline")
+    path = tmp_path / "finetuned.pth"
+    save_official(net, "edsr-baseline", path)
+    obj = torch.load(path, weights_only=True)
+    mean = [0.4488, 0.4371, 0.4040]
+    obj["data_norm"] = {"inp": {"sub": mean, "div": [1.0]}, "gt": {"sub": mean, "div": [1.0]}}
+    torch.save(obj, path)
+    loaded = load_checkpoint(path)
+    assert loaded.normalization.sub == tuple(mean) and loaded.normalization.div == (1.0, 1.0, 1.0)
+    assert load_checkpoint(path, normalization="half").normalization.sub == (0.5, 0.5, 0.5)

@@ -55,6 +55,23 @@ class LoadedModel:
     source_format: str  # "official" or "mmagic"
 
 
+def recorded_normalization(obj: dict[str, Any]) -> Normalization | None:
+    """The normalization an official-layout file records in `data_norm` (the official training configs'
+    key; `liif train` writes it), or None. It matters for weights fine-tuned from mmagic EDSR (x - mean)."""
+    dn = obj.get("data_norm")
+    if not isinstance(dn, dict) or not isinstance(dn.get("inp"), dict):
+        return None
+    try:
+        sub = [float(v) for v in dn["inp"]["sub"]]
+        div = [float(v) for v in dn["inp"]["div"]]
+    except (KeyError, TypeError, ValueError):
+        raise CheckpointError("checkpoint has a malformed 'data_norm'") from None
+    sub, div = (sub * 3 if len(sub) == 1 else sub), (div * 3 if len(div) == 1 else div)
+    if len(sub) != 3 or len(div) != 3:
+        raise CheckpointError("checkpoint 'data_norm' must give 1 or 3 values")
+    return Normalization(tuple(sub), tuple(div))
+
+
 def build_liif(encoder: str) -> LIIF:
     if encoder not in ENCODERS:
         raise CheckpointError(f"unknown encoder {encoder!r} (known: {', '.join(ENCODERS)})")
@@ -131,7 +148,7 @@ def load_checkpoint(path: str | Path, normalization: str | None = None) -> Loade
             raise CheckpointError(f"{path}: model {spec.get('name')!r} is not LIIF")
         state_dict = spec["sd"]
         encoder = spec.get("args", {}).get("encoder_spec", {}).get("name") or _guess_encoder(state_dict)
-        default_norm = "half"
+        default_norm = recorded_normalization(obj) or "half"
     else:
         source_format = "mmagic"
         raw = obj.get("state_dict", obj)
@@ -151,7 +168,11 @@ def load_checkpoint(path: str | Path, normalization: str | None = None) -> Loade
     except RuntimeError as exc:
         raise CheckpointError(f"{path}: weights do not match the {encoder} LIIF architecture: {exc}") from None
     net.eval()
-    return LoadedModel(net, encoder, Normalization.named(normalization or default_norm), source_format)
+    if normalization is not None or isinstance(default_norm, str):
+        norm = Normalization.named(normalization or default_norm)
+    else:
+        norm = default_norm
+    return LoadedModel(net, encoder, norm, source_format)
 
 
 def save_official(

@@ -29,7 +29,7 @@ from torch import nn
 
 from ..errors import ModelError, OutputError
 from ..models import LoadedModel, Normalization, build_liif, load_checkpoint, model_spec
-from ..models.checkpoint import CheckpointError
+from ..models.checkpoint import CheckpointError, recorded_normalization
 
 FORMAT_VERSION = 1
 
@@ -71,18 +71,10 @@ def data_norm(norm: Normalization) -> dict[str, dict[str, list[float]]]:
 
 def stored_normalization(obj: dict[str, Any]) -> Normalization | None:
     """The normalization a checkpoint records in `data_norm` (None when it records none)."""
-    dn = obj.get("data_norm")
-    if not isinstance(dn, dict) or not isinstance(dn.get("inp"), dict):
-        return None
     try:
-        sub = [float(v) for v in dn["inp"]["sub"]]
-        div = [float(v) for v in dn["inp"]["div"]]
-    except (KeyError, TypeError, ValueError):
-        raise ModelError("checkpoint has a malformed 'data_norm'") from None
-    sub, div = (sub * 3 if len(sub) == 1 else sub), (div * 3 if len(div) == 1 else div)
-    if len(sub) != 3 or len(div) != 3:
-        raise ModelError("checkpoint 'data_norm' must give 1 or 3 values")
-    return Normalization(tuple(sub), tuple(div))
+        return recorded_normalization(obj)
+    except CheckpointError as exc:
+        raise ModelError(str(exc)) from None
 
 
 def normalization_from_name(name: str) -> Normalization:
@@ -102,14 +94,9 @@ def load_model(path: str | Path, normalization: str | None = None) -> LoadedMode
             loaded.normalization = normalization_from_name(normalization)
         return loaded
     try:
-        loaded = load_checkpoint(path, normalization=normalization)
+        return load_checkpoint(path, normalization=normalization)  # honours a recorded data_norm
     except CheckpointError as exc:
         raise ModelError(str(exc)) from None
-    if normalization is None:
-        stored = stored_normalization(read_checkpoint(path))
-        if stored is not None:
-            loaded.normalization = stored
-    return loaded
 
 
 # --- optimizer state in the official numbering -----------------------------------------------------------
