@@ -18,7 +18,6 @@ EXIF rotation), into uint8 (H, W, 3) arrays.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
@@ -35,6 +34,7 @@ from PIL import Image
 
 from ..errors import DownloadError, InputError, OfflineError
 from ..registry import cache_dir as registry_cache_dir
+from ..registry import sha256_file
 from .checksums import REFERENCE_SHA256
 
 IMAGE_EXTENSIONS = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff")
@@ -174,7 +174,7 @@ class Dataset:
             if expected is None:
                 continue
             checked += 1
-            differs += _sha256(path) != expected
+            differs += sha256_file(path) != expected
         if not checked:
             return None
         return "differs" if differs else "match"
@@ -401,11 +401,3 @@ def _target_name(base: str, scale: int | None) -> str:
 
 def _is_image_name(name: str) -> bool:
     return name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith(".")
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()

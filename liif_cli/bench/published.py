@@ -13,9 +13,10 @@ protocol (Set5 SSIM, blue and RGB, at x2 x3 x6); they are shown the same way, wi
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+
+from ..registry import sha256_file
 
 SOURCE_MODELS = {
     "edsr-baseline": "EDSR-baseline-LIIF (official)",
@@ -141,7 +142,7 @@ def source_model(model: str | Path) -> str | None:
         return text
     path = Path(text)
     if path.is_file():
-        digest = _sha256(path)
+        digest = sha256_file(path)
         for known, key in _CHECKPOINT_SHA256.items():
             if digest.startswith(known):
                 return key
@@ -159,14 +160,6 @@ _NOTES_MMAGIC_SSIM = {
         {2: (0.9367, 0.9438), 3: (0.8915, 0.9032), 6: (0.7778, 0.7924)},
     )
 }
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def published_figure(source: str | None, protocol: str, dataset: str, scale: int) -> Figure | None:

@@ -78,6 +78,21 @@ def build_liif(encoder: str) -> LIIF:
     return LIIF(ENCODERS[encoder](), MLP(in_dim=64 * 9 + 4, **MLP_ARGS))
 
 
+def build_strict(encoder: str, state_dict: dict[str, torch.Tensor], origin: str) -> LIIF:
+    """A LIIF network holding exactly these weights (strict: no key missing, none left over), in eval mode."""
+    net = build_liif(encoder)
+    state_dict = dict(state_dict)
+    for name, buf in net.state_dict().items():
+        # EDSR's MeanShift constants are unused by the forward pass; mmagic and exported files lack them.
+        if name.startswith(("encoder.sub_mean.", "encoder.add_mean.")):
+            state_dict.setdefault(name, buf)
+    try:
+        net.load_state_dict(state_dict, strict=True)
+    except RuntimeError as exc:
+        raise CheckpointError(f"{origin}: weights do not match the {encoder} LIIF architecture: {exc}") from None
+    return net.eval()
+
+
 def model_spec(encoder: str) -> dict[str, Any]:
     """The spec the official code stores in a checkpoint so that a file knows how to rebuild itself."""
     return {
@@ -157,17 +172,7 @@ def load_checkpoint(path: str | Path, normalization: str | None = None) -> Loade
         state_dict = mmagic_to_official(raw)
         encoder = _guess_encoder(state_dict)
         default_norm = "div2k-mean" if encoder == "edsr-baseline" else "half"
-    net = build_liif(encoder)
-    if encoder == "edsr-baseline":
-        # The MeanShift constants are unused by the forward pass; mmagic files lack them.
-        for name, buf in net.state_dict().items():
-            if name.startswith(("encoder.sub_mean.", "encoder.add_mean.")):
-                state_dict.setdefault(name, buf)
-    try:
-        net.load_state_dict(state_dict, strict=True)
-    except RuntimeError as exc:
-        raise CheckpointError(f"{path}: weights do not match the {encoder} LIIF architecture: {exc}") from None
-    net.eval()
+    net = build_strict(encoder, state_dict, str(path))
     if normalization is not None or isinstance(default_norm, str):
         norm = Normalization.named(normalization or default_norm)
     else:

@@ -28,8 +28,8 @@ import torch
 from torch import nn
 
 from ..errors import ModelError, OutputError
-from ..models import LoadedModel, Normalization, build_liif, load_checkpoint, model_spec
-from ..models.checkpoint import CheckpointError, recorded_normalization
+from ..models import LoadedModel, Normalization, load_checkpoint, model_spec
+from ..models.checkpoint import CheckpointError, build_strict, recorded_normalization
 
 FORMAT_VERSION = 1
 
@@ -209,18 +209,7 @@ def load_safetensors(path: str | Path) -> LoadedModel:
         norm = Normalization(tuple(norm_meta["sub"]), tuple(norm_meta["div"])) if norm_meta else None
     except (ValueError, KeyError, TypeError):
         raise ModelError(f"{path}: malformed normalization metadata") from None
-    try:
-        net = build_liif(encoder)
-    except CheckpointError as exc:
-        raise ModelError(f"{path}: {exc}") from None
-    for name, buf in net.state_dict().items():  # unused MeanShift constants may have been left out
-        if name.startswith(("encoder.sub_mean.", "encoder.add_mean.")):
-            tensors.setdefault(name, buf)
-    try:
-        net.load_state_dict(tensors, strict=True)
-    except RuntimeError as exc:
-        raise ModelError(f"{path}: weights do not match the {encoder} LIIF architecture: {exc}") from None
-    net.eval()
+    net = build_strict(encoder, tensors, str(path))  # a CheckpointError is a ModelError
     return LoadedModel(net, encoder, norm or Normalization.named("half"), "safetensors")
 
 

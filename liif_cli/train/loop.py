@@ -32,6 +32,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from torch.nn.parallel import DistributedDataParallel
 
+from ..engine import resolve_device
 from ..errors import LiifError, ModelError, OutputError, UsageError
 from ..models import build_liif
 from .checkpoint import (
@@ -70,20 +71,10 @@ class DistInfo:
 
 
 def _device(name: str, local_rank: int) -> torch.device:
-    name = (name or "auto").lower()
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise UsageError(f"unknown device {name!r} (use auto, cpu, cuda, cuda:N or mps)") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise UsageError(f"device {name!r} requested but this PyTorch build sees no CUDA GPU")
-        if device.index is None:
-            device = torch.device("cuda", local_rank)
-    elif device.type == "mps" and not torch.backends.mps.is_available():
-        raise UsageError("device 'mps' requested but MPS is not available")
+    """`engine.resolve_device`, with a bare 'cuda' meaning this process's GPU under torchrun."""
+    device = resolve_device(name)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", local_rank)
     return device
 
 
