@@ -4,14 +4,14 @@
 
 For each path: median wall time over the repeats, output megapixels per second, speed-up over the
 official path, max |diff| against it, and peak resident memory (each path measured once in a fresh child
-process, since a process's peak RSS only grows).
+process, since a process's peak RSS only grows; "run adds" is the growth during the run itself, after the
+model is loaded).
 """
 
 from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
-import resource
 import statistics
 import time
 
@@ -51,11 +51,23 @@ def run_path(path: str, model: str, rgb: np.ndarray, out_hw, tile, threads) -> n
 
 
 def _child(queue, path, model, rgb, out_hw, tile, threads):
-    run_path(path, model, rgb, out_hw, tile, threads)
-    queue.put(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    run = prepare(path, model, tile, threads)
+    before = _high_water_mark()
+    run(rgb, out_hw)
+    after = _high_water_mark()
+    queue.put((after, after - before))
 
 
-def peak_rss(path, model, rgb, out_hw, tile, threads) -> int:
+def _high_water_mark() -> int:
+    """This process's peak RSS (VmHWM). Not ru_maxrss: Linux carries that across exec, so a spawned child
+    would report the parent's peak."""
+    with open("/proc/self/status") as f:
+        line = next(line for line in f if line.startswith("VmHWM:"))
+    return int(line.split()[1]) * 1024
+
+
+def peak_rss(path, model, rgb, out_hw, tile, threads) -> tuple[int, int]:
+    """(peak RSS of a fresh process that loads and runs the path once, how much the run itself added)."""
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     proc = ctx.Process(target=_child, args=(queue, path, model, rgb, out_hw, tile, threads))
@@ -96,14 +108,13 @@ def main() -> None:
     reference = outputs[paths[0]]
     results = {p: (statistics.median(times[p]), float(np.abs(outputs[p] - reference).max())) for p in paths}
     base = results[paths[0]][0]
-    print(f"{'path':<10}{'median s':>10}{'MP/s':>9}{'speed-up':>10}{'max|diff|':>12}{'peak RSS':>11}")
+    print(f"{'path':<10}{'median s':>10}{'MP/s':>9}{'speed-up':>10}{'max|diff|':>12}{'peak RSS':>10}{'run adds':>10}")
     for path, (t, diff) in results.items():
-        rss = (
-            ""
-            if args.no_memory
-            else f"{peak_rss(path, args.model, rgb, out_hw, args.tile, args.threads) / 2**20:.0f} MiB"
-        )
-        print(f"{path:<10}{t:>10.3f}{mp_out / t:>9.3f}{base / t:>9.2f}x{diff:>12.2e}{rss:>11}")
+        rss = ""
+        if not args.no_memory:
+            peak, growth = peak_rss(path, args.model, rgb, out_hw, args.tile, args.threads)
+            rss = f"{peak / 2**20:>6.0f} MiB{growth / 2**20:>6.0f} MiB"
+        print(f"{path:<10}{t:>10.3f}{mp_out / t:>9.3f}{base / t:>9.2f}x{diff:>12.2e}{rss:>20}")
 
 
 if __name__ == "__main__":
