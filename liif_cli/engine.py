@@ -8,8 +8,10 @@ NOTES.md lists (and `tests/test_engine.py` checks against the oracle `LIIF.query
   computed once per latent (a "latent table", 256 values per latent) instead of once per query.
   The cell term is the same for every query of an image and folds into that table's bias.
 * Which latent a query reads, and its relative offset, are separable: they depend on the output row
-  (for y) and column (for x) only. Four (2 x 2) 1-D lookups per axis replace grid_sample.
-* The remaining layers are dense GEMMs over large batches with pre-transposed weights (`addmm`).
+  (for y) and column (for x) only. Two 1-D lookups per axis (one per shift) replace grid_sample.
+* The remaining layers are dense GEMMs over large batches (oneDNN with bias and ReLU fused on CPU,
+  `addmm` with pre-transposed weights elsewhere) in reused buffers; the output layer, being affine, is
+  applied once to the ensemble-weighted activations instead of four times.
 
 Inputs larger than one tile are split into overlapping input tiles. Each output pixel depends only on
 latents within one step of its "home" latent, and each latent only on input pixels within the
@@ -176,7 +178,7 @@ class FastDecoder:
         ]
         self.out_weight = last.weight.detach().t().contiguous().float().to(device)
         self.out_bias = last.bias.detach().float().to(device)
-        self._workspace: tuple[torch.Tensor, ...] | None = None
+        self._workspace: tuple[torch.Tensor, torch.Tensor | None, torch.Tensor] | None = None
         # oneDNN's linear with bias and ReLU fused in one pass (CPU only); plain addmm where it is missing.
         self._fused_linear = _onednn_linear_relu() if device.type == "cpu" else None
         self._hidden_oi = [wt.t().contiguous() for wt, _ in self.hidden] if self._fused_linear else []
@@ -207,19 +209,19 @@ class FastDecoder:
         n_rows, n_cols = ry_idx.shape[1], cx_idx.shape[1]
         pixels = n_rows * n_cols
         queries = 4 * pixels
-        gathered, act_a, act_b, mixed = self._buffers(pixels)
+        gathered, converted, mixed = self._buffers(pixels)
         flat = (ry_idx.view(2, 1, n_rows, 1) * table_width + cx_idx.view(1, 2, 1, n_cols)).view(-1)
         h = torch.index_select(table, 0, flat, out=gathered[:queries]).view(2, 2, n_rows, n_cols, -1)
         h += (ry_rel.view(2, 1, n_rows, 1, 1) * self.rel_weight[:, 0]).view(2, 1, n_rows, 1, -1)
         h += (cx_rel.view(1, 2, 1, n_cols, 1) * self.rel_weight[:, 1]).view(1, 2, 1, n_cols, -1)
         h = h.view(queries, -1).relu_()
-        if self.dtype != torch.float32:
-            h = act_b[:queries].copy_(h)
+        if converted is not None:
+            h = converted[:queries].copy_(h)
         for i, (wt, b) in enumerate(self.hidden):
             if self._fused_linear is not None:
                 h = self._fused_linear(h, self._hidden_oi[i], b, "relu", [], "")
             else:
-                h = torch.addmm(b, h, wt, out=(act_a if i % 2 == 0 else act_b)[:queries]).relu_()
+                h = torch.addmm(b, h, wt).relu_()
         # Local ensemble: each prediction weighted by the area of its diagonal opposite. The output layer
         # is affine, so it is applied once to the weighted mean of the four last activations.
         area = (ry_rel.view(2, 1, n_rows, 1) * cx_rel.view(1, 2, 1, n_cols)).abs_() + 1e-9
@@ -233,15 +235,14 @@ class FastDecoder:
         pred = torch.addmm(weight.sum(0) * self.out_bias, acc, self.out_weight)
         return pred.view(n_rows, n_cols, -1)
 
-    def _buffers(self, pixels: int) -> tuple[torch.Tensor, ...]:
-        """Workspaces for `pixels` output pixels (4 queries each), grown on demand and then reused."""
-        if self._workspace is None or self._workspace[3].shape[0] < pixels:
+    def _buffers(self, pixels: int) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """(fp32 first-layer activations, their half-precision copy or None, ensemble mix) for `pixels`
+        output pixels (4 queries each), grown on demand and then reused."""
+        if self._workspace is None or self._workspace[2].shape[0] < pixels:
             width = self.out_weight.shape[0]
-            q = 4 * pixels
-            gathered = torch.empty(q, width, device=self.device)
-            act_a = torch.empty(q, width, device=self.device, dtype=self.dtype)
-            act_b = gathered if self.dtype == torch.float32 else torch.empty_like(act_a)
-            self._workspace = (gathered, act_a, act_b, torch.empty(pixels, width, device=self.device))
+            gathered = torch.empty(4 * pixels, width, device=self.device)
+            converted = None if self.dtype == torch.float32 else torch.empty_like(gathered, dtype=self.dtype)
+            self._workspace = (gathered, converted, torch.empty(pixels, width, device=self.device))
         return self._workspace
 
 
