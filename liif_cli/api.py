@@ -128,15 +128,34 @@ class Upscaler:
         width: int | None = None,
         height: int | None = None,
     ) -> Image.Image | np.ndarray:
-        """PIL image in, PIL image out (RGB, or L for grayscale); numpy (H, W, 3) floats in, floats out."""
+        """PIL image in, PIL image out in the same family of mode (L, LA, RGB, RGBA); numpy (H, W, 3) in,
+        numpy out of the same kind (floats in [0, 1], or uint8 / uint16).
+
+        Alpha is resized bicubically here; `liif_cli.batch.upscale_image` is the full file path (alpha
+        through the model, 16-bit, ICC, EXIF).
+        """
         if isinstance(image, Image.Image):
-            gray = image.mode in ("L", "I;16", "I", "F", "1")
-            rgb = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+            if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+                raise UsageError(
+                    f"{image.mode} images need more than 8 bits: use liif_cli.imageio.read_image and "
+                    "liif_cli.batch.upscale_image, which keep 16-bit precision"
+                )
+            im = image.convert("RGBA" if "transparency" in image.info else "RGB") if image.mode == "P" else image
+            alpha = im.getchannel("A") if im.mode in ("RGBA", "LA", "PA") else None
+            gray = im.mode in ("1", "L", "LA", "I", "I;16", "F")
+            rgb = np.asarray(im.convert("RGB"), dtype=np.float32) / np.float32(255)
             out_hw = output_size(rgb.shape[:2], scale=scale, size=size, width=width, height=height)
             result = Image.fromarray(self.upscale_array(rgb, out_hw, dtype=np.uint8), "RGB")
-            return result.convert("L") if gray else result
+            if gray:
+                result = result.convert("L")
+            if alpha is not None:
+                result.putalpha(alpha.resize((out_hw[1], out_hw[0]), Image.Resampling.BICUBIC))
+            return result
         array = np.asarray(image)
         out_hw = output_size(array.shape[:2], scale=scale, size=size, width=width, height=height)
+        if array.dtype in (np.uint8, np.uint16):  # integer pixels in, the same integers out
+            top = np.float32(np.iinfo(array.dtype).max)
+            return self.upscale_array(array.astype(np.float32) / top, out_hw, dtype=array.dtype)
         return self.upscale_array(array, out_hw)
 
 
