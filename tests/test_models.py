@@ -13,6 +13,7 @@ from PIL import Image
 
 from liif_cli.models import (
     CheckpointError,
+    Normalization,
     build_liif,
     load_checkpoint,
     reference_upscale,
@@ -144,3 +145,20 @@ def test_recorded_data_norm_wins_over_the_format_default(tmp_path):
     loaded = load_checkpoint(path)
     assert loaded.normalization.sub == tuple(mean) and loaded.normalization.div == (1.0, 1.0, 1.0)
     assert load_checkpoint(path, normalization="half").normalization.sub == (0.5, 0.5, 0.5)
+
+
+def test_safetensors_exports_load_like_any_checkpoint(tmp_path):
+    pytest.importorskip("safetensors")
+    from liif_cli.train import save_safetensors
+
+    net = build_liif("edsr-baseline")
+    norm = Normalization.named("div2k-mean")
+    out = tmp_path / "mine.safetensors"
+    save_safetensors(net, "edsr-baseline", norm, out, {"source": "test"})
+    loaded = load_checkpoint(out)
+    assert loaded.source_format == "safetensors" and loaded.normalization == norm
+    for key, value in net.state_dict().items():
+        assert torch.equal(loaded.net.state_dict()[key], value)
+    (tmp_path / "bad.safetensors").write_bytes(b"\x00" * 16)
+    with pytest.raises(CheckpointError):
+        load_checkpoint(tmp_path / "bad.safetensors")

@@ -7,6 +7,7 @@ the two releases differ (see `Normalization`).
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -153,6 +154,11 @@ def _torch_load(path: Path) -> Any:
 def load_checkpoint(path: str | Path, normalization: str | None = None) -> LoadedModel:
     """Load an official or mmagic LIIF checkpoint strictly; `normalization` overrides the format's default."""
     path = Path(path)
+    if path.suffix == ".safetensors":
+        loaded = load_safetensors(path)
+        if normalization is not None:
+            loaded.normalization = Normalization.named(normalization)
+        return loaded
     obj = _torch_load(path)
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path}: expected a dict checkpoint, found {type(obj).__name__}")
@@ -178,6 +184,31 @@ def load_checkpoint(path: str | Path, normalization: str | None = None) -> Loade
     else:
         norm = default_norm
     return LoadedModel(net, encoder, norm, source_format)
+
+
+def load_safetensors(path: str | Path) -> LoadedModel:
+    """A weights-only `.safetensors` export (`liif train export`): tensors under the official key names,
+    with `encoder` and `normalization` in its metadata."""
+    try:
+        from safetensors import SafetensorError, safe_open
+    except ImportError:
+        raise CheckpointError(f"{path}: reading .safetensors needs the 'safetensors' package") from None
+
+    path = Path(path)
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            meta = fh.metadata() or {}
+            tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118 (safe_open is not a Mapping)
+    except (OSError, SafetensorError) as exc:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from None
+    encoder = meta.get("encoder") or ("rdn" if any(k.startswith("encoder.RDBs.") for k in tensors) else "edsr-baseline")
+    try:
+        norm_meta = json.loads(meta["normalization"]) if "normalization" in meta else None
+        norm = Normalization(tuple(norm_meta["sub"]), tuple(norm_meta["div"])) if norm_meta else None
+    except (ValueError, KeyError, TypeError):
+        raise CheckpointError(f"{path}: malformed normalization metadata") from None
+    net = build_strict(encoder, tensors, str(path))  # a CheckpointError is a ModelError
+    return LoadedModel(net, encoder, norm or Normalization.named("half"), "safetensors")
 
 
 def save_official(

@@ -7,7 +7,8 @@ Modules: `config` (TrainConfig, TOML), `data` (Dataset, DataLoader, validation p
 DDP, logging), `checkpoint` (official-format checkpoints, resume state, safetensors), `validate` (PSNR).
 """
 
-from .checkpoint import export_safetensors, load_model, load_safetensors, save_safetensors
+from ..models.checkpoint import load_safetensors
+from .checkpoint import export_safetensors, load_model, save_safetensors
 from .config import TrainConfig, build_config, read_toml
 from .data import SRTrainDataset, make_loader
 from .loop import TrainResult, read_log, resolve_config, train

@@ -29,7 +29,7 @@ from torch import nn
 
 from ..errors import ModelError, OutputError
 from ..models import LoadedModel, Normalization, load_checkpoint, model_spec
-from ..models.checkpoint import CheckpointError, build_strict, recorded_normalization
+from ..models.checkpoint import CheckpointError, recorded_normalization
 
 FORMAT_VERSION = 1
 
@@ -87,16 +87,7 @@ def normalization_from_name(name: str) -> Normalization:
 def load_model(path: str | Path, normalization: str | None = None) -> LoadedModel:
     """`load_checkpoint`, honouring the `data_norm` our training checkpoints record (an explicit
     `normalization` still wins). Also reads our .safetensors exports."""
-    path = Path(path)
-    if path.suffix == ".safetensors":
-        loaded = load_safetensors(path)
-        if normalization:
-            loaded.normalization = normalization_from_name(normalization)
-        return loaded
-    try:
-        return load_checkpoint(path, normalization=normalization)  # honours a recorded data_norm
-    except CheckpointError as exc:
-        raise ModelError(str(exc)) from None
+    return load_checkpoint(path, normalization=normalization)  # a CheckpointError is a ModelError
 
 
 # --- optimizer state in the official numbering -----------------------------------------------------------
@@ -190,27 +181,6 @@ def save_safetensors(
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
-
-
-def load_safetensors(path: str | Path) -> LoadedModel:
-    """Read a file written by `save_safetensors` back into a ready LIIF network (strict)."""
-    from safetensors import SafetensorError, safe_open
-
-    path = Path(path)
-    try:
-        with safe_open(str(path), framework="pt") as fh:
-            meta = fh.metadata() or {}
-            tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118 (safe_open is not a Mapping)
-    except (OSError, SafetensorError) as exc:
-        raise ModelError(f"{path}: not a readable safetensors file ({exc})") from None
-    encoder = meta.get("encoder") or ("rdn" if any(k.startswith("encoder.RDBs.") for k in tensors) else "edsr-baseline")
-    try:
-        norm_meta = json.loads(meta["normalization"]) if "normalization" in meta else None
-        norm = Normalization(tuple(norm_meta["sub"]), tuple(norm_meta["div"])) if norm_meta else None
-    except (ValueError, KeyError, TypeError):
-        raise ModelError(f"{path}: malformed normalization metadata") from None
-    net = build_strict(encoder, tensors, str(path))  # a CheckpointError is a ModelError
-    return LoadedModel(net, encoder, norm or Normalization.named("half"), "safetensors")
 
 
 def export_safetensors(src: str | Path, out: str | Path, normalization: str | None = None) -> LoadedModel:
