@@ -21,6 +21,7 @@ whole-image result for the output pixels whose home latent lies in its core.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import os
@@ -368,6 +369,8 @@ class Renderer:
             a = torch.randn(8192, 256, device=self.options.device).to(self.dtype)
             w = self.decoder.hidden[0][0]
             torch.mm(a, w)
+            if self.options.device.type == "cuda":
+                torch.cuda.synchronize(self.options.device)
             t0 = time.perf_counter()
             for _ in range(3):
                 torch.mm(a, w)
@@ -381,6 +384,10 @@ class Renderer:
         self, rgb: np.ndarray, out_hw: tuple[int, int], sink: TileSink, progress: ProgressCallback | None = None
     ) -> None:
         """rgb: (H, W, 3) float32 in [0, 1]. Calls `sink` once per finished output block."""
+        with _no_tf32(self.options.device.type == "cuda" and self.dtype == torch.float32):
+            self._render(rgb, out_hw, sink, progress)
+
+    def _render(self, rgb: np.ndarray, out_hw: tuple[int, int], sink: TileSink, progress) -> None:
         in_h, in_w = rgb.shape[:2]
         out_h, out_w = out_hw
         ylook, xlook = axis_lookup(out_h, in_h), axis_lookup(out_w, in_w)
@@ -458,6 +465,21 @@ class Renderer:
                 pred = self.decoder.decode(table, x1 - x0, rows, cols)
                 out = (pred * self.div + self.sub).clamp_(0, 1)
                 yield slice(c0, c1), slice(o_c0, o_c1), out.cpu().numpy()
+
+
+@contextlib.contextmanager
+def _no_tf32(active: bool):
+    """fp32 on CUDA means fp32: cuDNN convolutions default to TF32 (10-bit mantissa) on Ampere and later,
+    which would put the encoder ~1e-3 away from the official output. The user's settings are restored."""
+    if not active:
+        yield
+        return
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
 class _NonFinite(Exception):
