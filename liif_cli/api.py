@@ -100,22 +100,18 @@ class Upscaler:
             raise UsageError(f"expected an (H, W, 3) array, got shape {rgb.shape}")
         rgb = np.ascontiguousarray(rgb, dtype=np.float32)
         dtype = np.dtype(dtype)
-        out = np.empty((out_hw[0], out_hw[1], 3), dtype=dtype)
         if dtype.kind == "f":
-
-            def sink(rows: slice, cols: slice, block: np.ndarray) -> None:
-                out[rows, cols] = block
-
-        elif dtype in (np.uint8, np.uint16):
-            from .imageio import quantize
-
-            bits = dtype.itemsize * 8
-
-            def sink(rows: slice, cols: slice, block: np.ndarray) -> None:
-                out[rows, cols] = quantize(block, bits)
-
-        else:
+            return engine.render_array(self.renderer, rgb, out_hw, progress).astype(dtype, copy=False)
+        if dtype not in (np.uint8, np.uint16):
             raise UsageError(f"unsupported output dtype {dtype}")
+        from .imageio import quantize
+
+        out = np.empty((out_hw[0], out_hw[1], 3), dtype=dtype)
+        bits = dtype.itemsize * 8
+
+        def sink(rows: slice, cols: slice, block: np.ndarray) -> None:
+            out[rows, cols] = quantize(block, bits)
+
         self.renderer.render_with_fallback(rgb, out_hw, sink, progress)
         return out
 

@@ -445,20 +445,16 @@ def train_export_cmd(checkpoint: str, output: str, normalization: str | None) ->
 
 def _upscale_load_options(device, precision, tile, threads, batch_size, allow_unverified, offline, quiet) -> dict:
     """Validate the engine options here (fast, before any file is read) and keep those given."""
-    import re
-
+    from . import engine
     from .batch import parse_int
-    from .errors import UsageError
 
     opts: dict = {}
     if device is not None:
-        if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", device.strip().lower()):
-            raise UsageError(f"--device must be auto, cpu, cuda, cuda:N or mps, got {device!r}")
         opts["device"] = device.strip().lower()
+        engine.resolve_device(opts["device"])  # the engine's own check, early: a UsageError names the choices
     if precision is not None:
-        if precision.strip().lower() not in ("auto", "fp32", "bf16", "fp16"):
-            raise UsageError(f"--precision must be auto, fp32, bf16 or fp16, got {precision!r}")
         opts["precision"] = precision.strip().lower()
+        engine.resolve_precision(opts["precision"], engine.resolve_device(opts.get("device")))
     if tile is not None:
         opts["tile"] = parse_int(tile, "--tile", minimum=0) or None  # 0: automatic
     if threads is not None:

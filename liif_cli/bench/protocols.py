@@ -19,13 +19,13 @@ The official code makes its on-the-fly LR with torchvision `ToPILImage` on the f
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image
 
 from .. import metrics
+from ..imageio import quantize
 
 PROTOCOLS = ("mmagic", "paper")
 DEFAULT_SCALES: dict[str, tuple[int, ...]] = {
@@ -43,24 +43,6 @@ def default_scales(protocol: str, dataset: str) -> tuple[int, ...]:
     if protocol == "paper" and dataset == "div2k":
         return DEFAULT_SCALES["paper-div2k"]
     return DEFAULT_SCALES[protocol]
-
-
-def quantize_uint8(x: np.ndarray) -> np.ndarray:
-    """float [0, 1] -> uint8 by `rint(clip(x, 0, 1) * 255)`, round half to even in the input's float
-    precision (what MMEditing's `tensor2img` does on float32 output)."""
-    x = np.asarray(x)
-    if not np.issubdtype(x.dtype, np.floating):
-        x = x.astype(np.float32)
-    return np.rint(np.clip(x, 0, 1) * x.dtype.type(255)).astype(np.uint8)
-
-
-def _quantizer() -> Callable[[np.ndarray], np.ndarray]:
-    """The project's `imageio.quantize(x, bits=8)` when it exists, else the identical local one."""
-    try:
-        from ..imageio import quantize  # type: ignore[attr-defined]
-    except ImportError:
-        return quantize_uint8
-    return lambda x: quantize(x, bits=8)
 
 
 def truncation_roundtrip_is_exact() -> bool:
@@ -135,7 +117,7 @@ class Protocol:
 
     def output_uint8(self, pred: np.ndarray) -> np.ndarray:
         """What `--save-images` writes: the rounded uint8 image."""
-        return _quantizer()(pred)
+        return quantize(pred, 8)
 
 
 class PaperProtocol(Protocol):
@@ -171,7 +153,7 @@ class MmagicProtocol(Protocol):
         return Pair(name, scale, lr, crop, "bicubic")
 
     def score(self, pred: np.ndarray, hr: np.ndarray, scale: int, dataset: str) -> Score:
-        out = _quantizer()(pred)
+        out = quantize(pred, 8)
         p = metrics.psnr(out, hr, crop_border=scale, data_range=255.0)
         ch = metrics.ssim_channels(out, hr, crop_border=scale, data_range=255.0)
         return Score(p, float(ch.mean()), float(ch[2]))
