@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
+from _shared import OFFICIAL
 from PIL import Image
 
 from liif_cli import load_model, output_size, upscale
 from liif_cli.errors import UsageError
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-OFFICIAL = SHARED / "weights" / "edsr-baseline-liif.pth"
 pytestmark = pytest.mark.skipif(not OFFICIAL.is_file(), reason="../shared is not beside the checkout")
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _shared import OFFICIAL as WEIGHTS
 from PIL import Image
 
 from liif_cli.batch import (
@@ -25,8 +26,6 @@ from liif_cli.batch import (
 from liif_cli.errors import BatchError, InputError, ModelError, OutputError, UsageError
 from liif_cli.imageio import DecodedImage
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-WEIGHTS = SHARED / "weights" / "edsr-baseline-liif.pth"
 needs_weights = pytest.mark.skipif(not WEIGHTS.is_file(), reason="official weights not in ../shared")
 RNG = np.random.default_rng(7)
 

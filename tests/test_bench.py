@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _shared import OFFICIAL as WEIGHTS
+from _shared import SHARED
 from click.testing import CliRunner
 from PIL import Image
 
@@ -31,8 +33,6 @@ from liif_cli.cli import main
 from liif_cli.errors import DownloadError, InputError, OfflineError, UsageError
 from liif_cli.imageio import quantize
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-WEIGHTS = SHARED / "weights" / "edsr-baseline-liif.pth"
 DATASETS = SHARED / "datasets"
 needs_shared = pytest.mark.skipif(
     not (WEIGHTS.is_file() and (DATASETS / "Set5" / "HR").is_dir()), reason="needs ../shared weights and datasets"

@@ -7,13 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _shared import OFFICIAL, SHARED
 from click.testing import CliRunner
 from PIL import Image
 
 from liif_cli.cli import main
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-OFFICIAL = SHARED / "weights" / "edsr-baseline-liif.pth"
 pytestmark = pytest.mark.skipif(not OFFICIAL.is_file(), reason="../shared is not beside the checkout")
 
 

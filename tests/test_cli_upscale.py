@@ -16,6 +16,8 @@ import numpy as np
 import png  # pypng
 import pytest
 import tifffile
+from _shared import OFFICIAL as WEIGHTS
+from _shared import ROOT
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -23,9 +25,6 @@ from PIL import Image, ImageCms
 
 from liif_cli.cli import main
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
-WEIGHTS = SHARED / "weights" / "edsr-baseline-liif.pth"
 pytestmark = pytest.mark.skipif(not WEIGHTS.is_file(), reason="official weights not in ../shared")
 MODEL = ["--model", str(WEIGHTS), "--device", "cpu"]
 EXIT_CODES = {0, 1, 2, 3, 4, 5, 6, 7, 8, 130}  # errors.py

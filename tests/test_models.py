@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from _shared import OFFICIAL, SHARED
 from PIL import Image
 
 from liif_cli.models import (
@@ -20,8 +21,6 @@ from liif_cli.models import (
     save_official,
 )
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-OFFICIAL = SHARED / "weights" / "edsr-baseline-liif.pth"
 MANIFEST = json.loads((SHARED / "fixtures" / "manifest.json").read_text())
 needs_shared = pytest.mark.skipif(not OFFICIAL.is_file(), reason="../shared is not beside the checkout")
 
