@@ -1,15 +1,16 @@
 """liif: arbitrary-scale image super-resolution with LIIF (Chen et al., CVPR 2021).
 
 `load_model` and `upscale` are imported lazily so that `liif --help` does not pay for importing torch.
+Importing the package changes nothing outside it (no environment variables, no logging handlers).
 """
 
-import os
+from importlib import metadata
 
-# Ask PyTorch's CPU allocator for transparent huge pages on large tensors (read once, before its first
-# allocation): fresh 4 KiB pages fault one by one, which made a new 64 MiB tensor 3x slower to fill here.
-os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
+try:
+    __version__ = metadata.version("liif-cli")
+except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+    __version__ = "0.0.0+unknown"
 
-__version__ = "0.1.0"
 __all__ = ["Upscaler", "load_model", "output_size", "upscale"]
 
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import BatchError, InputError, LiifError, ModelError, OutputError, UsageError
+from .errors import BatchError, InputError, LiifError, ModelError, OutputError, UsageError, first_line
 from .imageio import (
     DEFAULT_MAX_INPUT_PIXELS,
     DEFAULT_MAX_OUTPUT_PIXELS,
@@ -550,7 +550,7 @@ def _run_job(job, options, model, rep, guard, estimate, res: FileResult) -> File
         if _is_oom(exc):
             res.message = "out of memory on the device (try a smaller --tile or --batch-size)"
         else:
-            res.message = f"internal error: {type(exc).__name__}: {_first_line(exc)}"
+            res.message = f"internal error: {type(exc).__name__}: {first_line(exc)}"
             if os.environ.get("LIIF_DEBUG"):
                 traceback.print_exc()
         res.error = exc
@@ -573,11 +573,6 @@ def _safe_estimate(estimate, in_hw, out_hw) -> str | None:
         return estimate(in_hw, out_hw)
     except Exception:
         return None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return (text.splitlines()[0] if text else type(exc).__name__)[:300]
 
 
 def raise_for_failures(results: Sequence[FileResult], single_input: bool = False) -> None:

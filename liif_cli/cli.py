@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import click
 
 from . import __version__
@@ -11,6 +13,35 @@ from . import __version__
 @click.version_option(__version__, prog_name="liif")
 def main() -> None:
     """Arbitrary-scale image super-resolution with LIIF."""
+    _prepare_process()
+
+
+def _prepare_process() -> None:
+    """What the application (not the library) decides before a command runs.
+
+    The library warns with `warnings` (LiifWarning) and informs with `logging`; here both become one line
+    on stderr. PyTorch's CPU allocator is asked for transparent huge pages (read once, before its first
+    allocation: fresh 4 KiB pages fault one by one, which made a new 64 MiB tensor 3x slower to fill).
+    """
+    import os
+    import warnings
+
+    from .errors import LiifWarning
+
+    os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
+    warnings.simplefilter("always", LiifWarning)
+    warnings.showwarning = lambda message, *_args, **_kw: click.echo(f"warning: {message}", err=True)
+    log = logging.getLogger("liif_cli")
+    if not any(isinstance(h, _EchoHandler) for h in log.handlers):
+        log.addHandler(_EchoHandler())
+    log.setLevel(logging.INFO)
+
+
+class _EchoHandler(logging.Handler):
+    """Log records as bare lines on the current stderr (click's, so that test runners capture them)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        click.echo(record.getMessage(), err=True)
 
 
 # --- errors: one line on stderr and a documented exit code -------------------------------------------

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .encoders import ENCODERS
 from .errors import UsageError
 from .models import LIIF, LoadedModel, make_coord
 
@@ -271,9 +272,6 @@ def split_axis(n_lat: int, lookup: AxisLookup, tile: int, margin: int) -> list[B
     return bands
 
 
-# Peak bytes per encoded input pixel of each encoder (fp32, half precision), measured as peak RSS growth
-# on CPU; used only to size tiles automatically.
-_ENCODER_BYTES_PER_PIXEL = {"edsr-baseline": (1400, 1000), "rdn": (15500, 6000)}
 _CPU_TILE_BUDGET = 512 << 20  # bytes for one tile's encoder: keeps CPU peaks near 1 GiB whatever the image
 
 
@@ -290,8 +288,10 @@ def available_memory(device: torch.device) -> int:
 
 
 def encoder_bytes_per_pixel(encoder: str, precision: str) -> int:
-    fp32, half = _ENCODER_BYTES_PER_PIXEL.get(encoder, _ENCODER_BYTES_PER_PIXEL["rdn"])
-    return fp32 if precision == "fp32" else half
+    """Peak memory per encoded input pixel, from the encoder's descriptor (the largest known for others)."""
+    if encoder in ENCODERS:
+        return ENCODERS[encoder].memory_per_pixel(precision)
+    return max(spec.memory_per_pixel(precision) for spec in ENCODERS.values())
 
 
 def auto_tile(encoder: str, margin: int, device: torch.device, precision: str) -> int:

@@ -59,4 +59,19 @@ class BatchError(LiifError):
     exit_code = 1
 
 
+class LiifWarning(UserWarning):
+    """Something the user should know that does not stop the work (the CLI prints it as `warning: ...`)."""
+
+
 INTERRUPTED_EXIT_CODE = 130
+
+
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """An exception as one short line for a message: its first line, whitespace collapsed, else its type name.
+
+    Library errors quote foreign exceptions (Pillow, zipfile, torch.load, urllib) through this, so that a
+    multi-line message or a traceback-sized text never breaks the CLI's one-line error.
+    """
+    text = str(exc).strip()
+    line = " ".join(text.splitlines()[0].split()) if text else ""
+    return line[:limit] if line else type(exc).__name__

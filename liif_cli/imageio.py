@@ -19,7 +19,6 @@ import io
 import logging
 import os
 import struct
-import tempfile
 import threading
 import warnings
 from collections.abc import Callable, Iterable
@@ -29,7 +28,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from .errors import InputError, OutputError
+from .atomic import TargetExistsError, atomic_path
+from .errors import InputError, OutputError, first_line
 
 DEFAULT_MAX_INPUT_PIXELS = 100_000_000
 """Default input limit: 100 megapixels (a 12000x8000 photo fits; a decompression bomb does not)."""
@@ -455,13 +455,13 @@ def read_image(
     except InputError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise InputError(f"{path}: refused as a possible decompression bomb ({_first_line(exc)})") from None
+        raise InputError(f"{path}: refused as a possible decompression bomb ({first_line(exc)})") from None
     except MemoryError:
         raise InputError(f"{path}: not enough memory to decode this image") from None
     except (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError, KeyError, TypeError) as exc:
-        raise InputError(f"{path}: truncated or corrupt image ({_first_line(exc)})") from None
+        raise InputError(f"{path}: truncated or corrupt image ({first_line(exc)})") from None
     except Exception as exc:  # decoders raise all sorts (pypng's FormatError, zlib.error...)
-        raise InputError(f"{path}: cannot decode image ({type(exc).__name__}: {_first_line(exc)})") from None
+        raise InputError(f"{path}: cannot decode image ({type(exc).__name__}: {first_line(exc)})") from None
     if orientation != 1:
         img.rgb = np.ascontiguousarray(apply_orientation(img.rgb, orientation))
         if img.alpha is not None:
@@ -528,11 +528,6 @@ def _tiff_bits(im: Image.Image) -> int:
         return max(int(b) for b in bits) if bits and bits[0] is not None else 8
     except Exception:
         return 8
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return (text.splitlines()[0] if text else type(exc).__name__)[:300]
 
 
 # --- writing -------------------------------------------------------------------------------------
@@ -618,12 +613,6 @@ def _exif_for_output(exif: bytes | None, w: int, h: int, dpi: tuple[float, float
         return exif
 
 
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 def write_image(
     img: DecodedImage,
     path: str | os.PathLike,
@@ -655,41 +644,14 @@ def write_image(
         raise OutputError(f"{path}: is a directory")
     if path.exists() and not overwrite:
         raise OutputError(f"{path}: already exists (use --overwrite to replace it)")
-    parent = path.parent
     try:
-        parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem[:40]}.", suffix=".liif-tmp", dir=parent)
-    except OSError as exc:
-        raise OutputError(f"{parent}: cannot write here ({exc.strerror or exc})") from None
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        _encode(img, tmp, fmt, quality=quality, lossless=lossless, warn=warn, name=path)
-        os.chmod(tmp, 0o666 & ~_umask())
-        _finalize(tmp, path, overwrite)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        if isinstance(exc, OSError):
-            raise OutputError(f"{path}: cannot write ({exc.strerror or _first_line(exc)})") from None
-        raise
-    return path
-
-
-def _finalize(tmp: Path, path: Path, overwrite: bool) -> None:
-    if overwrite:
-        os.replace(tmp, path)
-        return
-    try:  # no-clobber: a hard link fails if the name appeared meanwhile
-        os.link(tmp, path)
-    except FileExistsError:
+        with atomic_path(path, overwrite=overwrite) as tmp:  # no-clobber unless overwrite
+            _encode(img, tmp, fmt, quality=quality, lossless=lossless, warn=warn, name=path)
+    except TargetExistsError:
         raise OutputError(f"{path}: already exists (use --overwrite to replace it)") from None
-    except OSError:  # file systems without hard links
-        if path.exists():
-            raise OutputError(f"{path}: already exists (use --overwrite to replace it)") from None
-        os.replace(tmp, path)
-        return
-    tmp.unlink()
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot write ({exc.strerror or first_line(exc)})") from None
+    return path
 
 
 def _encode(img: DecodedImage, tmp: Path, fmt: str, *, quality: int, lossless: bool, warn: Warn, name: Path) -> None:

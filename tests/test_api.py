@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _shared import OFFICIAL
+from conftest import OFFICIAL, needs_shared
 from PIL import Image
 
 from liif_cli import load_model, output_size, upscale
 from liif_cli.errors import UsageError
 
-pytestmark = pytest.mark.skipif(not OFFICIAL.is_file(), reason="../shared is not beside the checkout")
+pytestmark = needs_shared
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _shared import OFFICIAL as WEIGHTS
+from conftest import OFFICIAL as WEIGHTS
+from conftest import needs_shared as needs_weights
 from PIL import Image
 
 from liif_cli.batch import (
@@ -26,7 +27,6 @@ from liif_cli.batch import (
 from liif_cli.errors import BatchError, InputError, ModelError, OutputError, UsageError
 from liif_cli.imageio import DecodedImage
 
-needs_weights = pytest.mark.skipif(not WEIGHTS.is_file(), reason="official weights not in ../shared")
 RNG = np.random.default_rng(7)
 
 

@@ -11,16 +11,14 @@ import os
 import subprocess
 import sys
 import tarfile
-import threading
 import zipfile
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
 import pytest
-from _shared import OFFICIAL as WEIGHTS
-from _shared import SHARED
 from click.testing import CliRunner
+from conftest import DATASETS, HUB_COMMIT, needs_datasets
+from conftest import OFFICIAL as WEIGHTS
 from PIL import Image
 
 from liif_cli import metrics
@@ -32,12 +30,6 @@ from liif_cli.bench.runner import parse_scales, run_bench
 from liif_cli.cli import main
 from liif_cli.errors import DownloadError, InputError, OfflineError, UsageError
 from liif_cli.imageio import quantize
-
-DATASETS = SHARED / "datasets"
-needs_shared = pytest.mark.skipif(
-    not (WEIGHTS.is_file() and (DATASETS / "Set5" / "HR").is_dir()), reason="needs ../shared weights and datasets"
-)
-
 
 # --- protocols ------------------------------------------------------------------------------------------------
 
@@ -318,7 +310,7 @@ def test_find_local_layout_and_errors(tmp_path):
         ds.open_dataset("set5", data_dir=tmp_path / "nope")
 
 
-@needs_shared
+@needs_datasets
 def test_shared_sets_verify_against_reference_hashes():
     s5 = ds.open_dataset("set5", data_dir=DATASETS)
     assert s5.verify(s5.images()) == "match"
@@ -327,20 +319,19 @@ def test_shared_sets_verify_against_reference_hashes():
 
 # --- the hub download path, against local stand-ins ---------------------------------------------------------
 
-COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 
 def _hub_cache(hub: Path, repo_id: str, files: dict[str, bytes]) -> None:
     """Lay `files` out the way huggingface_hub caches a dataset repo at revision main."""
     repo = hub / f"datasets--{repo_id.replace('/', '--')}"
     (repo / "refs").mkdir(parents=True)
-    (repo / "refs" / "main").write_text(COMMIT)
+    (repo / "refs" / "main").write_text(HUB_COMMIT)
     for name, data in files.items():
         etag = hashlib.sha256(data).hexdigest()
         blob = repo / "blobs" / etag
         blob.parent.mkdir(parents=True, exist_ok=True)
         blob.write_bytes(data)
-        snap = repo / "snapshots" / COMMIT / name
+        snap = repo / "snapshots" / HUB_COMMIT / name
         snap.parent.mkdir(parents=True, exist_ok=True)
         try:
             snap.symlink_to(os.path.relpath(blob, snap.parent))
@@ -390,7 +381,7 @@ def test_corrupt_archive_from_hub_leaves_nothing(offline_hub, tmp_path):
     assert _leftovers(tmp_path / "liif" / "datasets" / "Set5") == []
 
 
-@needs_shared
+@needs_datasets
 def test_cli_offline_env_uses_hub_cache_under_hf_home(tmp_path):
     """HF_HOME + HF_HUB_OFFLINE=1 as a user sets them (read by the hub client at import, so a fresh process)."""
     hub = tmp_path / "hf" / "hub"
@@ -428,63 +419,6 @@ def test_cli_offline_env_uses_hub_cache_under_hf_home(tmp_path):
     assert rows[0].startswith("model,dataset,scale") and [r.split(",")[2] for r in rows[1:]] == ["2", "6"]
 
 
-class _HubHandler(BaseHTTPRequestHandler):
-    """Enough of the hub's `resolve` endpoint for hf_hub_download: HEAD for metadata, GET for bytes."""
-
-    files: dict[str, bytes] = {}
-    requests: list[str] = []
-
-    def _route(self) -> bytes | None:
-        prefix = "/datasets/"
-        if not self.path.startswith(prefix) or "/resolve/" not in self.path:
-            return None
-        repo, rest = self.path[len(prefix) :].split("/resolve/", 1)
-        _, filename = rest.split("/", 1)
-        return self.files.get(f"{repo}/{filename.split('?')[0]}")
-
-    def _headers(self, data: bytes | None) -> None:
-        if data is None:
-            body = b'{"error": "Entry not found"}'
-            self.send_response(404)
-            self.send_header("X-Error-Code", "EntryNotFound")
-            self.send_header("X-Error-Message", "Entry not found")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            return
-        self.send_response(200)
-        self.send_header("X-Repo-Commit", COMMIT)
-        self.send_header("ETag", f'"{hashlib.sha256(data).hexdigest()}"')
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("Content-Type", "application/octet-stream")
-        self.end_headers()
-
-    def do_HEAD(self):  # noqa: N802
-        self.requests.append(f"HEAD {self.path}")
-        self._headers(self._route())
-
-    def do_GET(self):  # noqa: N802
-        self.requests.append(f"GET {self.path}")
-        data = self._route()
-        self._headers(data)
-        self.wfile.write(b'{"error": "Entry not found"}' if data is None else data)
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def hub_server():
-    handler = type("Handler", (_HubHandler,), {"files": {}, "requests": []})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", handler
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 def _cli_env(tmp_path: Path, endpoint: str) -> dict[str, str]:
     env = dict(os.environ)
     for k in ("HF_HUB_OFFLINE", "HF_HUB_CACHE", "HF_TOKEN", "HF_HUB_ENABLE_HF_TRANSFER"):
@@ -500,19 +434,19 @@ def _cli_env(tmp_path: Path, endpoint: str) -> dict[str, str]:
     return env
 
 
-@needs_shared
-def test_cli_downloads_from_hub_endpoint_and_benchmarks(tmp_path, hub_server):
+@needs_datasets
+def test_cli_downloads_from_hub_endpoint_and_benchmarks(tmp_path, http_server):
     """The real user path, in a fresh process: HF_ENDPOINT / HF_HOME as the hub client reads them."""
-    endpoint, handler = hub_server
-    handler.files.update({f"eugenesiow/Set5/{k}": v for k, v in _published_archives(scales=(2,)).items()})
+    endpoint = http_server.url
+    for name, body in _published_archives(scales=(2,)).items():
+        http_server.add(f"/datasets/eugenesiow/Set5/resolve/main/{name}", body)
     out_json = tmp_path / "r.json"
     cmd = [sys.executable, "-m", "liif_cli", "bench", "--dataset", "set5", "--protocol", "paper", "--scales", "2,6"]
     cmd += ["--model", str(WEIGHTS), "--limit", "2", "--json", str(out_json), "-q"]
     proc = subprocess.run(cmd, env=_cli_env(tmp_path, endpoint), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    assert any("Set5_HR.tar.gz" in r for r in handler.requests)
-    assert any("Set5_LR_x2.tar.gz" in r for r in handler.requests)
-    assert not any("_LR_x6" in r for r in handler.requests)
+    assert http_server.requested("Set5_HR.tar.gz") and http_server.requested("Set5_LR_x2.tar.gz")
+    assert not http_server.requested("_LR_x6")
     result = json.loads(out_json.read_text())
     assert [(r["dataset"], r["scale"], r["images"]) for r in result["rows"]] == [("set5", 2, 2), ("set5", 6, 2)]
     assert result["rows"][0]["per_image"][0]["lr_source"] == "provided"
@@ -520,14 +454,14 @@ def test_cli_downloads_from_hub_endpoint_and_benchmarks(tmp_path, hub_server):
     assert (tmp_path / "liif" / "datasets" / "Set5" / "LR_bicubic" / "X2" / "alphax2.png").is_file()
 
     # a second run needs nothing from the network
-    handler.requests.clear()
+    http_server.requests.clear()
     proc = subprocess.run(cmd, env=_cli_env(tmp_path, endpoint), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    assert handler.requests == []
+    assert http_server.requests == []
 
 
-def test_cli_missing_archive_on_hub_exits_with_one_line(tmp_path, hub_server):
-    endpoint, handler = hub_server  # serves nothing: every file is missing
+def test_cli_missing_archive_on_hub_exits_with_one_line(tmp_path, http_server):
+    endpoint = http_server.url  # serves nothing: every file is missing
     cmd = [sys.executable, "-m", "liif_cli", "bench", "--dataset", "set14", "--model", "x.pth", "-q"]
     proc = subprocess.run(cmd, env=_cli_env(tmp_path, endpoint), capture_output=True, text=True, timeout=120)
     assert proc.returncode == DownloadError.exit_code
@@ -576,7 +510,7 @@ def test_run_bench_api_with_stub_model(tmp_path):
         run_bench(["set5"], ["m"], protocol="paper", scales=[2], data_dir=tmp_path / "two", loader=lambda m: _Bicubic())
 
 
-@needs_shared
+@needs_datasets
 def test_cli_end_to_end_tiny(tmp_path):
     _write_layout(tmp_path / "data", "Set5")
     out_json, out_csv, saved = tmp_path / "r.json", tmp_path / "r.csv", tmp_path / "img"
@@ -611,7 +545,7 @@ def test_cli_missing_local_dataset_is_one_line(tmp_path):
     assert result.output.strip().splitlines() == [f"error: dataset urban100: no Urban100/HR folder under {tmp_path}"]
 
 
-@needs_shared
+@needs_datasets
 @pytest.mark.slow
 def test_acceptance_paper_protocol_set5():
     """The official code's Set5 numbers (NOTES "Reference results") within 0.002 dB at every scale."""

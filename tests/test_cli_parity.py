@@ -6,14 +6,13 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pytest
-from _shared import OFFICIAL, SHARED
 from click.testing import CliRunner
+from conftest import OFFICIAL, SHARED, needs_shared
 from PIL import Image
 
 from liif_cli.cli import main
 
-pytestmark = pytest.mark.skipif(not OFFICIAL.is_file(), reason="../shared is not beside the checkout")
+pytestmark = needs_shared
 
 
 def test_png_from_the_cli_equals_the_rounded_official_output(tmp_path):

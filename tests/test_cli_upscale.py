@@ -16,16 +16,16 @@ import numpy as np
 import png  # pypng
 import pytest
 import tifffile
-from _shared import OFFICIAL as WEIGHTS
-from _shared import ROOT
 from click.testing import CliRunner
+from conftest import OFFICIAL as WEIGHTS
+from conftest import ROOT, needs_shared
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageCms
 
 from liif_cli.cli import main
 
-pytestmark = pytest.mark.skipif(not WEIGHTS.is_file(), reason="official weights not in ../shared")
+pytestmark = needs_shared
 MODEL = ["--model", str(WEIGHTS), "--device", "cpu"]
 EXIT_CODES = {0, 1, 2, 3, 4, 5, 6, 7, 8, 130}  # errors.py
 RNG = np.random.default_rng(99)

@@ -9,14 +9,13 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from _shared import OFFICIAL, SHARED
+from conftest import OFFICIAL, SHARED, needs_shared
 from PIL import Image
 
 from liif_cli.api import load_model
 from liif_cli.engine import Renderer, RenderOptions, axis_lookup, render_array
 from liif_cli.models import LoadedModel, Normalization, build_liif, make_coord, reference_upscale
 
-needs_shared = pytest.mark.skipif(not OFFICIAL.is_file(), reason="../shared is not beside the checkout")
 CASES = json.loads((SHARED / "fixtures" / "manifest.json").read_text())["cases"] if OFFICIAL.is_file() else []
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from _shared import OFFICIAL, SHARED
+from conftest import OFFICIAL, SHARED, needs_shared
 from PIL import Image
 
 from liif_cli.models import (
@@ -22,7 +22,6 @@ from liif_cli.models import (
 )
 
 MANIFEST = json.loads((SHARED / "fixtures" / "manifest.json").read_text())
-needs_shared = pytest.mark.skipif(not OFFICIAL.is_file(), reason="../shared is not beside the checkout")
 
 
 def read_rgb(path: Path) -> np.ndarray:

@@ -5,23 +5,22 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import http.server
 import json
 import os
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import ClassVar
 
 import pytest
 from click.testing import CliRunner
+from conftest import Server
 
 from liif_cli import registry
 from liif_cli.cli import main
-from liif_cli.errors import ChecksumError, DownloadError, ModelError, OfflineError
+from liif_cli.errors import ChecksumError, DownloadError, LiifWarning, ModelError, OfflineError
 from liif_cli.registry import parse_registry, resolve_weights
 from liif_cli.sources import HuggingFaceSource, Stream, UrlSource, WheelSource
 
@@ -50,66 +49,8 @@ def weights_files() -> list[str]:
     return sorted(p.name for p in d.iterdir()) if d.exists() else []
 
 
-# --- a small HTTP server: plain files, a connection dropped mid-file, and the Hub's resolve endpoint -----
-
-
-@dataclass
-class Server:
-    files: dict[str, bytes] = field(default_factory=dict)  # url path -> body
-    drop: set[str] = field(default_factory=set)  # send half the body, then hang up
-    requests: list[tuple[str, str]] = field(default_factory=list)
-    url: str = ""
-
-    def add(self, path: str, body: bytes) -> str:
-        self.files[path] = body
-        return self.url + path
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    server_state: ClassVar[Server]
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-    def do_HEAD(self) -> None:
-        self._respond(body=False)
-
-    def do_GET(self) -> None:
-        self._respond(body=True)
-
-    def _respond(self, body: bool) -> None:
-        state = self.server.state  # type: ignore[attr-defined]
-        state.requests.append((self.command, self.path))
-        data = state.files.get(self.path)
-        if data is None:
-            self.send_error(404)
-            return
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(data)))
-        if "/resolve/" in self.path:  # what hf_hub_download needs from a Hub endpoint
-            self.send_header("X-Repo-Commit", self.path.split("/resolve/")[1].split("/")[0])
-            self.send_header("ETag", f'"{hashlib.sha256(data).hexdigest()}"')
-        self.end_headers()
-        if body:
-            self.wfile.write(data[: len(data) // 2] if self.path in state.drop else data)
-            self.wfile.flush()
-        if self.path in state.drop:
-            self.close_connection = True
-
-
-@pytest.fixture
-def server() -> Iterator[Server]:
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    httpd.daemon_threads = True
-    state = Server(url=f"http://127.0.0.1:{httpd.server_address[1]}")
-    httpd.state = state  # type: ignore[attr-defined]
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield state
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+# The local HTTP server (plain files, a connection dropped mid-file, the Hub's resolve endpoint) is
+# conftest's `http_server`.
 
 
 def entry_table(sources: list[dict], **fields: object) -> dict:
@@ -216,9 +157,9 @@ def test_cache_dir_follows_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_
 
 
 def test_url_download_is_verified_cached_and_not_fetched_again(
-    server: Server, capfd: pytest.CaptureFixture[str]
+    http_server: Server, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    entries = tiny([{"kind": "url", "url": server.add("/tiny.pth", PAYLOAD)}], size=len(PAYLOAD))
+    entries = tiny([{"kind": "url", "url": http_server.add("/tiny.pth", PAYLOAD)}], size=len(PAYLOAD))
     path = resolve_weights("tiny", registry=entries, progress=False)
     assert capfd.readouterr() == ("", "")  # progress=False is quiet
     assert path.read_bytes() == PAYLOAD
@@ -226,46 +167,46 @@ def test_url_download_is_verified_cached_and_not_fetched_again(
     assert weights_files() == [path.name, path.name + ".verified"]
     marker = json.loads((path.parent / (path.name + ".verified")).read_text())
     assert marker["sha256"] == PAYLOAD_SHA and marker["source"].startswith("url http://127.0.0.1")
-    assert len(server.requests) == 1
+    assert len(http_server.requests) == 1
     assert resolve_weights("tiny", registry=entries, progress=False) == path
-    assert len(server.requests) == 1
+    assert len(http_server.requests) == 1
     assert registry.cache_status(entries["tiny"]).state == "verified"
 
 
-def test_progress_bar_goes_to_stderr(server: Server, capfd: pytest.CaptureFixture[str]) -> None:
-    entries = tiny([{"kind": "url", "url": server.add("/tiny.pth", PAYLOAD)}])
+def test_progress_bar_goes_to_stderr(http_server: Server, capfd: pytest.CaptureFixture[str]) -> None:
+    entries = tiny([{"kind": "url", "url": http_server.add("/tiny.pth", PAYLOAD)}])
     resolve_weights("tiny", registry=entries, progress=True)
     out, err = capfd.readouterr()
     assert out == "" and "tiny" in err and "MB" in err
 
 
-def test_hash_mismatch_raises_and_leaves_nothing(server: Server) -> None:
-    entries = tiny([{"kind": "url", "url": server.add("/tiny.pth", PAYLOAD[:-1] + b"X")}])
+def test_hash_mismatch_raises_and_leaves_nothing(http_server: Server) -> None:
+    entries = tiny([{"kind": "url", "url": http_server.add("/tiny.pth", PAYLOAD[:-1] + b"X")}])
     with pytest.raises(ChecksumError, match=f"expected sha256 {PAYLOAD_SHA}") as info:
         resolve_weights("tiny", registry=entries, progress=False)
     assert info.value.exit_code == 7 and "\n" not in str(info.value)
     assert weights_files() == []
 
 
-def test_too_many_bytes_is_a_mismatch_found_while_streaming(server: Server) -> None:
-    entries = tiny([{"kind": "url", "url": server.add("/tiny.pth", PAYLOAD * 2)}], size=len(PAYLOAD))
+def test_too_many_bytes_is_a_mismatch_found_while_streaming(http_server: Server) -> None:
+    entries = tiny([{"kind": "url", "url": http_server.add("/tiny.pth", PAYLOAD * 2)}], size=len(PAYLOAD))
     with pytest.raises(ChecksumError, match="more than the expected"):
         resolve_weights("tiny", registry=entries, progress=False)
     assert weights_files() == []
 
 
-def test_connection_dropped_mid_file_raises_and_leaves_nothing(server: Server) -> None:
-    url = server.add("/tiny.pth", PAYLOAD)
-    server.drop.add("/tiny.pth")
+def test_connection_dropped_mid_file_raises_and_leaves_nothing(http_server: Server) -> None:
+    url = http_server.add("/tiny.pth", PAYLOAD)
+    http_server.drop.add("/tiny.pth")
     with pytest.raises(DownloadError, match="connection closed after") as info:
         resolve_weights("tiny", registry=tiny([{"kind": "url", "url": url}]), progress=False)
     assert type(info.value) is DownloadError and info.value.exit_code == 6
     assert weights_files() == []
 
 
-def test_sources_are_tried_in_order_and_every_failure_is_reported(server: Server) -> None:
-    good = server.add("/good.pth", PAYLOAD)
-    missing, refused = server.url + "/missing.pth", "http://127.0.0.1:9/nothing-listens.pth"
+def test_sources_are_tried_in_order_and_every_failure_is_reported(http_server: Server) -> None:
+    good = http_server.add("/good.pth", PAYLOAD)
+    missing, refused = http_server.url + "/missing.pth", "http://127.0.0.1:9/nothing-listens.pth"
     entries = tiny([{"kind": "url", "url": missing}, {"kind": "url", "url": good}])
     assert resolve_weights("tiny", registry=entries, progress=False).read_bytes() == PAYLOAD
 
@@ -277,8 +218,8 @@ def test_sources_are_tried_in_order_and_every_failure_is_reported(server: Server
     assert f"url {missing}: HTTP 404" in message and f"url {refused}: " in message
 
 
-def test_offline_uses_the_cache_only(server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
-    entries = tiny([{"kind": "url", "url": server.add("/tiny.pth", PAYLOAD)}])
+def test_offline_uses_the_cache_only(http_server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    entries = tiny([{"kind": "url", "url": http_server.add("/tiny.pth", PAYLOAD)}])
     expected = registry.cache_dir() / "weights" / f"tiny-{PAYLOAD_SHA[:16]}.pth"
     monkeypatch.setenv("LIIF_OFFLINE", "1")
     with pytest.raises(OfflineError) as info:
@@ -286,34 +227,34 @@ def test_offline_uses_the_cache_only(server: Server, monkeypatch: pytest.MonkeyP
     message = str(info.value)
     assert "LIIF_OFFLINE=1" in message and str(expected) in message and "liif models download tiny" in message
     assert "\n" not in message and info.value.exit_code == 8
-    assert server.requests == [] and weights_files() == []
+    assert http_server.requests == [] and weights_files() == []
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.delenv("LIIF_OFFLINE")
     with pytest.raises(OfflineError, match="HF_HUB_OFFLINE=1"):
         resolve_weights("tiny", registry=entries, progress=False)
     assert resolve_weights("tiny", registry=entries, offline=False, progress=False) == expected  # argument wins
-    assert len(server.requests) == 1
+    assert len(http_server.requests) == 1
     assert resolve_weights("tiny", registry=entries, progress=False) == expected  # offline, now cached
     with pytest.raises(OfflineError, match=r"offline=True"):
-        resolve_weights("tiny", registry=tiny([{"kind": "url", "url": server.url}], sha256="1" * 64), offline=True)
-    assert len(server.requests) == 1
+        resolve_weights("tiny", registry=tiny([{"kind": "url", "url": http_server.url}], sha256="1" * 64), offline=True)
+    assert len(http_server.requests) == 1
 
 
-def test_corrupted_cache_file_is_detected_and_replaced(server: Server, capsys: pytest.CaptureFixture) -> None:
-    entries = tiny([{"kind": "url", "url": server.add("/tiny.pth", PAYLOAD)}])
+def test_corrupted_cache_file_is_detected_and_replaced(http_server: Server) -> None:
+    entries = tiny([{"kind": "url", "url": http_server.add("/tiny.pth", PAYLOAD)}])
     path = resolve_weights("tiny", registry=entries, progress=False)
     damaged = bytearray(PAYLOAD)
     damaged[12345] ^= 0xFF
     path.write_bytes(damaged)  # same size, and within the marker's timestamp tick
     assert registry.cache_status(entries["tiny"]).state == "mismatch"
-    assert resolve_weights("tiny", registry=entries, progress=False).read_bytes() == PAYLOAD
-    assert "failed its sha256 check" in capsys.readouterr().err
-    assert len(server.requests) == 2
+    with pytest.warns(LiifWarning, match="failed its sha256 check"):
+        assert resolve_weights("tiny", registry=entries, progress=False).read_bytes() == PAYLOAD
+    assert len(http_server.requests) == 2
 
 
-def test_settled_marker_spares_the_rehash_but_a_changed_file_is_rehashed(server: Server) -> None:
-    entries = tiny([{"kind": "url", "url": server.add("/tiny.pth", PAYLOAD)}])
+def test_settled_marker_spares_the_rehash_but_a_changed_file_is_rehashed(http_server: Server) -> None:
+    entries = tiny([{"kind": "url", "url": http_server.add("/tiny.pth", PAYLOAD)}])
     path = resolve_weights("tiny", registry=entries, progress=False)
     old = path.stat().st_mtime_ns - 10**10
     os.utime(path, ns=(old, old))  # as if downloaded ten seconds ago
@@ -324,22 +265,22 @@ def test_settled_marker_spares_the_rehash_but_a_changed_file_is_rehashed(server:
     assert registry.cache_status(entries["tiny"]).state == "mismatch"
 
 
-def test_unpinned_model_needs_opt_in_and_prints_its_hash(server: Server, capsys: pytest.CaptureFixture) -> None:
-    entries = tiny([{"kind": "url", "url": server.add("/tiny.pth", PAYLOAD)}], sha256=None)
+def test_unpinned_model_needs_opt_in_and_prints_its_hash(http_server: Server) -> None:
+    entries = tiny([{"kind": "url", "url": http_server.add("/tiny.pth", PAYLOAD)}], sha256=None)
     assert registry.cache_status(entries["tiny"]).state == "missing"
     with pytest.raises(ModelError, match="allow-unverified"):
         resolve_weights("tiny", registry=entries, progress=False)
-    assert server.requests == []
-    path = resolve_weights("tiny", registry=entries, allow_unverified=True, progress=False)
+    assert http_server.requests == []
+    with pytest.warns(LiifWarning, match=PAYLOAD_SHA):
+        path = resolve_weights("tiny", registry=entries, allow_unverified=True, progress=False)
     assert path.name == "tiny-unpinned.pth" and path.read_bytes() == PAYLOAD
-    assert PAYLOAD_SHA in capsys.readouterr().err
     assert registry.cache_status(entries["tiny"]).state == "unpinned"
     path.write_bytes(PAYLOAD[:-1] + b"Z")  # no pinned hash, but the marker still notices a change
     assert registry.cache_status(entries["tiny"]).state == "mismatch"
 
 
-def test_published_prefix_is_checked(server: Server) -> None:
-    url = server.add("/tiny.pth", PAYLOAD)
+def test_published_prefix_is_checked(http_server: Server) -> None:
+    url = http_server.add("/tiny.pth", PAYLOAD)
     entries = tiny([{"kind": "url", "url": url}], sha256=None, sha256_prefix=PAYLOAD_SHA[:8])
     path = resolve_weights("tiny", registry=entries, progress=False)
     assert path.name == f"tiny-{PAYLOAD_SHA[:8]}.pth"
@@ -384,21 +325,21 @@ def hf_entries() -> dict[str, registry.ModelEntry]:
     return tiny([src])
 
 
-def test_huggingface_source_against_a_local_endpoint(server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
-    server.add(f"/liif-test/weights/resolve/{REVISION}/tiny.pth", PAYLOAD)
-    monkeypatch.setenv("HF_ENDPOINT", server.url)
+def test_huggingface_source_against_a_local_endpoint(http_server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    http_server.add(f"/liif-test/weights/resolve/{REVISION}/tiny.pth", PAYLOAD)
+    monkeypatch.setenv("HF_ENDPOINT", http_server.url)
     path = resolve_weights("tiny", registry=hf_entries(), progress=False)
     assert path.read_bytes() == PAYLOAD and path.parent == registry.cache_dir() / "weights"
-    assert ("GET", f"/liif-test/weights/resolve/{REVISION}/tiny.pth") in server.requests
+    assert ("GET", f"/liif-test/weights/resolve/{REVISION}/tiny.pth") in http_server.requests
     snapshot = Path(os.environ["HF_HOME"]) / "hub/models--liif-test--weights/snapshots" / REVISION / "tiny.pth"
     assert snapshot.read_bytes() == PAYLOAD  # the Hub's own cache layout, under HF_HOME
 
     # offline, with our cache emptied: the Hub cache still answers, and nothing goes on the wire
     path.unlink()
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    count = len(server.requests)
+    count = len(http_server.requests)
     assert resolve_weights("tiny", registry=hf_entries(), progress=False).read_bytes() == PAYLOAD
-    assert len(server.requests) == count
+    assert len(http_server.requests) == count
 
 
 def test_huggingface_source_from_a_prepopulated_hub_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -469,8 +410,8 @@ def test_models_table_lists_the_shipped_registry() -> None:
     assert str(registry.cache_dir() / "weights") in result.output
 
 
-def test_models_commands(server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    url = server.add("/tiny.pth", PAYLOAD)
+def test_models_commands(http_server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = http_server.add("/tiny.pth", PAYLOAD)
     models = {
         "tiny": entry_table([{"kind": "url", "url": url}], size=len(PAYLOAD)),
         "loose": entry_table([{"kind": "url", "url": url}], sha256=None),

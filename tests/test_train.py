@@ -17,6 +17,9 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from conftest import DATASETS, needs_datasets
+from conftest import OFFICIAL as WEIGHTS
+from conftest import OFFICIAL_SHA256 as WEIGHTS_SHA256
 from PIL import Image
 
 from liif_cli.cli import main
@@ -26,18 +29,15 @@ from liif_cli.train.checkpoint import atomic_save, optimizer_from_official, opti
 from liif_cli.train.config import build_config, read_toml
 from liif_cli.train.data import SRTrainDataset, make_loader, read_rgb, scan_images
 
-SHARED = Path("/work/shared")
-SET14_HR = SHARED / "datasets" / "Set14" / "HR"
-SET5 = SHARED / "datasets" / "Set5"
-WEIGHTS = SHARED / "weights" / "edsr-baseline-liif.pth"
-WEIGHTS_SHA256 = "1cf77e16f33ee17bd04049f497eaea1e06f25585dbb1919e4c7cd1d9d4d23d57"
+SET14_HR = DATASETS / "Set14" / "HR"
+SET5 = DATASETS / "Set5"
 RELEASED_SET5_X4 = 32.2375  # official code, official weights, paper protocol (NOTES.md)
 
 TINY = ["--batch-size", "2", "--inp-size", "12", "--sample-q", "144", "--device", "cpu", "--threads", "1", "-q"]
 # One thread: at these sizes a second one buys nothing, and on a busy 2-core machine spinning OpenMP threads
 # made the same steps 25x slower.
 
-pytestmark = pytest.mark.skipif(not SET14_HR.is_dir(), reason="needs /work/shared/datasets")
+pytestmark = needs_datasets
 
 
 @pytest.fixture(autouse=True)

@@ -22,7 +22,6 @@ import os
 import re
 import shutil
 import tarfile
-import tempfile
 import zipfile
 import zlib
 from collections.abc import Iterable, Iterator
@@ -32,7 +31,8 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from PIL import Image
 
-from ..errors import DownloadError, InputError, OfflineError
+from ..atomic import atomic_dir
+from ..errors import DownloadError, InputError, OfflineError, first_line
 from ..registry import cache_dir as registry_cache_dir
 from ..registry import sha256_file
 from .checksums import REFERENCE_SHA256
@@ -273,7 +273,7 @@ def hub_download(spec: DatasetSpec, filename: str) -> Path:
                 f"dataset {spec.key}: {where} is not in the hub cache and HF_HUB_OFFLINE is set "
                 f"(fetch it once online, or use --data-dir)"
             ) from exc
-        raise DownloadError(f"dataset {spec.key}: cannot fetch {where}: {_first_line(exc)}") from exc
+        raise DownloadError(f"dataset {spec.key}: cannot fetch {where}: {first_line(exc)}") from exc
     except RepositoryNotFoundError as exc:
         raise DownloadError(f"dataset {spec.key}: dataset repo {spec.repo_id} not found") from exc
     except RevisionNotFoundError as exc:
@@ -281,7 +281,7 @@ def hub_download(spec: DatasetSpec, filename: str) -> Path:
     except EntryNotFoundError as exc:
         raise DownloadError(f"dataset {spec.key}: {spec.repo_id} has no file {filename}") from exc
     except Exception as exc:  # network and HTTP failures: the hub client raises several families
-        raise DownloadError(f"dataset {spec.key}: cannot fetch {where}: {_first_line(exc)}") from exc
+        raise DownloadError(f"dataset {spec.key}: cannot fetch {where}: {first_line(exc)}") from exc
     return Path(path)
 
 
@@ -294,11 +294,6 @@ def _hub_offline() -> bool:
         return False
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 def unpack(archive: Path, dest: Path, *, scale: int | None = None) -> list[Path]:
     """Unpack the images of a .tar(.gz/.bz2/.xz) or .zip `archive` flat into `dest` (which must not exist).
 
@@ -308,21 +303,9 @@ def unpack(archive: Path, dest: Path, *, scale: int | None = None) -> list[Path]
     unsafe, empty or oversized archive.
     """
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.partial-", dir=dest.parent))
-    try:
+    with atomic_dir(dest) as tmp:  # another process finishing first keeps theirs
         written = _extract_images(Path(archive), tmp, scale)
-        try:
-            os.rename(tmp, dest)
-        except OSError:
-            if dest.is_dir():  # another process finished first: keep theirs
-                shutil.rmtree(tmp, ignore_errors=True)
-            else:
-                raise
-        return [dest / p.name for p in written]
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    return [dest / p.name for p in written]
 
 
 def _extract_images(archive: Path, out: Path, scale: int | None) -> list[Path]:
@@ -354,7 +337,7 @@ def _extract_images(archive: Path, out: Path, scale: int | None) -> list[Path]:
     except DownloadError:
         raise
     except (tarfile.TarError, zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as exc:
-        raise DownloadError(f"{label}: corrupt or unreadable archive ({_first_line(exc)})") from exc
+        raise DownloadError(f"{label}: corrupt or unreadable archive ({first_line(exc)})") from exc
     if not written:
         raise DownloadError(f"{label}: the archive holds no images")
     return written

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..registry import sha256_file
+from ..registry import load_registry, sha256_file
 
 SOURCE_MODELS = {
     "edsr-baseline": "EDSR-baseline-LIIF (official)",
@@ -24,19 +24,7 @@ SOURCE_MODELS = {
     "mmagic-edsr": "LIIF-EDSR (mmagic)",
     "mmagic-rdn": "LIIF-RDN (mmagic)",
 }
-
-# sha256 (or its published prefix) of checkpoint files -> source model, to recognise a model given as a path
-_CHECKPOINT_SHA256 = {
-    "1cf77e16f33ee17bd04049f497eaea1e06f25585dbb1919e4c7cd1d9d4d23d57": "edsr-baseline",
-    "ab7ce3fc": "mmagic-edsr",
-    "22d6fdc8": "mmagic-rdn",
-}
-_CHECKPOINT_NAMES = {
-    "edsr-baseline-liif.pth": "edsr-baseline",
-    "rdn-liif.pth": "rdn",
-    "liif_edsr_norm_c64b16_g1_1000k_div2k_20210715-ab7ce3fc.pth": "mmagic-edsr",
-    "liif_rdn_norm_c64b16_g1_1000k_div2k_20210717-22d6fdc8.pth": "mmagic-rdn",
-}
+"""The registry names (in the shipped weights.toml) that published figures belong to."""
 
 
 @dataclass(frozen=True)
@@ -136,20 +124,23 @@ _TABLES: dict[tuple[str, str, str], tuple[str, str | None, dict[int, tuple[float
 
 def source_model(model: str | Path) -> str | None:
     """The source-model key (`edsr-baseline`, `rdn`, `mmagic-edsr`, `mmagic-rdn`) for a registry name or a
-    checkpoint path (recognised by its sha256 or its published file name); None when unknown."""
+    checkpoint path, recognised by the shipped registry's hash for it, else by its published file name (for an
+    existing file only when the registry pins no hash for that model); None when unknown."""
     text = str(model)
     if text in SOURCE_MODELS:
         return text
+    entries = {name: e for name, e in load_registry(shipped=True).items() if name in SOURCE_MODELS}
     path = Path(text)
-    if path.is_file():
-        digest = sha256_file(path)
-        for known, key in _CHECKPOINT_SHA256.items():
-            if digest.startswith(known):
-                return key
-        # a file we cannot vouch for: its name counts only for models whose hash is not published (rdn)
-        key = _CHECKPOINT_NAMES.get(path.name)
-        return key if key is not None and key not in _CHECKPOINT_SHA256.values() else None
-    return _CHECKPOINT_NAMES.get(path.name)
+    by_name = {file_name: name for name, e in entries.items() for file_name in e.published_names}
+    if not path.is_file():
+        return by_name.get(path.name)
+    digest = sha256_file(path)
+    for name, entry in entries.items():
+        if entry.pinned and entry.accepts(digest):
+            return name
+    # a file we cannot vouch for: its name counts only for models whose hash is not published (rdn)
+    key = by_name.get(path.name)
+    return key if key is not None and not entries[key].pinned else None
 
 
 # Reference measurements in NOTES.md ("Evaluation protocols"): official EDSR-baseline weights, mmagic protocol,

@@ -208,11 +208,10 @@ def _write(path: str | Path, text: str) -> None:
 
         sys.stdout.write(text)
         return
+    from ..atomic import write_text
+
     path = Path(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
+        write_text(path, text)
     except OSError as exc:
         raise OutputError(f"{path}: cannot write ({exc})") from exc

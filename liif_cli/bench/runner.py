@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from ..atomic import atomic_path
 from ..errors import InputError, OutputError, UsageError
 from . import published as pub
 from .datasets import Dataset, open_dataset, read_rgb
@@ -337,7 +338,7 @@ def _mean_opt(values) -> float | None:
 
 def _save(path: Path, img: np.ndarray) -> None:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(img).save(path)
+        with atomic_path(path) as tmp:
+            Image.fromarray(img).save(tmp, format="PNG")
     except OSError as exc:
         raise OutputError(f"{path}: cannot write ({exc})") from exc

@@ -14,15 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
-from ..errors import ModelError
-from .edsr import DIV2K_RGB_MEAN, EDSRBaseline
+from ..atomic import atomic_open
+from ..encoders import ENCODERS, NORMALIZATIONS, detect_encoder
+from ..errors import ModelError, first_line
 from .liif import LIIF
 from .mlp import MLP
-from .rdn import RDN
 
-ENCODERS: dict[str, type[nn.Module]] = {"edsr-baseline": EDSRBaseline, "rdn": RDN}
 MLP_ARGS = {"out_dim": 3, "hidden_list": [256, 256, 256, 256]}
 
 
@@ -39,11 +37,10 @@ class Normalization:
 
     @classmethod
     def named(cls, name: str) -> Normalization:
-        if name == "half":
-            return cls((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
-        if name == "div2k-mean":
-            return cls(DIV2K_RGB_MEAN, (1.0, 1.0, 1.0))
-        raise CheckpointError(f"unknown normalization {name!r} (expected 'half' or 'div2k-mean')")
+        if name not in NORMALIZATIONS:
+            raise CheckpointError(f"unknown normalization {name!r} (expected one of {', '.join(NORMALIZATIONS)})")
+        sub, div = NORMALIZATIONS[name]
+        return cls(sub, div)
 
 
 @dataclass
@@ -76,7 +73,7 @@ def recorded_normalization(obj: dict[str, Any]) -> Normalization | None:
 def build_liif(encoder: str) -> LIIF:
     if encoder not in ENCODERS:
         raise CheckpointError(f"unknown encoder {encoder!r} (known: {', '.join(ENCODERS)})")
-    return LIIF(ENCODERS[encoder](), MLP(in_dim=64 * 9 + 4, **MLP_ARGS))
+    return LIIF(ENCODERS[encoder].build(), MLP(in_dim=64 * 9 + 4, **MLP_ARGS))
 
 
 def build_strict(encoder: str, state_dict: dict[str, torch.Tensor], origin: str) -> LIIF:
@@ -102,18 +99,9 @@ def model_spec(encoder: str) -> dict[str, Any]:
     }
 
 
-_MMAGIC_RENAMES = [
-    (r"^conv_first\.", "encoder.head.0."),
-    (r"^body\.(\d+)\.conv1\.", r"encoder.body.\1.body.0."),
-    (r"^body\.(\d+)\.conv2\.", r"encoder.body.\1.body.2."),
-    (r"^conv_after_body\.", "encoder.body.16."),
-    (r"^sfe1\.", "encoder.SFENet1."),
-    (r"^sfe2\.", "encoder.SFENet2."),
-    (r"^rdbs\.(\d+)\.layers\.(\d+)\.conv\.", r"encoder.RDBs.\1.convs.\2.conv.0."),
-    (r"^rdbs\.(\d+)\.lff\.", r"encoder.RDBs.\1.LFF."),
-    (r"^gff\.", "encoder.GFF."),
-    (r"^imnet\.", "imnet."),
-]
+
+
+_MMAGIC_RENAMES = [rename for spec in ENCODERS.values() for rename in spec.mmagic_renames] + [(r"^imnet\.", "imnet.")]
 
 
 def mmagic_to_official(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -131,11 +119,10 @@ def mmagic_to_official(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.T
 
 
 def _guess_encoder(state_dict: dict[str, torch.Tensor]) -> str:
-    if any(k.startswith("encoder.RDBs.") for k in state_dict):
-        return "rdn"
-    if any(k.startswith("encoder.head.") for k in state_dict):
-        return "edsr-baseline"
-    raise CheckpointError("state dict holds neither an EDSR-baseline nor an RDN encoder")
+    spec = detect_encoder(state_dict)
+    if spec is None:
+        raise CheckpointError(f"state dict holds none of the known encoders ({', '.join(ENCODERS)})")
+    return spec.name
 
 
 def _torch_load(path: Path) -> Any:
@@ -144,9 +131,8 @@ def _torch_load(path: Path) -> Any:
     except FileNotFoundError:
         raise
     except Exception as exc:  # pickle errors, zip errors, disallowed globals
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(
-            f"{path}: not a loadable weights-only PyTorch checkpoint ({first[:200]}); "
+            f"{path}: not a loadable weights-only PyTorch checkpoint ({first_line(exc, 200)}); "
             "files that need arbitrary code to unpickle are refused"
         ) from None
 
@@ -177,7 +163,7 @@ def load_checkpoint(path: str | Path, normalization: str | None = None) -> Loade
             raise CheckpointError(f"{path}: no state dict found")
         state_dict = mmagic_to_official(raw)
         encoder = _guess_encoder(state_dict)
-        default_norm = "div2k-mean" if encoder == "edsr-baseline" else "half"
+        default_norm = ENCODERS[encoder].mmagic_normalization
     net = build_strict(encoder, state_dict, str(path))
     if normalization is not None or isinstance(default_norm, str):
         norm = Normalization.named(normalization or default_norm)
@@ -201,7 +187,7 @@ def load_safetensors(path: str | Path) -> LoadedModel:
             tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118 (safe_open is not a Mapping)
     except (OSError, SafetensorError) as exc:
         raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from None
-    encoder = meta.get("encoder") or ("rdn" if any(k.startswith("encoder.RDBs.") for k in tensors) else "edsr-baseline")
+    encoder = meta.get("encoder") or _guess_encoder(tensors)
     try:
         norm_meta = json.loads(meta["normalization"]) if "normalization" in meta else None
         norm = Normalization(tuple(norm_meta["sub"]), tuple(norm_meta["div"])) if norm_meta else None
@@ -221,4 +207,5 @@ def save_official(
         obj["optimizer"] = optimizer
     if epoch is not None:
         obj["epoch"] = epoch
-    torch.save(obj, path)
+    with atomic_open(path, "wb") as fh:
+        torch.save(obj, fh)

@@ -9,9 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-# DIV2K RGB mean used by EDSR's MeanShift layers. LIIF never applies them in the forward pass, but
-# the official checkpoints carry them, so they are kept as buffers for strict loading and saving.
-DIV2K_RGB_MEAN = (0.4488, 0.4371, 0.4040)
+from ..encoders import DIV2K_RGB_MEAN  # used by EDSR's MeanShift layers (see below)
 
 
 def _conv3x3(cin: int, cout: int) -> nn.Conv2d:

@@ -7,26 +7,29 @@ Modules: `config` (TrainConfig, TOML), `data` (Dataset, DataLoader, validation p
 DDP, logging), `checkpoint` (official-format checkpoints, resume state, safetensors), `validate` (PSNR).
 """
 
-from ..models.checkpoint import load_safetensors
-from .checkpoint import export_safetensors, load_model, save_safetensors
-from .config import TrainConfig, build_config, read_toml
-from .data import SRTrainDataset, make_loader
-from .loop import TrainResult, read_log, resolve_config, train
-from .validate import validate
+import importlib
 
-__all__ = [
-    "SRTrainDataset",
-    "TrainConfig",
-    "TrainResult",
-    "build_config",
-    "export_safetensors",
-    "load_model",
-    "load_safetensors",
-    "make_loader",
-    "read_log",
-    "read_toml",
-    "resolve_config",
-    "save_safetensors",
-    "train",
-    "validate",
-]
+# Where each public name lives, imported on first use so that `liif train --help` (which reads the defaults
+# from `config`) does not import torch. The validation pass is `liif_cli.train.validate.validate`.
+_EXPORTS = {
+    "SRTrainDataset": ".data",
+    "TrainConfig": ".config",
+    "TrainResult": ".loop",
+    "build_config": ".config",
+    "export_safetensors": ".checkpoint",
+    "load_model": ".checkpoint",
+    "load_safetensors": "..models.checkpoint",
+    "make_loader": ".data",
+    "read_log": ".loop",
+    "read_toml": ".config",
+    "resolve_config": ".loop",
+    "save_safetensors": ".checkpoint",
+    "train": ".loop",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

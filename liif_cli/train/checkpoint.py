@@ -20,14 +20,14 @@ mmagic EDSR (x - mean); the official format has no other place for it. Everythin
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from ..errors import ModelError, OutputError
+from ..atomic import atomic_open, atomic_path
+from ..errors import ModelError, OutputError, first_line
 from ..models import LoadedModel, Normalization, load_checkpoint, model_spec
 from ..models.checkpoint import CheckpointError, recorded_normalization
 
@@ -36,18 +36,11 @@ FORMAT_VERSION = 1
 
 def atomic_save(obj: Any, path: str | Path) -> None:
     """torch.save to a temporary file beside `path`, fsync, then rename over it: readers never see half a file."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        with open(tmp, "wb") as fh:
+        with atomic_open(path, "wb") as fh:
             torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        tmp.unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or first_line(exc)}") from None
         raise
 
 
@@ -174,13 +167,11 @@ def save_safetensors(
         "normalization": json.dumps({"sub": list(normalization.sub), "div": list(normalization.div)}),
         **(extra or {}),
     }
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        save_file(tensors, str(tmp), metadata=meta)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            save_file(tensors, str(tmp), metadata=meta)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise OutputError(f"cannot write {path}: {exc.strerror or first_line(exc)}") from None
 
 
 def export_safetensors(src: str | Path, out: str | Path, normalization: str | None = None) -> LoadedModel:

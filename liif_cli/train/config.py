@@ -22,12 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..encoders import ENCODER_NAMES as ENCODERS
+from ..encoders import NORMALIZATION_NAMES as NORMALIZATIONS
 from ..errors import UsageError
 
-ENCODERS = ("edsr-baseline", "rdn")
 AMP_MODES = ("off", "bf16", "fp16")
 VAL_PROTOCOLS = ("benchmark", "div2k")
-NORMALIZATIONS = ("half", "div2k-mean")
 
 
 @dataclass
@@ -233,20 +233,7 @@ def stored_config(data: dict[str, Any]) -> dict[str, Any]:
 
 def dump_toml(cfg: TrainConfig) -> str:
     """The resolved configuration as TOML (None values are left out, as TOML has no null)."""
-    lines = ["# liif train: resolved configuration of this run", ""]
-    for name, value in cfg.to_dict().items():
-        if value is None:
-            continue
-        lines.append(f"{name.replace('_', '-')} = {_toml_value(value)}")
-    return "\n".join(lines) + "\n"
+    import tomli_w
 
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{text}"'
+    data = {name.replace("_", "-"): value for name, value in cfg.to_dict().items() if value is not None}
+    return "# liif train: resolved configuration of this run\n\n" + tomli_w.dumps(data)

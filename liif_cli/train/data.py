@@ -25,7 +25,6 @@ dropped.
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +34,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
+from ..atomic import atomic_open
 from ..errors import InputError
 from ..models import make_coord
 
@@ -182,15 +182,9 @@ def decoded_array(item: ImageItem, cache: Path) -> np.ndarray:
     tag = hashlib.sha256(f"{item.path.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:16]
     target = cache / f"{item.path.stem}-{tag}.npy"
     if not target.is_file():
-        cache.mkdir(parents=True, exist_ok=True)
         pixels = np.asarray(read_rgb(item.path))
-        tmp = cache / f".{target.name}.{os.getpid()}.tmp"
-        try:
-            with open(tmp, "wb") as fh:
-                np.save(fh, pixels)
-            os.replace(tmp, target)
-        finally:
-            tmp.unlink(missing_ok=True)
+        with atomic_open(target, "wb") as fh:
+            np.save(fh, pixels)
     pixels = np.load(target, mmap_mode="r")
     if pixels.shape != (item.height, item.width, 3):
         raise InputError(f"{item.path}: size changed during training (cached as {pixels.shape})")

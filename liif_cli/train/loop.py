@@ -32,6 +32,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from torch.nn.parallel import DistributedDataParallel
 
+from .. import atomic
 from ..engine import resolve_device
 from ..errors import LiifError, ModelError, OutputError, UsageError
 from ..models import build_liif
@@ -341,7 +342,7 @@ def _train(cfg: TrainConfig, info: DistInfo) -> TrainResult:
         if resume is None and cfg.overwrite:  # a fresh run: nothing of the old one may be mistaken for it
             for old in [out / LOG_NAME, out / "last.pth", out / "best.pth", *out.glob("epoch-*.pth")]:
                 old.unlink(missing_ok=True)
-        (out / "config.toml").write_text(dump_toml(cfg), encoding="utf-8")
+        atomic.write_text(out / "config.toml", dump_toml(cfg))
     log = RunLog(out / LOG_NAME if info.is_main else None)
     total_iters = cfg.epochs * cfg.iters_per_epoch
     progress = _Progress(cfg.progress and info.is_main, total_iters, min(iteration, total_iters))
