@@ -7,9 +7,32 @@ import logging
 import click
 
 from . import __version__
+from .cli_options import ALPHA, DEVICE, EXT, PIXELS, PRECISION, SCALE, SIDE, SIZE
+from .encoders import ENCODER_NAMES, NORMALIZATION_NAMES
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _OneLineErrors(click.Group):
+    """Click parses every option; a bad value is one line, `error: ...`, with exit 2 like any usage error."""
+
+    def main(self, *args, standalone_mode: bool = True, **kwargs):
+        import sys
+
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            rv = super().main(*args, standalone_mode=False, **kwargs)
+        except click.exceptions.Abort:
+            from .errors import INTERRUPTED_EXIT_CODE
+
+            click.echo("interrupted", err=True)
+            sys.exit(INTERRUPTED_EXIT_CODE)
+        except click.ClickException as exc:
+            click.echo(f"error: {' '.join(exc.format_message().split())}", err=True)
+            sys.exit(exc.exit_code)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+@click.group(cls=_OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="liif")
 def main() -> None:
     """Arbitrary-scale image super-resolution with LIIF."""
@@ -30,18 +53,19 @@ def _prepare_process() -> None:
 
     os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
     warnings.simplefilter("always", LiifWarning)
+    debug = bool(os.environ.get("LIIF_DEBUG"))
     warnings.showwarning = lambda message, *_args, **_kw: click.echo(f"warning: {message}", err=True)
     log = logging.getLogger("liif_cli")
     if not any(isinstance(h, _EchoHandler) for h in log.handlers):
         log.addHandler(_EchoHandler())
-    log.setLevel(logging.INFO)
+    log.setLevel(logging.DEBUG if debug else logging.INFO)
 
 
 class _EchoHandler(logging.Handler):
     """Log records as bare lines on the current stderr (click's, so that test runners capture them)."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        click.echo(record.getMessage(), err=True)
+        click.echo(self.format(record), err=True)
 
 
 # --- errors: one line on stderr and a documented exit code -------------------------------------------
@@ -111,7 +135,7 @@ def _verified_text(status) -> str:
     return _VERIFIED_TEXT[status.state]
 
 
-@main.group("models", invoke_without_command=True)
+@main.group("models", invoke_without_command=True, short_help="List, download and verify the named models.")
 @click.pass_context
 @handle_errors
 def models_cmd(ctx: click.Context) -> None:
@@ -209,7 +233,7 @@ def models_verify_cmd(name: str | None) -> None:
 # --- liif bench (benchmark sets, protocols, published figures) --------------------------------------
 
 
-@main.command("bench")
+@main.command("bench", short_help="Score models on standard SR benchmark sets (PSNR/SSIM).")
 @click.option(
     "--dataset",
     "datasets",
@@ -219,6 +243,7 @@ def models_verify_cmd(name: str | None) -> None:
     help="Benchmark set (repeatable). div2k is the DIV2K validation set.",
 )
 @click.option(
+    "-n",
     "--model",
     "models",
     multiple=True,
@@ -265,15 +290,16 @@ def models_verify_cmd(name: str | None) -> None:
     default=None,
     help="Write outputs as DIR/<model>/<Set>/x<s>/<image>.png.",
 )
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
+@click.option("--device", type=DEVICE, default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
 @click.option(
     "--precision",
-    type=click.Choice(["fp32", "bf16", "fp16", "auto"]),
+    type=PRECISION,
     default="fp32",
     show_default=True,
     help="Engine precision; fp32 is the reference math (the others trade accuracy for speed).",
 )
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads (default: all cores).")
+@click.option("--offline", is_flag=True, help="Never download sets; use the cache or --data-dir (also LIIF_OFFLINE=1).")
 @click.option("-q", "--quiet", "bench_quiet", is_flag=True, help="No progress bar.")
 @handle_errors
 def bench_cmd(
@@ -289,6 +315,7 @@ def bench_cmd(
     device,
     precision,
     threads,
+    offline,
     bench_quiet,
 ) -> None:
     """Score models on standard SR benchmark sets under the mmagic or the paper protocol.
@@ -298,29 +325,22 @@ def bench_cmd(
     """
 
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import TextColumn
 
     from .bench import parse_scales, run_bench
     from .bench.report import render, write_csv, write_json
+    from .progress import work_progress
 
     err = Console(stderr=True)
-    progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[item]}"),
-        TimeElapsedColumn(),
-        console=err,
-        disable=bench_quiet,
-        transient=True,
-    )
+    progress = work_progress(TextColumn("{task.fields[item]}"), console=err, disable=bench_quiet)
     tasks: list = []
 
     def hook(event: str, info: dict) -> None:
         if event == "start":
-            tasks.append(progress.add_task(info["description"], total=info["total"], item=""))
+            tasks.append(progress.add_task(info["description"], total=info["total"], item="", mpx=0.0))
         elif event == "advance":
-            progress.update(tasks[-1], advance=1, item=f"x{info['scale']} {info['image']}")
+            mpx = progress.tasks[-1].fields["mpx"] + info.get("out_pixels", 0) / 1e6
+            progress.update(tasks[-1], advance=1, mpx=mpx, item=f"x{info['scale']} {info['image']}")
         elif event == "end":
             progress.remove_task(tasks[-1])
 
@@ -337,6 +357,7 @@ def bench_cmd(
             precision=precision,
             threads=threads,
             progress=hook,
+            offline=True if offline else None,
         )
     to_stdout = "-" in (str(json_path), str(csv_path))
     render(result, err if to_stdout else Console())
@@ -361,16 +382,16 @@ def _dflt(name: str) -> str:
     return f"  [default: {shown}]"
 
 
-@main.group("train", invoke_without_command=True)
+@main.group("train", invoke_without_command=True, short_help="Train or fine-tune LIIF (official recipe).")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="TOML file of settings (flags win).")
 @click.option("--data", type=click.Path(file_okay=False), help="Folder of HR training images (or with an HR/ folder).")
 @click.option(
     "--val", type=click.Path(file_okay=False), help="Validation folder: HR images, or HR/ + LR_bicubic/X{s}/."
 )
 @click.option("--out", type=click.Path(file_okay=False), help="Run directory (checkpoints, log.jsonl, config.toml).")
-@click.option("--encoder", type=click.Choice(["edsr-baseline", "rdn"]), help="Encoder when training from scratch.")
+@click.option("--encoder", type=click.Choice(ENCODER_NAMES), help="Encoder when training from scratch.")
 @click.option("--init", help="Registry name or checkpoint to fine-tune from (keeps its normalization).")
-@click.option("--normalization", type=click.Choice(["half", "div2k-mean"]), help="Override the input normalization.")
+@click.option("--normalization", type=click.Choice(NORMALIZATION_NAMES), help="Override the input normalization.")
 @click.option(
     "--resume",
     is_flag=False,
@@ -458,10 +479,10 @@ def train_cmd(ctx: click.Context, config_file, train_quiet, **options) -> None:
         )
 
 
-@train_cmd.command("export")
+@train_cmd.command("export", short_help="Write a checkpoint's weights as .safetensors.")
 @click.argument("checkpoint", type=click.Path(dir_okay=False))
 @click.argument("output", type=click.Path(dir_okay=False))
-@click.option("--normalization", type=click.Choice(["half", "div2k-mean"]), help="Override the stored normalization.")
+@click.option("--normalization", type=click.Choice(NORMALIZATION_NAMES), help="Override the stored normalization.")
 @handle_errors
 def train_export_cmd(checkpoint: str, output: str, normalization: str | None) -> None:
     """Write CHECKPOINT's weights (no optimizer) to OUTPUT.safetensors for sharing."""
@@ -474,38 +495,12 @@ def train_export_cmd(checkpoint: str, output: str, normalization: str | None) ->
 # --- liif upscale (files, folders, batches) --------------------------------------------------------
 
 
-def _upscale_load_options(device, precision, tile, threads, batch_size, allow_unverified, offline, quiet) -> dict:
-    """Validate the engine options here (fast, before any file is read) and keep those given."""
-    from . import engine
-    from .batch import parse_int
-
-    opts: dict = {}
-    if device is not None:
-        opts["device"] = device.strip().lower()
-        engine.resolve_device(opts["device"])  # the engine's own check, early: a UsageError names the choices
-    if precision is not None:
-        opts["precision"] = precision.strip().lower()
-        engine.resolve_precision(opts["precision"], engine.resolve_device(opts.get("device")))
-    if tile is not None:
-        opts["tile"] = parse_int(tile, "--tile", minimum=0) or None  # 0: automatic
-    if threads is not None:
-        opts["threads"] = parse_int(threads, "--threads", minimum=1, maximum=4096)
-    if batch_size is not None:
-        opts["batch_size"] = parse_int(batch_size, "--batch-size", minimum=1)
-    if allow_unverified:
-        opts["allow_unverified"] = True
-    if offline:
-        opts["offline"] = True
-    opts["progress"] = not quiet  # download progress
-    return opts
-
-
-@main.command("upscale")
+@main.command("upscale", short_help="Upscale image files and folders to any size.")
 @click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
-@click.option("-s", "--scale", metavar="S|SX,SY", help="Scale factor S (2, 7.5...) or SX,SY.")
-@click.option("--size", metavar="WxH", help="Output size WIDTHxHEIGHT (the aspect ratio follows the numbers).")
-@click.option("--width", metavar="PX", help="Output width in pixels; the height keeps the aspect ratio.")
-@click.option("--height", metavar="PX", help="Output height in pixels; the width keeps the aspect ratio.")
+@click.option("-s", "--scale", type=SCALE, help="Scale factor S (2, 7.5...) or SX,SY.")
+@click.option("--size", type=SIZE, help="Output size WIDTHxHEIGHT (the aspect ratio follows the numbers).")
+@click.option("--width", type=SIDE, help="Output width in pixels; the height keeps the aspect ratio.")
+@click.option("--height", type=SIDE, help="Output height in pixels; the width keeps the aspect ratio.")
 @click.option(
     "-o",
     "--output",
@@ -513,28 +508,25 @@ def _upscale_load_options(device, precision, tile, threads, batch_size, allow_un
     help="Output file (one input) or folder (input folders are mirrored inside it). Default: beside each input.",
 )
 @click.option(
+    "-n",
     "--model",
     default="edsr-baseline",
     show_default=True,
     metavar="NAME|PATH",
     help="Model name (see 'liif models') or .pth path.",
 )
-@click.option("--device", metavar="DEVICE", help="auto, cpu, cuda, cuda:N or mps.  [default: auto]")
-@click.option("--precision", metavar="P", help="auto, fp32, bf16 or fp16.  [default: auto]")
-@click.option("--tile", metavar="PX", help="Tile size in input pixels; 0 = from free memory.  [default: 0]")
-@click.option("--threads", metavar="N", help="CPU threads.  [default: all cores]")
-@click.option("--batch-size", metavar="N", help="Query points per decoder batch.")
+@click.option("--device", type=DEVICE, help="auto, cpu, cuda, cuda:N or mps.  [default: auto]")
+@click.option("--precision", type=PRECISION, help="Engine precision.  [default: auto]")
 @click.option(
-    "--alpha", default="model", metavar="METHOD", show_default=True, help="Transparency upscaling: model or bicubic."
+    "-t", "--tile", type=click.IntRange(min=0), metavar="PX", help="Tile size in input pixels; 0 = from free memory.  [default: 0]"
 )
+@click.option("--threads", type=click.IntRange(1, 4096), metavar="N", help="CPU threads.  [default: all cores]")
+@click.option("--batch-size", type=click.IntRange(min=1), metavar="N", help="Query points per decoder batch.")
+@click.option("--alpha", type=ALPHA, default="model", show_default=True, help="Transparency upscaling.")
+@click.option("--ext", type=EXT, default="auto", show_default=True, help="Output format (auto: as the input).")
 @click.option(
-    "--ext",
-    default="auto",
-    show_default=True,
-    metavar="EXT",
-    help="Output format: auto (as the input), png, jpg, webp, tif.",
+    "--quality", type=click.IntRange(1, 100), default=95, show_default=True, metavar="Q", help="JPEG and WebP quality, 1-100."
 )
-@click.option("--quality", default="95", metavar="Q", show_default=True, help="JPEG and WebP quality, 1-100.")
 @click.option("--lossless", is_flag=True, help="Write WebP losslessly.")
 @click.option(
     "--suffix",
@@ -544,10 +536,10 @@ def _upscale_load_options(device, precision, tile, threads, batch_size, allow_un
 @click.option("-r", "--recursive", is_flag=True, help="Also collect images in sub-folders of input folders.")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs (inputs are never overwritten).")
 @click.option(
-    "--max-pixels", default="100M", metavar="N", show_default=True, help="Largest input accepted (0: no limit)."
+    "--max-pixels", type=PIXELS, default="100M", show_default=True, help="Largest input accepted (0: no limit)."
 )
 @click.option(
-    "--max-out-pixels", default="400M", metavar="N", show_default=True, help="Largest output accepted (0: no limit)."
+    "--max-out-pixels", type=PIXELS, default="400M", show_default=True, help="Largest output accepted (0: no limit)."
 )
 @click.option("--allow-unverified", is_flag=True, help="Use a model whose sha256 is not pinned.")
 @click.option("--offline", is_flag=True, help="Never download; use the cache only.")
@@ -591,33 +583,34 @@ def upscale_cmd(
     """
     from pathlib import Path
 
-    from .batch import (
-        BatchOptions,
-        ConsoleReporter,
-        LazyModel,
-        SizeSpec,
-        parse_int,
-        parse_pixels,
-        plan_batch,
-        raise_for_failures,
-        run_batch,
-    )
+    from . import registry
+    from .batch import BatchOptions, LazyModel, plan_batch, raise_for_failures, run_batch
+    from .cli_options import size_spec
+    from .cli_report import ConsoleReporter
 
-    spec = SizeSpec.parse(scale=scale, size=size, width=width, height=height)
     options = BatchOptions(
-        spec=spec,
+        spec=size_spec(scale=scale, size=size, width=width, height=height),
         output=Path(output) if output else None,
         ext=ext,
         suffix=suffix,
         recursive=recursive,
         overwrite=overwrite,
-        alpha=alpha.strip().lower(),
-        quality=parse_int(quality, "--quality", minimum=1, maximum=100),
+        alpha=alpha,
+        quality=quality,
         lossless=lossless,
-        max_pixels=parse_pixels(max_pixels, "--max-pixels"),
-        max_out_pixels=parse_pixels(max_out_pixels, "--max-out-pixels"),
+        max_pixels=max_pixels,
+        max_out_pixels=max_out_pixels,
     )
-    opts = _upscale_load_options(device, precision, tile, threads, batch_size, allow_unverified, offline, quiet)
+    given = {"device": device, "precision": precision, "tile": tile or None, "threads": threads}
+    opts: dict = {k: v for k, v in given.items() if v is not None}
+    if batch_size is not None:
+        opts["batch_size"] = batch_size
+    if allow_unverified:
+        opts["allow_unverified"] = True
+    if offline:
+        opts["offline"] = True
+    opts["progress"] = not quiet  # download progress
+    registry.check_model_ref(model)  # an unknown model fails now (exit 5), even if every output exists
     jobs = plan_batch(list(inputs), options)
     reporter = ConsoleReporter(quiet=quiet)
     try:

@@ -288,7 +288,8 @@ def _install(entry: ModelEntry, source: Source, dest: Path, *, offline: bool, pr
     return digest
 
 
-def _offline_reason(offline: bool | None) -> str | None:
+def offline_reason(offline: bool | None) -> str | None:
+    """Why downloads are off (`offline=True`, $LIIF_OFFLINE, $HF_HUB_OFFLINE), or None when they are on."""
     if offline is not None:
         return f"offline={offline}" if offline else None
     for var in ("LIIF_OFFLINE", "HF_HUB_OFFLINE"):
@@ -340,7 +341,7 @@ def fetch(
         warnings.warn(f"cached {status.path} failed its sha256 check; removed", LiifWarning, stacklevel=2)
         _remove(status.path)
     if status.state in ("missing", "mismatch"):
-        digest = _download(entry, status.path, offline_reason=_offline_reason(offline), progress=progress)
+        digest = _download(entry, status.path, offline_reason=offline_reason(offline), progress=progress)
     if not entry.pinned:
         warnings.warn(f"using unverified {entry.name} ({status.path}), sha256 {digest}", LiifWarning, stacklevel=2)
     return status.path
@@ -359,13 +360,25 @@ def resolve_weights(
     `offline=None` follows $LIIF_OFFLINE / $HF_HUB_OFFLINE. `registry` replaces the shipped weights.toml
     (a path, or entries from `parse_registry`).
     """
+    ref = check_model_ref(name_or_path, registry)
+    if isinstance(ref, Path):
+        return ref
+    return fetch(ref, allow_unverified=allow_unverified, offline=offline, progress=progress)
+
+
+def check_model_ref(
+    name_or_path: str | Path, registry: Mapping[str, ModelEntry] | str | Path | None = None
+) -> ModelEntry | Path:
+    """What `--model` names, without downloading or loading anything: an existing file, or a registry entry.
+
+    Raises ModelError (exit 5) for anything else, so a command can refuse a bad model before other work.
+    """
     path = Path(name_or_path).expanduser()
     if path.is_file():
         return path
     entries = _registry(registry)
     if isinstance(name_or_path, str) and name_or_path in entries:
-        entry = entries[name_or_path]
-        return fetch(entry, allow_unverified=allow_unverified, offline=offline, progress=progress)
+        return entries[name_or_path]
     if path.exists():
         raise ModelError(f"{path} is not a checkpoint file")
     raise ModelError(f"unknown model {str(name_or_path)!r} and no such file ({_known(entries)}; a path must exist)")

@@ -11,19 +11,18 @@ from conftest import needs_shared as needs_weights
 from PIL import Image
 
 from liif_cli.batch import (
+    MAX_SIDE,
     BatchOptions,
     LazyModel,
     Reporter,
     SizeSpec,
     collect_inputs,
-    parse_pixels,
-    parse_scale,
-    parse_size,
     plan_batch,
     raise_for_failures,
     run_batch,
     upscale_image,
 )
+from liif_cli.cli_options import parse_int, parse_pixels, parse_scale, parse_size, size_spec
 from liif_cli.errors import BatchError, InputError, ModelError, OutputError, UsageError
 from liif_cli.imageio import DecodedImage
 
@@ -77,14 +76,14 @@ def test_bad_sizes(text):
 def test_sizes_and_spec_parsing():
     assert parse_size("4000x3000") == (4000, 3000)
     assert parse_size("64X48") == (64, 48)
-    assert SizeSpec.parse(width="100").width == 100
+    assert size_spec(width=parse_int("100", "--width", maximum=MAX_SIDE)).width == 100
     with pytest.raises(UsageError, match="exactly one"):
-        SizeSpec.parse()
+        size_spec()
     with pytest.raises(UsageError, match="--scale, --width"):
-        SizeSpec.parse(scale="2", width="10")
+        size_spec(scale=2.0, width=10)
     for bad in ("0", "-3", "1.5", "abc", "99999999999"):
         with pytest.raises(UsageError):
-            SizeSpec.parse(width=bad)
+            parse_int(bad, "--width", maximum=MAX_SIDE)
 
 
 def test_pixel_limits():

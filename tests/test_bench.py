@@ -372,6 +372,20 @@ def test_missing_archive_offline_is_a_clear_error(offline_hub, tmp_path):
         ds.open_dataset("urban100")
 
 
+def test_offline_flag_and_env_apply_to_datasets_and_name_data_dir(tmp_path, monkeypatch, http_server):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
+    monkeypatch.setattr(constants, "ENDPOINT", http_server.url)  # nothing may be asked of it
+    monkeypatch.setenv("LIIF_CACHE_DIR", str(tmp_path / "liif"))
+    with pytest.raises(OfflineError, match=r"offline=True.*--data-dir DIR holding Set5/HR"):
+        ds.open_dataset("set5", offline=True)
+    monkeypatch.setenv("LIIF_OFFLINE", "1")
+    with pytest.raises(OfflineError, match=r"LIIF_OFFLINE=1.*--data-dir"):
+        ds.open_dataset("set14")
+    assert http_server.requests == []
+
+
 def test_corrupt_archive_from_hub_leaves_nothing(offline_hub, tmp_path):
     files = _published_archives(scales=())
     files["data/Set5_HR.tar.gz"] = files["data/Set5_HR.tar.gz"][:200]

@@ -34,7 +34,7 @@ from PIL import Image
 from ..atomic import atomic_dir
 from ..errors import DownloadError, InputError, OfflineError, first_line
 from ..registry import cache_dir as registry_cache_dir
-from ..registry import sha256_file
+from ..registry import offline_reason, sha256_file
 from .checksums import REFERENCE_SHA256
 
 IMAGE_EXTENSIONS = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff")
@@ -223,19 +223,24 @@ def _layout(spec: DatasetSpec, root: Path, origin: str = "local") -> Dataset | N
     return Dataset(spec, root, hr, lr, origin)
 
 
-def open_dataset(key: str, *, data_dir: Path | None = None, lr_scales: Iterable[int] = ()) -> Dataset:
+def open_dataset(
+    key: str, *, data_dir: Path | None = None, lr_scales: Iterable[int] = (), offline: bool | None = None
+) -> Dataset:
     """The dataset `key`, with provided LR for `lr_scales`: from `data_dir` when given (never downloads),
-    else from the cache, fetching whatever parts are missing."""
+    else from the cache, fetching whatever parts are missing (unless offline: `offline=None` follows
+    $LIIF_OFFLINE / $HF_HUB_OFFLINE, as for models)."""
     spec = get_spec(key)
     if data_dir is not None:
         return find_local(spec, data_dir)
-    return fetch(spec, lr_scales=lr_scales)
+    return fetch(spec, lr_scales=lr_scales, offline=offline)
 
 
 # --- fetching and unpacking --------------------------------------------------------------------------------
 
 
-def fetch(spec: DatasetSpec, *, lr_scales: Iterable[int] = (), root: Path | None = None) -> Dataset:
+def fetch(
+    spec: DatasetSpec, *, lr_scales: Iterable[int] = (), root: Path | None = None, offline: bool | None = None
+) -> Dataset:
     """Make `<root>/<Name>/HR` and `LR_bicubic/X{s}` (for provided scales in `lr_scales`) exist, downloading
     and unpacking the missing archives; returns the dataset in the cache."""
     base = (root or datasets_dir()) / spec.name
@@ -245,15 +250,19 @@ def fetch(spec: DatasetSpec, *, lr_scales: Iterable[int] = (), root: Path | None
     for dest, filename, scale in parts:
         if dest.is_dir():
             continue
-        archive = hub_download(spec, filename)
+        archive = hub_download(spec, filename, offline=offline)
         unpack(archive, dest, scale=scale)
     found = _layout(spec, base, origin="cache")
     assert found is not None
     return found
 
 
-def hub_download(spec: DatasetSpec, filename: str) -> Path:
-    """One file of the dataset repo, via the hub client and its cache; hub failures become DownloadError."""
+def hub_download(spec: DatasetSpec, filename: str, *, offline: bool | None = None) -> Path:
+    """One file of the dataset repo, via the hub client and its cache; hub failures become DownloadError.
+
+    Offline (see `registry.offline_reason`) only the hub cache is read; a missing file is an OfflineError
+    that says how to point `--data-dir` at local copies instead."""
+    reason = offline_reason(offline)
     try:
         from huggingface_hub import hf_hub_download
         from huggingface_hub.utils import (
@@ -266,12 +275,18 @@ def hub_download(spec: DatasetSpec, filename: str) -> Path:
         raise DownloadError(f"cannot fetch {spec.key}: huggingface_hub is not installed ({exc})") from exc
     where = f"{spec.repo_id}@{spec.revision}:{filename}"
     try:
-        path = hf_hub_download(repo_id=spec.repo_id, filename=filename, repo_type="dataset", revision=spec.revision)
+        path = hf_hub_download(
+            repo_id=spec.repo_id,
+            filename=filename,
+            repo_type="dataset",
+            revision=spec.revision,
+            local_files_only=bool(reason),
+        )
     except LocalEntryNotFoundError as exc:  # offline, or no connection, and not in the hub cache
-        if _hub_offline():
+        if reason or _hub_offline():
             raise OfflineError(
-                f"dataset {spec.key}: {where} is not in the hub cache and HF_HUB_OFFLINE is set "
-                f"(fetch it once online, or use --data-dir)"
+                f"dataset {spec.key}: {where} is not cached and offline mode is on ({reason or 'HF_HUB_OFFLINE'}); "
+                f"run once online, or pass --data-dir DIR holding {spec.name}/HR (and {spec.name}/LR_bicubic/X<s>)"
             ) from exc
         raise DownloadError(f"dataset {spec.key}: cannot fetch {where}: {first_line(exc)}") from exc
     except RepositoryNotFoundError as exc:

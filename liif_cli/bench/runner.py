@@ -180,6 +180,7 @@ def run_bench(
     precision: str | None = "fp32",
     threads: int | None = None,
     progress: ProgressHook | None = None,
+    offline: bool | None = None,
     loader: Callable[[str], Any] | None = None,
 ) -> BenchResult:
     """Benchmark every model on every dataset at every scale under `protocol` ("mmagic" or "paper").
@@ -206,7 +207,9 @@ def run_bench(
     sets: dict[str, Dataset] = {}
     for key, sc in plan.items():
         lr_scales = [s for s in sc if proto.needs_provided_lr(key, s)]
-        sets[key] = open_dataset(key, data_dir=Path(data_dir) if data_dir else None, lr_scales=lr_scales)
+        sets[key] = open_dataset(
+            key, data_dir=Path(data_dir) if data_dir else None, lr_scales=lr_scales, offline=offline
+        )
 
     t_all = time.perf_counter()
     rows: list[Row] = []
@@ -265,7 +268,7 @@ def run_bench(
                     if save_root is not None:
                         _save(save_root / label / ds.name / f"x{s}" / f"{p.stem}.png", proto.output_uint8(pred))
                     if progress:
-                        progress("advance", {"image": p.stem, "scale": s})
+                        progress("advance", {"image": p.stem, "scale": s, "out_pixels": h * w})
                 fig = pub.published_figure(source, proto.name, key, s)
                 ds_rows.append(
                     Row(

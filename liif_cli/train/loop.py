@@ -29,13 +29,14 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import TextColumn
 from torch.nn.parallel import DistributedDataParallel
 
 from .. import atomic
 from ..engine import resolve_device
 from ..errors import LiifError, ModelError, OutputError, UsageError
 from ..models import build_liif
+from ..progress import work_progress
 from .checkpoint import (
     atomic_save,
     load_model,
@@ -228,17 +229,14 @@ class _Progress:
         self.console = Console(stderr=True)
         self.bar = None
         if enabled:
-            self.bar = Progress(
-                TextColumn("[bold]epoch {task.fields[epoch]}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("loss {task.fields[loss]}  lr {task.fields[lr]}  {task.fields[speed]}"),
-                TimeElapsedColumn(),
-                TimeRemainingColumn(),
+            self.bar = work_progress(
+                TextColumn("epoch {task.fields[epoch]}  loss {task.fields[loss]}  lr {task.fields[lr]}  {task.fields[speed]}"),
                 console=self.console,
                 transient=False,
             )
-            self.task = self.bar.add_task("train", total=total, completed=done, epoch="-", loss="-", lr="-", speed="")
+            self.task = self.bar.add_task(
+                "train", total=total, completed=done, unit="it", epoch="-", loss="-", lr="-", speed=""
+            )
             self.bar.start()
 
     def advance(self, **fields: Any) -> None:

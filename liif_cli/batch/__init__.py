@@ -1,0 +1,48 @@
+"""Batches of real files, as library code: plan them (`plan`), then run them (`run`).
+
+    jobs = plan_batch(["photos/"], BatchOptions(spec=SizeSpec(scale=2.0), recursive=True))
+    results = run_batch(jobs, options, LazyModel(lambda: load_model("edsr-baseline")))
+    raise_for_failures(results)
+
+Option parsing lives beside the CLI (`liif_cli.cli_options`), the console display too (`liif_cli.cli_report`).
+"""
+
+from .plan import (
+    ALPHA_METHODS,
+    EXT_CHOICES,
+    MAX_SIDE,
+    BatchOptions,
+    Job,
+    SizeSpec,
+    collect_inputs,
+    output_extension,
+    plan_batch,
+)
+from .run import (
+    BIG_JOB_PIXELS,
+    FileResult,
+    LazyModel,
+    Reporter,
+    raise_for_failures,
+    run_batch,
+    upscale_image,
+)
+
+__all__ = [
+    "ALPHA_METHODS",
+    "BIG_JOB_PIXELS",
+    "EXT_CHOICES",
+    "MAX_SIDE",
+    "BatchOptions",
+    "FileResult",
+    "Job",
+    "LazyModel",
+    "Reporter",
+    "SizeSpec",
+    "collect_inputs",
+    "output_extension",
+    "plan_batch",
+    "raise_for_failures",
+    "run_batch",
+    "upscale_image",
+]

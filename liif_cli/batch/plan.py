@@ -1,0 +1,238 @@
+"""Planning a batch: what output size, which files, and where each output goes (or why it is skipped).
+
+    jobs = plan_batch(["photos/"], BatchOptions(spec=SizeSpec(scale=2.0), recursive=True))
+
+Nothing here reads pixels or loads a model: a plan is made (and checked) before any work starts.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import InputError, LiifError, OutputError, UsageError
+from ..imageio import (
+    DEFAULT_MAX_INPUT_PIXELS,
+    DEFAULT_MAX_OUTPUT_PIXELS,
+    READ_EXTENSIONS,
+    WRITE_FORMATS,
+    InputGuard,
+    format_for_path,
+)
+
+ALPHA_METHODS = ("model", "bicubic")
+EXT_CHOICES = ("auto", "png", "jpg", "jpeg", "webp", "tif", "tiff")
+MAX_SIDE = 1_000_000
+"""No output side may exceed this many pixels, whatever the pixel limits say."""
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.6g}"
+
+
+@dataclass(frozen=True)
+class SizeSpec:
+    """What output size to make: exactly one of scale (S or (SX, SY)), size (w, h), width or height."""
+
+    scale: float | tuple[float, float] | None = None
+    size: tuple[int, int] | None = None
+    width: int | None = None
+    height: int | None = None
+
+    def __post_init__(self) -> None:
+        given = sum(v is not None for v in (self.scale, self.size, self.width, self.height))
+        if given != 1:
+            raise UsageError("give exactly one of --scale, --size, --width or --height")
+
+    def tag(self) -> str:
+        """The default name suffix: x2, x7.5, x2x3, 4000x3000, w4000, h3000."""
+        if self.scale is not None:
+            if isinstance(self.scale, tuple):
+                return f"x{_fmt(self.scale[0])}x{_fmt(self.scale[1])}"
+            return f"x{_fmt(self.scale)}"
+        if self.size is not None:
+            return f"{self.size[0]}x{self.size[1]}"
+        if self.width is not None:
+            return f"w{self.width}"
+        return f"h{self.height}"
+
+    def resolve(
+        self, in_hw: tuple[int, int], max_out_pixels: int | None = DEFAULT_MAX_OUTPUT_PIXELS
+    ) -> tuple[int, int]:
+        """Output (h, w) for an input (h, w); UsageError when it is over the output limit."""
+        from ..api import output_size
+
+        h, w = in_hw
+        if self.scale is not None:
+            sx, sy = self.scale if isinstance(self.scale, tuple) else (self.scale, self.scale)
+            est = (h * sy, w * sx)
+        elif self.size is not None:
+            est = (self.size[1], self.size[0])
+        elif self.width is not None:
+            est = (h * self.width / w, self.width)
+        else:
+            est = (self.height, w * self.height / h)
+        if max(est) > MAX_SIDE:
+            raise UsageError(f"output of about {est[1]:.0f}x{est[0]:.0f} is too large (at most {MAX_SIDE} px a side)")
+        out = output_size(in_hw, scale=self.scale, size=self.size, width=self.width, height=self.height)
+        if max_out_pixels and out[0] * out[1] > max_out_pixels:
+            raise UsageError(
+                f"output {out[1]}x{out[0]} ({out[0] * out[1] / 1e6:.1f} MP) is over the limit of "
+                f"{max_out_pixels / 1e6:.1f} MP (raise it with --max-out-pixels)"
+            )
+        return out
+
+
+# --- planning-------------------------------------------------------------------------------------
+
+
+@dataclass
+class BatchOptions:
+    spec: SizeSpec
+    output: Path | None = None  # a file (one input) or a folder
+    ext: str = "auto"  # auto = same as the input (PNG when the input's format cannot be written)
+    suffix: str | None = None  # None: the spec's tag (x2, 4000x3000...); "": no suffix
+    recursive: bool = False
+    overwrite: bool = False
+    alpha: str = "model"
+    quality: int = 95
+    lossless: bool = False
+    max_pixels: int | None = DEFAULT_MAX_INPUT_PIXELS
+    max_out_pixels: int | None = DEFAULT_MAX_OUTPUT_PIXELS
+
+    def __post_init__(self) -> None:
+        if self.alpha not in ALPHA_METHODS:
+            raise UsageError(f"--alpha must be one of {', '.join(ALPHA_METHODS)}, got {self.alpha!r}")
+        self.ext = str(self.ext).lower().lstrip(".")
+        if self.ext not in EXT_CHOICES:
+            raise UsageError(f"--ext must be one of {', '.join(EXT_CHOICES)}, got {self.ext!r}")
+        if not 1 <= int(self.quality) <= 100:
+            raise UsageError(f"--quality must be between 1 and 100, got {self.quality}")
+        if self.suffix is not None and (os.sep in self.suffix or "/" in self.suffix):
+            raise UsageError(f"--suffix must not contain a path separator, got {self.suffix!r}")
+        if self.output is not None:
+            self.output = Path(self.output)
+        size = self.spec.size
+        if size is not None and self.max_out_pixels and size[0] * size[1] > self.max_out_pixels:
+            raise UsageError(
+                f"--size {size[0]}x{size[1]} ({size[0] * size[1] / 1e6:.1f} MP) is over the output limit of "
+                f"{self.max_out_pixels / 1e6:.1f} MP (raise it with --max-out-pixels)"
+            )
+
+
+@dataclass
+class Job:
+    input: Path
+    output: Path | None
+    skip: str | None = None  # why the file is skipped
+    error: LiifError | None = None  # why the file fails before it is read
+    earlier_output: bool = False  # found in a folder, named like an output of this command: not an input
+
+
+def _looks_like_output(path: Path, root: Path | None, suffix: str) -> bool:
+    return root is not None and bool(suffix) and path.stem.endswith(f"_{suffix}")
+
+
+def collect_inputs(paths: Iterable[str | os.PathLike], recursive: bool = False) -> list[tuple[Path, Path | None]]:
+    """(file, the folder it was found in or None) for each input.
+
+    Files named explicitly are always tried, whatever their extension (a missing one fails later, as a
+    file of the batch). Folders give their image files (by extension, hidden files skipped), sorted;
+    sub-folders only with `recursive`. The same file named twice is taken once.
+    """
+    out: list[tuple[Path, Path | None]] = []
+    seen: set[str] = set()
+
+    def add(p: Path, root: Path | None) -> None:
+        key = os.path.normcase(os.path.abspath(p))
+        if key not in seen:
+            seen.add(key)
+            out.append((p, root))
+
+    for raw in paths:
+        p = Path(raw)
+        if not p.is_dir():
+            add(p, None)
+            continue
+        if recursive:
+            found = []
+            for dirpath, dirnames, filenames in os.walk(p):
+                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+                found += [Path(dirpath) / f for f in filenames]
+        else:
+            found = [c for c in p.iterdir() if c.is_file()]
+        for f in sorted(found, key=lambda q: q.as_posix()):
+            if not f.name.startswith(".") and f.suffix.lower() in READ_EXTENSIONS and f.is_file():
+                add(f, p)
+    return out
+
+
+def output_extension(input_path: Path, ext: str) -> str:
+    if ext == "auto":
+        suffix = input_path.suffix.lower()
+        return suffix if suffix in WRITE_FORMATS else ".png"
+    return "." + ext
+
+
+def plan_batch(paths: Sequence[str | os.PathLike], options: BatchOptions) -> list[Job]:
+    """One Job per input: its output path, or why it is skipped or fails.
+
+    Output: beside the input as `<stem>_<suffix>.<ext>` by default; `options.output` is a file when
+    there is exactly one input file and it has an image extension (and is not an existing folder),
+    otherwise a folder, where files found in input folders keep their path relative to that folder.
+    An existing output is skipped unless `overwrite`; an output that is an input, or that two inputs
+    would share, fails. Files found in folders whose name already ends in the suffix are skipped as
+    earlier outputs of this command.
+    """
+    if not paths:
+        raise UsageError("no input given")
+    items = collect_inputs(paths, options.recursive)
+    if not items:
+        raise InputError(f"no image files found in {', '.join(str(p) for p in paths)}")
+    suffix = options.spec.tag() if options.suffix is None else options.suffix
+    out = options.output
+    out_is_file = False
+    if out is not None and not out.is_dir() and out.suffix.lower() in (READ_EXTENSIONS | set(WRITE_FORMATS)):
+        if len(paths) != 1 or Path(paths[0]).is_dir():
+            raise UsageError(f"-o {out} names a file, but the inputs are several files; give a folder")
+        try:
+            format_for_path(out)
+        except OutputError as exc:
+            raise UsageError(str(exc)) from None
+        if options.ext != "auto" and output_extension(out, options.ext) != out.suffix.lower():
+            raise UsageError(f"-o {out} and --ext {options.ext} disagree; the extension of -o decides")
+        out_is_file = True
+    guard = InputGuard(p for p, root in items if p.exists() and not _looks_like_output(p, root, suffix))
+    claimed: dict[str, Path] = {}
+    jobs: list[Job] = []
+    for path, root in items:
+        name = f"{path.stem}_{suffix}" if suffix else path.stem
+        name += output_extension(path, options.ext)
+        if out is None:
+            target = path.parent / name
+        elif out_is_file:
+            target = out
+        elif root is not None:
+            target = out / path.relative_to(root).parent / name
+        else:
+            target = out / name
+        job = Job(path, target)
+        key = os.path.normcase(os.path.abspath(target))
+        if _looks_like_output(path, root, suffix):
+            job.skip = f"looks like an output of this command (name ends in _{suffix})"
+            job.earlier_output = True
+        elif guard.covers(target):
+            job.error = OutputError(f"{target}: output would overwrite an input file (use -o or --suffix)")
+        elif key in claimed:
+            job.error = OutputError(f"{target}: also the output of {claimed[key]}; use --ext or --suffix")
+        elif target.is_dir():
+            job.error = OutputError(f"{target}: output path is a folder")
+        elif target.exists() and not options.overwrite:
+            job.skip = f"{target} exists (use --overwrite)"
+        claimed.setdefault(key, path)
+        jobs.append(job)
+    return jobs
+
+

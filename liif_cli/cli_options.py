@@ -1,0 +1,157 @@
+"""The `liif upscale` option types: click parses and completes them; bad values are one-line errors (exit 2).
+
+Each type's conversion is a plain function too (`parse_scale`, `parse_size`, `parse_pixels`...) that raises
+the package's UsageError, so a caller without click gets the same checks and messages.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import click
+
+from .batch.plan import ALPHA_METHODS, EXT_CHOICES, MAX_SIDE, SizeSpec
+from .errors import UsageError
+
+DEVICE_EXAMPLES = ("auto", "cpu", "cuda", "cuda:0", "mps")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+# --- parsing values ----------------------------------------------------------------------------------
+
+
+def _number(text: str, what: str) -> float:
+    try:
+        value = float(text.strip())
+    except (ValueError, AttributeError):
+        raise UsageError(f"{what} must be a number, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise UsageError(f"{what} must be a finite number > 0, got {text!r}")
+    return value
+
+
+def parse_scale(text: str) -> float | tuple[float, float]:
+    """'2', '7.5' or 'SX,SY' (different horizontal and vertical factors)."""
+    parts = str(text).split(",")
+    if len(parts) == 1:
+        values = [_number(parts[0], "--scale")]
+    elif len(parts) == 2:
+        values = [_number(p, "--scale") for p in parts]
+    else:
+        raise UsageError(f"--scale must be S or SX,SY, got {text!r}")
+    for v in values:
+        if v > MAX_SIDE:
+            raise UsageError(f"--scale {v:g} is absurdly large (at most {MAX_SIDE})")
+    return values[0] if len(values) == 1 else (values[0], values[1])
+
+
+_SIZE = re.compile(r"^\s*(\d+)\s*[xX×]\s*(\d+)\s*$")
+
+
+def _side(text: str, what: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise UsageError(f"{what} must be at least 1 pixel, got {text}")
+    if value > MAX_SIDE:
+        raise UsageError(f"{what} {value} is larger than {MAX_SIDE} pixels")
+    return value
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'WIDTHxHEIGHT' in whole pixels -> (w, h)."""
+    m = _SIZE.match(str(text))
+    if not m:
+        raise UsageError(f"--size must be WIDTHxHEIGHT in whole pixels (e.g. 4000x3000), got {text!r}")
+    return _side(m.group(1), "--size width"), _side(m.group(2), "--size height")
+
+
+def parse_int(text: str, what: str, *, minimum: int = 1, maximum: int | None = None) -> int:
+    """A whole number within [minimum, maximum]."""
+    s = str(text).strip()
+    if not re.fullmatch(r"[+-]?\d+", s):
+        raise UsageError(f"{what} must be a whole number, got {text!r}")
+    value = int(s)
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
+        raise UsageError(f"{what} must be {bound}, got {text!r}")
+    return value
+
+
+def parse_pixels(text: str, what: str) -> int | None:
+    """A pixel count: '100000000', '100M', '100MP', '1.5G'; '0' or 'none' means no limit (None)."""
+    s = str(text).strip().lower().removesuffix("p")
+    if s in ("0", "none", "off", "unlimited"):
+        return None
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([kmg]?)", s)
+    if not m:
+        raise UsageError(f"{what} must be a pixel count such as 100000000 or 100M (0 for no limit), got {text!r}")
+    value = float(m.group(1)) * {"": 1, "k": 1e3, "m": 1e6, "g": 1e9}[m.group(2)]
+    if value < 1 or value > 1e15:
+        raise UsageError(f"{what} out of range: {text!r}")
+    return int(value)
+
+
+def size_spec(scale=None, size=None, width=None, height=None) -> SizeSpec:
+    """The SizeSpec of exactly one of the four options (values as the option types return them)."""
+    values = {"--scale": scale, "--size": size, "--width": width, "--height": height}
+    given = [name for name, value in values.items() if value is not None]
+    if len(given) != 1:
+        extra = f" (got {', '.join(given)})" if given else ""
+        raise UsageError(f"give exactly one of --scale, --size, --width or --height{extra}")
+    return SizeSpec(scale=scale, size=size, width=width, height=height)
+
+
+# --- click types ------------------------------------------------------------------------------------
+
+
+class _Parsed(click.ParamType):
+    """A click type around one of the parse functions; its UsageError becomes click's usage error (exit 2)."""
+
+    def __init__(self, name: str, parse, metavar: str):
+        self.name = name
+        self._parse = parse
+        self._metavar = metavar
+
+    def get_metavar(self, param, ctx=None) -> str:  # click 8.1 passes (param), 8.2 (param, ctx)
+        return self._metavar
+
+    def convert(self, value, param, ctx):
+        if not isinstance(value, str):
+            return value  # a default, already converted
+        try:
+            return self._parse(value, param.opts[-1] if param is not None else self.name)
+        except UsageError as exc:
+            raise click.UsageError(str(exc), ctx) from None
+
+
+SCALE = _Parsed("scale", lambda text, _flag: parse_scale(text), "S|SX,SY")
+SIZE = _Parsed("size", lambda text, _flag: parse_size(text), "WxH")
+SIDE = _Parsed("side", lambda text, flag: parse_int(text, flag, maximum=MAX_SIDE), "PX")
+PIXELS = _Parsed("pixels", parse_pixels, "N")
+
+
+class DeviceType(click.ParamType):
+    """auto, cpu, cuda, cuda:N or mps; completion offers them. Whether the device exists is the engine's check."""
+
+    name = "device"
+
+    def get_metavar(self, param, ctx=None) -> str:
+        return "DEVICE"
+
+    def convert(self, value, param, ctx):
+        text = str(value).strip().lower()
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", text):
+            raise click.UsageError(f"--device must be auto, cpu, cuda, cuda:N or mps, got {value!r}", ctx)
+        return text
+
+    def shell_complete(self, ctx, param, incomplete):
+        from click.shell_completion import CompletionItem
+
+        return [CompletionItem(d) for d in DEVICE_EXAMPLES if d.startswith(incomplete)]
+
+
+DEVICE = DeviceType()
+PRECISION = click.Choice(PRECISIONS, case_sensitive=False)
+ALPHA = click.Choice(ALPHA_METHODS, case_sensitive=False)
+EXT = click.Choice(EXT_CHOICES, case_sensitive=False)
