@@ -4,17 +4,22 @@
 Importing the package changes nothing outside it (no environment variables, no logging handlers).
 """
 
-from importlib import metadata
-
-try:
-    __version__ = metadata.version("liif-cli")
-except metadata.PackageNotFoundError:  # run from a source tree that was never installed
-    __version__ = "0.0.0+unknown"
-
 __all__ = ["Upscaler", "load_model", "output_size", "upscale"]
 
 
+def _version() -> str:
+    """The installed distribution's version: one place (pyproject.toml), read through importlib.metadata."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("liif-cli")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "0.0.0+unknown"
+
+
 def __getattr__(name: str):
+    if name == "__version__":  # looked up on first use: importlib.metadata costs ~70 ms at start-up
+        return _version()
     if name in __all__:
         from . import api
 

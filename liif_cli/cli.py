@@ -6,7 +6,6 @@ import logging
 
 import click
 
-from . import __version__
 from .cli_options import ALPHA, DEVICE, EXT, PIXELS, PRECISION, SCALE, SIDE, SIZE
 from .encoders import ENCODER_NAMES, NORMALIZATION_NAMES
 
@@ -33,7 +32,7 @@ class _OneLineErrors(click.Group):
 
 
 @click.group(cls=_OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="liif")
+@click.version_option(package_name="liif-cli", prog_name="liif")
 def main() -> None:
     """Arbitrary-scale image super-resolution with LIIF."""
     _prepare_process()

@@ -11,12 +11,8 @@ import re
 
 import click
 
-from .batch.plan import ALPHA_METHODS, EXT_CHOICES, MAX_SIDE, SizeSpec
+from .choices import ALPHA_METHODS, DEVICE_EXAMPLES, EXT_CHOICES, MAX_SIDE, PRECISIONS
 from .errors import UsageError
-
-DEVICE_EXAMPLES = ("auto", "cpu", "cuda", "cuda:0", "mps")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-
 
 # --- parsing values ----------------------------------------------------------------------------------
 
@@ -92,8 +88,10 @@ def parse_pixels(text: str, what: str) -> int | None:
     return int(value)
 
 
-def size_spec(scale=None, size=None, width=None, height=None) -> SizeSpec:
+def size_spec(scale=None, size=None, width=None, height=None):
     """The SizeSpec of exactly one of the four options (values as the option types return them)."""
+    from .batch import SizeSpec
+
     values = {"--scale": scale, "--size": size, "--width": width, "--height": height}
     given = [name for name, value in values.items() if value is not None]
     if len(given) != 1:

@@ -93,14 +93,6 @@ DEFAULT_ENCODER = "edsr-baseline"
 DEFAULT_NORMALIZATION = "half"
 
 
-def get_encoder(name: str) -> EncoderSpec:
-    """The descriptor of encoder `name`; KeyError names the known ones."""
-    try:
-        return ENCODERS[name]
-    except KeyError:
-        raise KeyError(f"unknown encoder {name!r} (known: {', '.join(ENCODERS)})") from None
-
-
 def detect_encoder(keys) -> EncoderSpec | None:
     """The encoder whose keys an official-layout state dict holds, or None."""
     keys = list(keys)

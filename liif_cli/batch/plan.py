@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..choices import ALPHA_METHODS, EXT_CHOICES, MAX_SIDE
 from ..errors import InputError, LiifError, OutputError, UsageError
 from ..imageio import (
     DEFAULT_MAX_INPUT_PIXELS,
@@ -21,11 +22,6 @@ from ..imageio import (
     InputGuard,
     format_for_path,
 )
-
-ALPHA_METHODS = ("model", "bicubic")
-EXT_CHOICES = ("auto", "png", "jpg", "jpeg", "webp", "tif", "tiff")
-MAX_SIDE = 1_000_000
-"""No output side may exceed this many pixels, whatever the pixel limits say."""
 
 
 def _fmt(x: float) -> str:

@@ -29,7 +29,7 @@ from torch import nn
 from ..atomic import atomic_open, atomic_path
 from ..errors import ModelError, OutputError, first_line
 from ..models import LoadedModel, Normalization, load_checkpoint, model_spec
-from ..models.checkpoint import CheckpointError, recorded_normalization
+from ..models.checkpoint import CheckpointError
 
 FORMAT_VERSION = 1
 
@@ -60,14 +60,6 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 def data_norm(norm: Normalization) -> dict[str, dict[str, list[float]]]:
     entry = {"sub": list(norm.sub), "div": list(norm.div)}
     return {"inp": dict(entry), "gt": dict(entry)}
-
-
-def stored_normalization(obj: dict[str, Any]) -> Normalization | None:
-    """The normalization a checkpoint records in `data_norm` (None when it records none)."""
-    try:
-        return recorded_normalization(obj)
-    except CheckpointError as exc:
-        raise ModelError(str(exc)) from None
 
 
 def normalization_from_name(name: str) -> Normalization:
