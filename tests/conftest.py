@@ -28,6 +28,14 @@ needs_datasets = pytest.mark.skipif(
     reason="../shared weights and benchmark sets are not beside the checkout",
 )
 
+def fixture_cases() -> list[dict]:
+    """The official-output fixtures' cases (../shared/fixtures/manifest.json), or none without ../shared."""
+    import json
+
+    manifest = SHARED / "fixtures" / "manifest.json"
+    return json.loads(manifest.read_text())["cases"] if manifest.is_file() else []
+
+
 HUB_COMMIT = "0123456789abcdef0123456789abcdef01234567"
 """The commit the server reports for a Hub download asked for by branch name."""
 

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import OFFICIAL, SHARED, needs_shared
+from conftest import OFFICIAL, SHARED, fixture_cases, needs_shared
 from PIL import Image
 
 from liif_cli.api import load_model
 from liif_cli.engine import Renderer, RenderOptions, axis_lookup, render_array
 from liif_cli.models import LoadedModel, Normalization, build_liif, make_coord, reference_upscale
 
-CASES = json.loads((SHARED / "fixtures" / "manifest.json").read_text())["cases"] if OFFICIAL.is_file() else []
+CASES = fixture_cases()
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import pickle
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import OFFICIAL, SHARED, needs_shared
+from conftest import OFFICIAL, SHARED, fixture_cases, needs_shared
 from PIL import Image
 
 from liif_cli.models import (
@@ -21,7 +20,7 @@ from liif_cli.models import (
     save_official,
 )
 
-MANIFEST = json.loads((SHARED / "fixtures" / "manifest.json").read_text())
+CASES = fixture_cases()
 
 
 def read_rgb(path: Path) -> np.ndarray:
@@ -41,7 +40,7 @@ def test_official_checkpoint_loads_strictly_with_official_normalization():
 @needs_shared
 def test_oracle_reproduces_the_official_fixture():
     """The transcription itself is checked once, on the smallest case (it is slow by design)."""
-    case = next(c for c in MANIFEST["cases"] if c["name"] == "woman_down_40w_70h")
+    case = next(c for c in CASES if c["name"] == "woman_down_40w_70h")
     loaded = load_checkpoint(OFFICIAL)
     x = torch.from_numpy(read_rgb(SHARED / case["input"])).permute(2, 0, 1)
     w, h = case["output_size_wh"]
