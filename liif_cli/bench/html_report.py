@@ -44,7 +44,8 @@ body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em auto; max-width: 1400
 h1 { font-size: 1.5em; } h2 { margin-top: 2em; border-bottom: 1px solid #ccc; } h3 { margin-bottom: .3em; }
 table { border-collapse: collapse; margin: .5em 0 1em; }
 th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: right; white-space: nowrap; }
-th { background: #f3f3f3; } td.l, th.l { text-align: left; } td.src { white-space: normal; min-width: 16em; }
+th { background: #f3f3f3; } td.l, th.l { text-align: left; } td.src { white-space: normal; }
+.wide { overflow-x: auto; }
 .pos { color: #1a7f37; } .neg { color: #b42318; } .dim { color: #777; }
 .plots { display: flex; flex-wrap: wrap; gap: 1em; } .plots img { max-width: 100%; }
 .image { display: flex; flex-wrap: wrap; gap: 0 2.5em; } .strip { margin: 0 0 1.5em; } .panels { display: flex; flex-wrap: wrap; gap: 10px; }
@@ -105,7 +106,8 @@ def build_html(result: BenchResult, strips: Sequence[Strip]) -> str:
         "brackets, the whole image's score.</p>"
     )
     by_image: dict[tuple[str, str], list[Strip]] = {}
-    for s in strips:
+    order = {d: i for i, d in enumerate(result.datasets)}
+    for s in sorted(strips, key=lambda s: (order.get(s.dataset, len(order)), s.dataset, s.image, s.scale)):
         by_image.setdefault((s.dataset, s.image), []).append(s)
     for (ds, image), group in by_image.items():
         parts.append(f"<h3>{e(_title(ds))} / {e(image)}</h3>")
@@ -148,7 +150,9 @@ def _results_table(result: BenchResult, rows: list[Row]) -> str:
     if mm:
         head += ["SSIM (RGB)", "SSIM 0.x (blue)", "published SSIM", "&Delta; (blue)"]
     head += ["s / image", "Mpx/s", "source of the reference"]
-    out = ["<table><tr>" + "".join(f'<th class="{"l" if i < 3 else ""}">{h}</th>' for i, h in enumerate(head))]
+    left = {0, 1, 2, len(head) - 1}
+    out = ['<div class="wide"><table><tr>']
+    out[0] += "".join(f'<th class="{"l" if i in left else ""}">{h}</th>' for i, h in enumerate(head))
     for r in rows:
         official = r.published_source == pub.OFFICIAL_CODE
         cells = [
@@ -169,7 +173,7 @@ def _results_table(result: BenchResult, rows: list[Row]) -> str:
         cells += [_num(per_image, 3), _num(r.mpx_per_s, 3)]
         cells += [f'<td class="l dim src">{html.escape(r.published_source or "—")}</td>']
         out.append("<tr>" + "".join(cells) + "</tr>")
-    out.append("</table>")
+    out.append("</table></div>")
     return "\n".join(out)
 
 
