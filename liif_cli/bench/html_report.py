@@ -56,7 +56,11 @@ ul.notes { color: #555; }
 
 
 def check_target(path: str | Path) -> None:
-    """Fail before any model runs if the report cannot be a file at `path`."""
+    """Fail before any model runs if the report cannot be a file at `path` or cannot be drawn."""
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        raise UsageError("--report draws its plots with matplotlib: pip install 'liif-cli[report]'")
     if str(path) == "-":
         raise UsageError("--report needs a file name (the report is HTML, not for stdout)")
     p = Path(path)
