@@ -130,8 +130,9 @@ def _title(dataset: str) -> str:
 
 
 def _notes(result: BenchResult) -> list[str]:
-    """The console report's notes, less the one that explains its two-line cells (the table here has columns)."""
-    return [n for n in notes(result) if not n.startswith(("Second line in a cell", "No published figure"))]
+    """The console report's notes, once each, less the one that explains its two-line cells (columns here)."""
+    skip = ("Second line in a cell", "No published figure")
+    return [n for n in dict.fromkeys(notes(result)) if not n.startswith(skip)]
 
 
 def _delta_cell(delta: float | None, digits: int = 4) -> str:
