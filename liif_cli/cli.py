@@ -300,6 +300,12 @@ def models_verify_cmd(name: str | None) -> None:
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads (default: all cores).")
 @click.option("--offline", is_flag=True, help="Never download sets; use the cache or --data-dir (also LIIF_OFFLINE=1).")
 @click.option("-q", "--quiet", "bench_quiet", is_flag=True, help="No progress bar.")
+@click.option(
+    "--report",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Also write a self-contained HTML report (tables, plots, crops); adds the bicubic baseline.",
+)
 @handle_errors
 def bench_cmd(
     datasets,
@@ -316,6 +322,7 @@ def bench_cmd(
     threads,
     offline,
     bench_quiet,
+    report,
 ) -> None:
     """Score models on standard SR benchmark sets under the mmagic or the paper protocol.
 
@@ -357,6 +364,7 @@ def bench_cmd(
             threads=threads,
             progress=hook,
             offline=True if offline else None,
+            report=report,
         )
     to_stdout = "-" in (str(json_path), str(csv_path))
     render(result, err if to_stdout else Console())

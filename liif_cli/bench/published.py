@@ -23,8 +23,12 @@ SOURCE_MODELS = {
     "rdn": "RDN-LIIF (official)",
     "mmagic-edsr": "LIIF-EDSR (mmagic)",
     "mmagic-rdn": "LIIF-RDN (mmagic)",
+    "bicubic": "bicubic (Pillow, a = -0.5)",
 }
 """The registry names (in the shipped weights.toml) that published figures belong to."""
+OFFICIAL_CODE = "official code, this checkpoint (NOTES reference)"
+"""The source text of figures measured with the official code (not published in a table): a column of its own."""
+BICUBIC_ROW = "bicubic row of the SR literature (EDSR, VDSR, RCAN tables)"
 
 
 @dataclass(frozen=True)
@@ -47,7 +51,7 @@ _MMAGIC = (2, 3, 4, 6, 18, 30)
 # (source model, protocol, dataset) -> {scale: (psnr, ssim)}, plus the source text
 _TABLES: dict[tuple[str, str, str], tuple[str, str | None, dict[int, tuple[float | None, float | None]]]] = {
     ("edsr-baseline", "paper", "set5"): (
-        "official code, this checkpoint (NOTES reference)",
+        OFFICIAL_CODE,
         None,
         _series(_PAPER_T2, [37.9877, 34.3997, 32.2375, 28.9551, 26.9824]),
     ),
@@ -61,6 +65,9 @@ _TABLES: dict[tuple[str, str, str], tuple[str, str | None, dict[int, tuple[float
         None,
         _series(_PAPER_T1, [34.99, 31.26, 29.27, 26.99, 23.89, 22.34, 21.31, 20.59]),
     ),
+    # MATLAB bicubic of the provided LR images, Y PSNR with shave = scale (NOTES "Reference results")
+    ("bicubic", "paper", "set5"): (BICUBIC_ROW, None, _series((2, 3, 4), [33.66, 30.39, 28.42])),
+    ("bicubic", "paper", "set14"): (BICUBIC_ROW, None, _series((2, 3, 4), [30.24, 27.55, 26.00])),
     ("rdn", "paper", "set5"): ("paper Table 2", None, _series(_PAPER_T2, [38.17, 34.68, 32.50, 29.15, 27.14])),
     ("rdn", "paper", "set14"): ("paper Table 2", None, _series(_PAPER_T2, [33.97, 30.53, 28.80, 26.64, 25.15])),
     ("rdn", "paper", "b100"): ("paper Table 2", None, _series(_PAPER_T2, [32.32, 29.26, 27.74, 25.98, 24.91])),

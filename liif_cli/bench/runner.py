@@ -20,6 +20,8 @@ from PIL import Image
 from ..atomic import atomic_path
 from ..errors import InputError, OutputError, UsageError
 from . import published as pub
+from .bicubic import NAME as BICUBIC
+from .bicubic import BicubicUpscaler, is_bicubic
 from .datasets import Dataset, open_dataset, read_rgb
 from .protocols import Protocol, default_scales, get_protocol
 
@@ -182,6 +184,7 @@ def run_bench(
     progress: ProgressHook | None = None,
     offline: bool | None = None,
     loader: Callable[[str], Any] | None = None,
+    report: str | Path | None = None,
 ) -> BenchResult:
     """Benchmark every model on every dataset at every scale under `protocol` ("mmagic" or "paper").
 
@@ -189,6 +192,9 @@ def run_bench(
     (never downloads); None fetches into the cache. limit: first N images (sorted by name) of each set.
     save_images: write each uint8 output to `DIR/<model>/<dataset>/x<s>/<image>.png`.
     loader: how to turn a model name into an object with `upscale_array(rgb, (h, w))` (default: load_model).
+    `bicubic` is always the Pillow-bicubic baseline (bench/bicubic.py), never looked up.
+    report: also write the self-contained HTML report there (bench/html_report.py); bicubic joins the models
+    if it is not among them, and comparison strips are collected as the run goes (small crops only).
     """
     try:
         proto = get_protocol(protocol) if isinstance(protocol, str) else protocol
@@ -203,6 +209,16 @@ def run_bench(
     if save_root is not None and save_root.exists() and not save_root.is_dir():
         raise OutputError(f"--save-images {save_root}: exists and is not a folder")
 
+    strips = None
+    if report is not None:
+        from .html_report import check_target
+        from .strips import StripCollector
+
+        check_target(report)
+        strips = StripCollector(proto)
+        if not any(is_bicubic(m) for m in models):
+            models = [BICUBIC, *models]
+
     # find / fetch every dataset before any model runs, so a missing set fails fast
     sets: dict[str, Dataset] = {}
     for key, sc in plan.items():
@@ -216,7 +232,10 @@ def run_bench(
     runs: list[DatasetRun] = []
     engines: dict[str, dict[str, str]] = {}
     for model in models:
-        up = loader(model) if loader else _load(model, device, precision, threads)
+        if is_bicubic(model):
+            up = BicubicUpscaler()
+        else:
+            up = loader(model) if loader else _load(model, device, precision, threads)
         engines[_model_label(model)] = {
             "device": str(getattr(up, "device", device)),
             "precision": str(getattr(up, "precision", precision)),
@@ -265,6 +284,8 @@ def run_bench(
                             pair.lr_source,
                         )
                     )
+                    if strips is not None:
+                        strips.add(label, key, pair, pred, sc_img.psnr)
                     if save_root is not None:
                         _save(save_root / label / ds.name / f"x{s}" / f"{p.stem}.png", proto.output_uint8(pred))
                     if progress:
@@ -315,9 +336,14 @@ def run_bench(
         "threads": threads,
         "engines": engines,
     }
-    return BenchResult(
+    result = BenchResult(
         proto.name, [_model_label(m) for m in models], list(plan), rows, runs, time.perf_counter() - t_all, settings
     )
+    if report is not None:
+        from .html_report import write_report
+
+        write_report(result, strips.strips(), report)
+    return result
 
 
 def _model_label(model: str | Path) -> str:
