@@ -167,9 +167,9 @@ def join(device: str | None = "auto", *, env: Mapping[str, str] | None = None, t
     ranks waiting for the others forever.
     """
     launch = detect_launch(env)
+    if not launch.distributed:  # a lone process keeps the device as asked ('auto' stays 'auto')
+        return Group(launch, device or "auto")
     dev = device_for(device, launch.local_rank)
-    if not launch.distributed:
-        return Group(launch, dev)
     import torch
     import torch.distributed as dist
 

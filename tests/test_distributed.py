@@ -56,9 +56,14 @@ def test_inconsistent_launcher_environment_is_a_usage_error(env):
         D.detect_launch(env)
 
 
-def test_device_per_local_rank_on_cpu():
-    assert D.device_for("auto", 1) in ("cpu", "cuda:0", "cuda:1")  # this machine: cpu
+def test_device_per_local_rank():
+    import torch
+
+    gpus = torch.cuda.device_count()
+    assert D.device_for("auto", 3) == (f"cuda:{3 % gpus}" if gpus else "cpu")  # wraps round the visible GPUs
     assert D.device_for("cpu", 3) == "cpu"
+    with pytest.raises(UsageError):
+        D.device_for("tpu", 0)
 
 
 def test_slurm_rendezvous_is_derived_from_the_node_list():
