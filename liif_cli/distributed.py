@@ -41,6 +41,7 @@ class Launch:
     world_size: int = 1
     local_rank: int = 0
     launcher: str = "none"  # "torchrun", "slurm" or "none"
+    local_world_size: int | None = None  # processes on this machine, where the launcher says (torchrun does)
 
     @property
     def is_main(self) -> bool:
@@ -71,16 +72,20 @@ def detect_launch(env: Mapping[str, str] | None = None) -> Launch:
         if "LOCAL_RANK" in env:
             local = _int_var(env, "LOCAL_RANK")
         launcher = "torchrun"
+        local_world = _int_var(env, "LOCAL_WORLD_SIZE") if "LOCAL_WORLD_SIZE" in env else None
     elif "SLURM_PROCID" in env and ("SLURM_STEP_NUM_TASKS" in env or "SLURM_NTASKS" in env):
         tasks = "SLURM_STEP_NUM_TASKS" if "SLURM_STEP_NUM_TASKS" in env else "SLURM_NTASKS"
         world, rank = _int_var(env, tasks), _int_var(env, "SLURM_PROCID")
         local = _int_var(env, "SLURM_LOCALID") if "SLURM_LOCALID" in env else 0
-        launcher = "slurm"
+        per_node = env.get("SLURM_NTASKS_PER_NODE", "")  # "4", or "4(x2),3" when uneven: then unknown
+        launcher, local_world = "slurm", int(per_node) if per_node.isdigit() else None
     else:
         return Launch()
     if world < 1 or not 0 <= rank < world or local < 0:
         raise UsageError(f"inconsistent launcher environment: rank {rank} of {world} (local rank {local})")
-    return Launch(rank, world, local, launcher if world > 1 else "none")
+    if world == 1:
+        return Launch()
+    return Launch(rank, world, local, launcher, local_world)
 
 
 def device_for(name: str | None, local_rank: int) -> str:
@@ -100,6 +105,14 @@ def device_for(name: str | None, local_rank: int) -> str:
 
 
 # --- forming the group -------------------------------------------------------------------------------
+
+
+def backend_for(device_type: str, local_world_size: int | None, gpus: int) -> str:
+    """NCCL between GPUs, gloo on CPUs, and gloo too when this machine's processes outnumber its GPUs:
+    NCCL refuses two ranks on one GPU, and the results exchanged here are small objects either way."""
+    if device_type == "cuda" and (local_world_size is None or local_world_size <= gpus):
+        return "nccl"
+    return "gloo"
 
 
 def first_slurm_host(nodelist: str) -> str | None:
@@ -186,13 +199,15 @@ def join(device: str | None = "auto", *, env: Mapping[str, str] | None = None, t
     kind = torch.device(dev).type
     if kind not in ("cpu", "cuda"):
         raise UsageError(f"several processes need CUDA or CPU devices, not {kind}")
+    backend = backend_for(kind, launch.local_world_size, torch.cuda.device_count() if kind == "cuda" else 0)
     kwargs: dict[str, Any] = {}
     if kind == "cuda":
         torch.cuda.set_device(torch.device(dev))
+    if backend == "nccl":
         kwargs["device_id"] = torch.device(dev)
     try:
         dist.init_process_group(
-            "nccl" if kind == "cuda" else "gloo",
+            backend,
             init_method=method,
             rank=launch.rank,
             world_size=launch.world_size,

@@ -32,10 +32,13 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_detect_torchrun_then_slurm_then_alone():
     torchrun = {"RANK": "3", "WORLD_SIZE": "4", "LOCAL_RANK": "1", "SLURM_PROCID": "0", "SLURM_NTASKS": "8"}
     assert D.detect_launch(torchrun) == D.Launch(3, 4, 1, "torchrun")
+    assert D.detect_launch({**torchrun, "LOCAL_WORLD_SIZE": "2"}).local_world_size == 2
     slurm = {"SLURM_PROCID": "5", "SLURM_NTASKS": "8", "SLURM_LOCALID": "1"}
     assert D.detect_launch(slurm) == D.Launch(5, 8, 1, "slurm")
     # srun's own task count wins over the job's (a batch script's plain command is one process)
     assert D.detect_launch({**slurm, "SLURM_STEP_NUM_TASKS": "6"}).world_size == 6
+    assert D.detect_launch({**slurm, "SLURM_NTASKS_PER_NODE": "4"}).local_world_size == 4
+    assert D.detect_launch({**slurm, "SLURM_NTASKS_PER_NODE": "4(x2)"}).local_world_size is None
     assert D.detect_launch({"SLURM_PROCID": "0", "SLURM_NTASKS": "4", "SLURM_STEP_NUM_TASKS": "1"}) == D.Launch()
     assert D.detect_launch({}) == D.Launch()
     assert D.detect_launch({"RANK": "0", "WORLD_SIZE": "1"}) == D.Launch()
@@ -64,6 +67,12 @@ def test_device_per_local_rank():
     assert D.device_for("cpu", 3) == "cpu"
     with pytest.raises(UsageError):
         D.device_for("tpu", 0)
+
+
+def test_backend_nccl_only_with_a_gpu_per_local_process():
+    assert D.backend_for("cpu", 2, 0) == "gloo"
+    assert D.backend_for("cuda", 4, 8) == "nccl" and D.backend_for("cuda", None, 1) == "nccl"
+    assert D.backend_for("cuda", 2, 1) == "gloo"  # two ranks on one GPU: NCCL would refuse
 
 
 def test_slurm_rendezvous_is_derived_from_the_node_list():
