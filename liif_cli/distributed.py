@@ -274,6 +274,19 @@ def gather(group: Group, obj: Any) -> list[Any]:
     return out
 
 
+def broadcast(group: Group, obj: Any) -> Any:
+    """Rank 0's `obj` on every rank: how a plan is made once. Planning on each rank could disagree (an
+    output that a quick rank already wrote looks like a skip to a slow one, or file systems lag between
+    machines), so rank 0 plans and the others take its plan."""
+    if not group.formed:
+        return obj
+    import torch.distributed as dist
+
+    box = [obj if group.is_main else None]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def merge_shards(group: Group, pairs: Sequence[tuple[int, T]]) -> list[T]:
     """Put per-rank (plan index, result) pairs back into plan order: the list one process would have made."""
     merged = [p for part in gather(group, list(pairs)) for p in part]

@@ -127,6 +127,7 @@ def test_lone_process_merges_in_plan_order_and_exits_with_its_own_status():
         assert group.share([1, 2, 3], [1, 1, 1]) == [1, 2, 3]
         assert D.merge_shards(group, [(2, "c"), (0, "a"), (1, "b")]) == ["a", "b", "c"]
         assert D.conclude(group, "s", 0) == D.JobOutcome(0, ["s"], merged=False)
+        assert D.broadcast(group, {"plan": 1}) == {"plan": 1}
     assert D.job_exit_code([0, 0]) == 0 and D.job_exit_code([0, 3, 1]) == 3 and D.job_exit_code([]) == 0
 
 
@@ -174,10 +175,10 @@ JOB = textwrap.dedent(
     from liif_cli import distributed
 
     out = Path(sys.argv[1])
-    items = [f"img{i:02d}.png" for i in range(7)]
-    weights = [(i % 3 + 1) * 1000 for i in range(7)]
     with distributed.process_group("cpu") as group:
         assert group.formed, group.warning
+        plan = [(f"img{i:02d}.png", (i % 3 + 1) * 1000) for i in range(7)] if group.is_main else None
+        items, weights = zip(*distributed.broadcast(group, plan))  # rank 0 plans; the others follow
         done, failed = [], []
         for name in group.share(items, weights):
             if group.rank == 1 and not failed:
