@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -285,6 +285,23 @@ def broadcast(group: Group, obj: Any) -> Any:
     box = [obj if group.is_main else None]
     dist.broadcast_object_list(box, src=0)
     return box[0]
+
+
+def plan_once(group: Group, make_plan: Callable[[], T]) -> T:
+    """`make_plan()` on rank 0, its result on every rank; a `LiifError` it raises is raised on every rank
+    (so each exits with that error's code instead of waiting for a plan that never comes)."""
+    if not group.formed:
+        return make_plan()
+    outcome: tuple[str, Any] | None = None
+    if group.is_main:
+        try:
+            outcome = ("plan", make_plan())
+        except LiifError as exc:
+            outcome = ("error", exc)
+    kind, value = broadcast(group, outcome)
+    if kind == "error":
+        raise value
+    return value
 
 
 def merge_shards(group: Group, pairs: Sequence[tuple[int, T]]) -> list[T]:

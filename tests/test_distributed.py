@@ -174,11 +174,22 @@ JOB = textwrap.dedent(
     from pathlib import Path
     from liif_cli import distributed
 
-    out = Path(sys.argv[1])
+    from liif_cli.errors import LiifError, UsageError
+
+    out, bad_plan = Path(sys.argv[1]), sys.argv[2:] == ["bad-plan"]
+
+    def make_plan():
+        if bad_plan:
+            raise UsageError("no input given")
+        return [(f"img{i:02d}.png", (i % 3 + 1) * 1000) for i in range(7)]
+
     with distributed.process_group("cpu") as group:
         assert group.formed, group.warning
-        plan = [(f"img{i:02d}.png", (i % 3 + 1) * 1000) for i in range(7)] if group.is_main else None
-        items, weights = zip(*distributed.broadcast(group, plan))  # rank 0 plans; the others follow
+        try:
+            items, weights = zip(*distributed.plan_once(group, make_plan))  # rank 0 plans; the others follow
+        except LiifError as exc:
+            print(f"error: {exc}")
+            sys.exit(exc.exit_code)
         done, failed = [], []
         for name in group.share(items, weights):
             if group.rank == 1 and not failed:
@@ -212,3 +223,14 @@ def test_failure_on_rank_one_fails_the_job_and_rank_zero_names_the_file(tmp_path
     names = summaries[0]["done"] + summaries[1]["done"] + [failed]
     assert sorted(names) == [f"img{i:02d}.png" for i in range(7)]  # every item once, over both ranks
     assert summaries[0]["failed"] == []
+
+
+def test_a_bad_plan_on_rank_zero_is_every_rank_s_error(tmp_path):
+    script = tmp_path / "job.py"
+    script.write_text(JOB)
+    logs = tmp_path / "logs"
+    proc = _torchrun([str(script), str(tmp_path), "bad-plan"], logs, timeout=180)
+    assert proc.returncode != 0
+    for rank in (0, 1):
+        assert _rank_log(logs, rank) == "error: no input given\n"
+    assert "exitcode  : 2" in proc.stderr
