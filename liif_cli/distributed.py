@@ -2,10 +2,10 @@
 
 Nothing here schedules work. Every process is started by the launcher with the same command line; each one
 works out who it is (`detect_launch`), takes its GPU from its local rank (`device_for`), forms a
-`torch.distributed` process group when it can (`process_group`), processes its share of one deterministic
-plan (`shard_by_weight`, the same on every rank because it is a pure function of the plan), and then the
-ranks exchange their results (`merge_shards`, `conclude`) so that rank 0 can print one summary and every rank
-exits with the job's status (`job_exit_code`).
+`torch.distributed` process group when it can (`process_group`), takes the plan rank 0 made (`plan_once`),
+processes its share of it (`Group.share`, i.e. `shard_by_weight`, the same on every rank because it is a pure
+function of the plan), and then the ranks exchange their results (`merge_shards`, `conclude`) so that rank 0
+can print one summary and every rank exits with the job's status (`job_exit_code`).
 
 When no process group can be formed (e.g. srun without a rendezvous address and no Slurm node list to derive
 one from), the ranks still split the work but cannot talk: `Group.warning` says so and each rank reports only
@@ -166,7 +166,7 @@ class Group:
         return self.launch.is_main
 
     def share(self, items: Sequence[T], weights: Sequence[float]) -> list[T]:
-        """This rank's items (in plan order) of a plan every rank made the same way."""
+        """This rank's items, in plan order, of a plan every rank holds alike (see `plan_once`)."""
         if len(items) != len(weights):
             raise ValueError("one weight per item")
         return [items[i] for i in shard_by_weight(weights, self.world_size)[self.rank]]
