@@ -366,6 +366,8 @@ def bench_cmd(
             offline=True if offline else None,
             report=report,
         )
+    if result.rank != 0:  # under torchrun/srun rank 0 prints and writes the merged result
+        return
     to_stdout = "-" in (str(json_path), str(csv_path))
     render(result, err if to_stdout else Console())
     if json_path is not None:

@@ -153,6 +153,13 @@ def notes(result: BenchResult) -> list[str]:
     if engines:
         used = "; ".join(f"{m}: {e['device']}, {e['precision']}" for m, e in engines.items())
         out.append(f"Engine: {used}.")
+    if result.settings.get("distributed_warning"):
+        out.append(f"Several processes but {result.settings['distributed_warning']}.")
+    elif result.settings.get("processes", 1) > 1:
+        out.append(
+            f"Images split over {result.settings['processes']} processes; upscale s is the slowest one's "
+            "(Mpx/s: the job's rate)."
+        )
     out.append(f"Total wall time {result.wall_s:.1f} s.")
     return out
 

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from .. import distributed
 from ..atomic import atomic_path
 from ..errors import InputError, OutputError, UsageError
 from . import published as pub
@@ -122,6 +123,7 @@ class BenchResult:
     runs: list[DatasetRun]
     wall_s: float
     settings: dict[str, Any] = field(default_factory=dict)
+    rank: int = 0  # under a launcher every rank holds the merged result; only rank 0 should print or write it
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -195,7 +197,36 @@ def run_bench(
     `bicubic` is always the Pillow-bicubic baseline (bench/bicubic.py), never looked up.
     report: also write the self-contained HTML report there (bench/html_report.py); bicubic joins the models
     if it is not among them, and comparison strips are collected as the run goes (small crops only).
+
+    Under torchrun or srun each rank scores its share of every set's images (balanced by pixels) on its own
+    device and the per-image scores are merged in name order, so the figures equal a one-process run's;
+    upscale_s is then the slowest rank's, so Mpx/s is the whole job's rate.
     """
+    with distributed.process_group(device) as group:
+        return _run(
+            group,
+            datasets,
+            models,
+            protocol=protocol,
+            scales=scales,
+            data_dir=data_dir,
+            limit=limit,
+            save_images=save_images,
+            precision=precision,
+            threads=threads,
+            progress=progress,
+            offline=offline,
+            loader=loader,
+            report=report if group.is_main else None,  # rank 0 writes it (its share of the strips)
+        )
+
+
+def _run(
+    group, datasets, models, *, protocol, scales, data_dir, limit, save_images, precision, threads, progress, offline,
+    loader, report
+) -> BenchResult:
+    """`run_bench` in one process of the job (the only one when not launched): `group` says which."""
+    device = group.device
     try:
         proto = get_protocol(protocol) if isinstance(protocol, str) else protocol
     except ValueError as exc:
@@ -244,7 +275,8 @@ def run_bench(
         label = _model_label(model)
         for key, sc in plan.items():
             ds = sets[key]
-            files = ds.images(limit)
+            all_files = ds.images(limit)
+            files = group.share(all_files, [_pixels(p) for p in all_files]) if group.formed else all_files
             t_ds = time.perf_counter()
             hr_cache = {p: read_rgb(p) for p in files}
             used_files = list(files)
@@ -290,6 +322,12 @@ def run_bench(
                         _save(save_root / label / ds.name / f"x{s}" / f"{p.stem}.png", proto.output_uint8(pred))
                     if progress:
                         progress("advance", {"image": p.stem, "scale": s, "out_pixels": h * w})
+                if group.formed:  # every rank's scores, back in name order; the slowest rank's time
+                    scores = distributed.merge_shards(
+                        group, [(all_files.index(p), x) for p, x in zip(files, scores, strict=True)]
+                    )
+                    parts = distributed.gather(group, (out_px, up_s))
+                    out_px, up_s = sum(n for n, _ in parts), max(t for _, t in parts)
                 fig = pub.published_figure(source, proto.name, key, s)
                 ds_rows.append(
                     Row(
@@ -318,13 +356,13 @@ def run_bench(
                 DatasetRun(
                     model=label,
                     dataset=key,
-                    images=len(files),
+                    images=len(all_files),
                     scales=list(sc),
                     out_mpx=sum(r.out_mpx for r in ds_rows),
                     upscale_s=sum(r.upscale_s for r in ds_rows),
                     wall_s=time.perf_counter() - t_ds,
                     location=str(ds.root),
-                    verified=ds.verify(used_files),
+                    verified=_verified(distributed.gather(group, ds.verify(used_files))),
                 )
             )
     settings = {
@@ -335,10 +373,11 @@ def run_bench(
         "precision": precision,
         "threads": threads,
         "engines": engines,
+        "processes": group.world_size,
+        "distributed_warning": group.warning and "no process group, so every process scored every image",
     }
-    result = BenchResult(
-        proto.name, [_model_label(m) for m in models], list(plan), rows, runs, time.perf_counter() - t_all, settings
-    )
+    labels = [_model_label(m) for m in models]
+    result = BenchResult(proto.name, labels, list(plan), rows, runs, time.perf_counter() - t_all, settings, group.rank)
     if report is not None:
         from .html_report import write_report
 
@@ -349,6 +388,21 @@ def run_bench(
 def _model_label(model: str | Path) -> str:
     text = str(model)
     return text if text in pub.SOURCE_MODELS or "/" not in text and not text.endswith(".pth") else Path(text).name
+
+
+def _pixels(path: Path) -> int:
+    """HR pixels from the header alone: the weight that balances the ranks' shares."""
+    try:
+        with Image.open(path) as im:
+            return im.size[0] * im.size[1]
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise InputError(f"{path}: cannot read image ({exc})") from exc
+
+
+def _verified(per_rank: list[str | None]) -> str | None:
+    """Each rank checked the files it read: one that differs makes the set differ."""
+    known = [v for v in per_rank if v is not None]
+    return None if not known else "differs" if "differs" in known else "match"
 
 
 def _delta(ours: float | None, published: float | None) -> float | None:
