@@ -231,4 +231,5 @@ async def _wait(request: Request, job):
             return future.result()
         if await request.is_disconnected():
             job.cancel()
+            future.cancel()  # nobody will read the outcome: detach from it
             raise JobCancelled()
