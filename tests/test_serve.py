@@ -246,6 +246,16 @@ def test_serve_help_needs_neither_the_extra_nor_a_model():
     assert out.stdout.split() == ["False", "False", "False"]
 
 
+def test_serve_without_the_extra_says_how_to_install_it():
+    code = (
+        "import sys; sys.modules['uvicorn'] = None; from click.testing import CliRunner; "
+        "from liif_cli.cli import main; r = CliRunner().invoke(main, ['serve']); print(r.exit_code, r.output)"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
+    assert out.startswith("2 error: ") and "pip install 'liif-cli[serve]'" in out and len(out.splitlines()) == 1
+
+
 # --- a real server: load, disconnect, the page, Ctrl-C ---------------------------------------------------
 
 

@@ -26,6 +26,7 @@ from starlette.exceptions import HTTPException
 from .. import __version__
 from ..errors import InputError, LiifError, ModelError, UsageError
 from ..imageio import DEFAULT_MAX_INPUT_PIXELS, DEFAULT_MAX_OUTPUT_PIXELS
+from .cache import ByteLRU, Evicted, TooLarge, Unknown
 from .jobs import JobCancelled, JobQueue, QueueFull
 from .middleware import AccessLog, BodyLimit
 from .upscale import UpscaleRequest, upscale_bytes
@@ -48,6 +49,7 @@ class ServeConfig:
     max_pixels: int | None = DEFAULT_MAX_INPUT_PIXELS
     max_out_pixels: int | None = DEFAULT_MAX_OUTPUT_PIXELS
     max_waiting: int = 16  # jobs waiting in the queue (beyond one running per device)
+    max_cache_bytes: int = 2 * 2**30  # saved encodings (issue 10), least recently used evicted first
 
 
 def _status(exc: LiifError) -> int:
@@ -103,6 +105,7 @@ def create_app(config: ServeConfig, workers: list | None = None) -> FastAPI:
     )
     app.state.config = config
     app.state.jobs = jobs
+    app.state.encodings = ByteLRU(config.max_cache_bytes)
     app.add_middleware(BodyLimit, max_bytes=config.max_upload_bytes)
     app.add_middleware(AccessLog)
 
@@ -113,6 +116,19 @@ def create_app(config: ServeConfig, workers: list | None = None) -> FastAPI:
     @app.exception_handler(QueueFull)
     async def queue_full(request: Request, exc: QueueFull):
         return _error(429, str(exc), {"Retry-After": str(exc.retry_after)})
+
+    @app.exception_handler(Unknown)
+    async def unknown_id(request: Request, exc: Unknown):
+        key = exc.args[0] if exc.args else "?"
+        if isinstance(exc, Evicted):
+            return _error(
+                404, f"encoding {key} was evicted from the server's cache to make room; upload the image again"
+            )
+        return _error(404, f"no encoding {key} (never created, or deleted)")
+
+    @app.exception_handler(TooLarge)
+    async def too_large(request: Request, exc: TooLarge):
+        return _error(413, f"this image's encoding is too large for the server's cache: {exc}")
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException):
