@@ -253,7 +253,7 @@ def test_serve_without_the_extra_says_how_to_install_it():
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
-    assert out.startswith("2 error: ") and "pip install 'liif-cli[serve]'" in out and len(out.splitlines()) == 1
+    assert out.startswith("2 error: ") and "pip install 'liif-cli[serve]'" in out and len(out.strip().splitlines()) == 1
 
 
 # --- a real server: load, disconnect, the page, Ctrl-C ---------------------------------------------------
@@ -366,9 +366,8 @@ CHROMIUM = Path("/usr/bin/chromium")
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="needs the system Chromium (apt-get install -y chromium)")
 def test_page_in_chromium_upload_result_slider(server, tmp_path):
     sync_api = pytest.importorskip("playwright.sync_api")
-    src = tmp_path / "gradient.png"
-    yy, xx = np.mgrid[0:24, 0:32]
-    Image.fromarray(np.stack([xx * 8, yy * 10, 255 - xx * 4], axis=2).astype(np.uint8)).save(src)
+    src = tmp_path / "suit.png"  # the astronaut's shoulder, hair and the black background: sharp edges
+    Image.open(ROOT / "examples" / "astronaut.png").convert("RGB").crop((90, 40, 122, 64)).save(src)
     errors: list[str] = []
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
@@ -388,7 +387,7 @@ def test_page_in_chromium_upload_result_slider(server, tmp_path):
         page.mouse.click(box["x"] + box["width"] * 0.2, box["y"] + box["height"] / 2)
         clip = page.eval_on_selector("#before", "e => e.style.clipPath")
         assert re.fullmatch(r"inset\(0(px)? 8\d(\.\d+)?% 0(px)? 0(px)?\)", clip), clip
-        assert page.get_attribute("#download", "download") == "gradient_x4.png"
+        assert page.get_attribute("#download", "download") == "suit_x4.png"
         shot = tmp_path / "page.png"
         page.locator("#compare").screenshot(path=str(shot))
         browser.close()

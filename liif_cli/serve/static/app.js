@@ -13,7 +13,8 @@
   function pick(file) {
     if (!file) return;
     state.file = file;
-    $("drop-text").textContent = `${file.name} (${(file.size / 1024).toFixed(0)} KiB)`;
+    const size = file.size < 10240 ? `${file.size} bytes` : `${(file.size / 1024).toFixed(0)} KiB`;
+    $("drop-text").textContent = `${file.name} (${size})`;
     $("go").disabled = false;
     showError("");
   }
