@@ -239,13 +239,17 @@ def create_app(config: ServeConfig, workers: list | None = None) -> FastAPI:
 
 
 async def _wait(request: Request, job):
-    """The job's result; if the client disconnects first, the job is cancelled and JobCancelled raised."""
+    """The job's result; if the client disconnects first, the job is cancelled and JobCancelled raised
+    (also cancelled when this request's task is, as at the end of a graceful shutdown)."""
     future = asyncio.wrap_future(job.future)
-    while True:
-        done, _ = await asyncio.wait({future}, timeout=0.1)
-        if done:
-            return future.result()
-        if await request.is_disconnected():
-            job.cancel()
-            future.cancel()  # nobody will read the outcome: detach from it
-            raise JobCancelled()
+    try:
+        while True:
+            done, _ = await asyncio.wait({future}, timeout=0.1)
+            if done:
+                return future.result()
+            if await request.is_disconnected():
+                raise JobCancelled()
+    except (JobCancelled, asyncio.CancelledError):  # the client left, or the server is shutting down
+        job.cancel()
+        future.cancel()  # nobody will read the outcome: detach from it
+        raise
