@@ -409,10 +409,32 @@ def test_page_in_chromium_upload_result_slider(server, tmp_path):
     assert errors == []
 
 
-def test_ctrl_c_stops_the_server_cleanly(server):
-    proc = server["proc"]
+def test_ctrl_c_stops_the_server_cleanly_even_mid_render(server):
+    import httpx
+
+    url, proc = server["url"], server["proc"]
+    data = png_bytes(RNG.integers(0, 256, (48, 48, 3), dtype=np.uint8))
+    answers: list = []
+
+    def long_request() -> None:
+        try:
+            r = httpx.post(
+                f"{url}/v1/upscale", files={"image": ("s.png", data)}, data={"size": "4000x4000"}, timeout=60
+            )
+            answers.append(r.status_code)
+        except httpx.HTTPError as exc:
+            answers.append(type(exc).__name__)
+
+    t = threading.Thread(target=long_request)
+    t.start()
+    t0 = time.monotonic()
+    while httpx.get(f"{url}/healthz").json()["queue"]["running"] == 0:
+        assert time.monotonic() - t0 < 20
+        time.sleep(0.1)
     proc.send_signal(signal.SIGINT)
-    proc.wait(timeout=30)
+    proc.wait(timeout=40)  # uvicorn's grace period (10 s), then the render is cancelled at its next block
+    t.join(60)
     log = server["log"].read_text()
     assert "Traceback" not in log, log
     assert proc.returncode in (0, 130), log
+    assert answers == [503]  # the render was stopped and answered, not finished

@@ -219,11 +219,12 @@ def create_app(config: ServeConfig, workers: list | None = None) -> FastAPI:
                 check=job.check,
             )
 
-        job = jobs.submit(work)
         try:
-            result = await _wait(request, job)
+            result = await _wait(request, jobs.submit(work))
         except JobCancelled:
-            return Response(status_code=499)
+            if jobs.closing:
+                return _error(503, "the server is shutting down; try again when it is back")
+            return Response(status_code=499)  # the client has gone: nobody reads this
         headers = {
             "Content-Disposition": f'attachment; filename="{result.filename}"',
             "X-Liif-Size": f"{result.size[0]}x{result.size[1]}",

@@ -33,7 +33,7 @@ class JobCancelled(BaseException):
     way (the batch runner records ordinary exceptions as failed files) mistakes it for a result."""
 
 
-@dataclass
+@dataclass(eq=False)  # compared and hashed by identity: the queue keeps a set of running jobs
 class Job:
     """`fn(worker, job)` runs on a worker thread; `future` carries its result to the request."""
 
@@ -67,6 +67,8 @@ class JobQueue:
         self._seconds = 1.0  # running mean of a job's time, for Retry-After
         self.running = 0
         self.done = 0
+        self.closing = False
+        self._current: set[Job] = set()
         self._threads = [
             threading.Thread(target=self._work, args=(r,), name=f"liif-worker-{i}", daemon=True)
             for i, r in enumerate(self.resources)
@@ -79,6 +81,9 @@ class JobQueue:
         return self._queue.qsize()
 
     def submit(self, fn: Callable[[Any, Job], Any]) -> Job:
+        """Queue `fn`; QueueFull when the queue is full, JobCancelled when the server is shutting down."""
+        if self.closing:
+            raise JobCancelled()
         job = Job(fn)
         try:
             self._queue.put_nowait(job)
@@ -100,6 +105,7 @@ class JobQueue:
                 continue
             with self._lock:
                 self.running += 1
+                self._current.add(job)
             t0 = time.monotonic()
             try:
                 job.future.set_result(job.fn(resource, job))
@@ -110,8 +116,16 @@ class JobQueue:
             finally:
                 with self._lock:
                     self.running -= 1
+                    self._current.discard(job)
                     self.done += 1
                     self._seconds = 0.8 * self._seconds + 0.2 * (time.monotonic() - t0)
+
+    def cancel_all(self) -> None:
+        """Shutting down: refuse new jobs, cancel running ones (they stop at their next progress tick)."""
+        self.closing = True
+        with self._lock:
+            for job in self._current:
+                job.cancel()
 
     def close(self, timeout: float = 5.0) -> None:
         """Cancel what waits, let running jobs finish (up to `timeout`), stop the workers."""

@@ -33,7 +33,14 @@ def serve(
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else shown}:{port}/"
     if host not in LOCAL_HOSTS:
         echo(f"warning: listening on {host}: anyone who can reach this machine can use the server")
-    server = uvicorn.Server(
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig, frame) -> None:
+            """Ctrl-C: stop the renders too, so that every open request gets its answer (503) at once."""
+            app.state.jobs.cancel_all()
+            super().handle_exit(sig, frame)
+
+    server = Server(
         uvicorn.Config(app, host=host, port=port, access_log=False, log_level="warning", timeout_graceful_shutdown=10)
     )
 
