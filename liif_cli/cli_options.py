@@ -100,6 +100,16 @@ def size_spec(scale=None, size=None, width=None, height=None):
     return SizeSpec(scale=scale, size=size, width=width, height=height)
 
 
+def parse_size_spec(scale=None, size=None, width=None, height=None):
+    """The SizeSpec of exactly one of the four options given as the CLI's strings (e.g. from a web form)."""
+    return size_spec(
+        scale=None if scale is None else parse_scale(scale),
+        size=None if size is None else parse_size(size),
+        width=None if width is None else parse_int(width, "--width", maximum=MAX_SIDE),
+        height=None if height is None else parse_int(height, "--height", maximum=MAX_SIDE),
+    )
+
+
 # --- click types ------------------------------------------------------------------------------------
 
 

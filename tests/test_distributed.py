@@ -15,14 +15,13 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from _shared import OFFICIAL, SHARED
 from click.testing import CliRunner
+from conftest import DATASETS, OFFICIAL, needs_datasets
 
 from liif_cli import distributed as D
 from liif_cli.cli import main
 from liif_cli.errors import UsageError
 
-DATASETS = SHARED / "datasets"
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -152,7 +151,7 @@ def _scores_part(printed: str) -> str:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not (DATASETS / "Set5").is_dir() or not OFFICIAL.is_file(), reason="needs ../shared")
+@needs_datasets
 def test_bench_under_two_ranks_prints_the_one_process_figures(tmp_path):
     args = ["bench", "--dataset", "set5", "--data-dir", str(DATASETS), "--protocol", "paper", "--model", str(OFFICIAL)]
     args += ["--scales", "2,4", "--limit", "2", "--device", "cpu", "-q"]

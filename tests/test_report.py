@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _shared import OFFICIAL as WEIGHTS
-from _shared import SHARED
 from click.testing import CliRunner
+from conftest import DATASETS, needs_datasets
+from conftest import OFFICIAL as WEIGHTS
 from PIL import Image
 
 from liif_cli.bench import bicubic, protocols, strips
@@ -26,10 +26,7 @@ from liif_cli.cli import main
 from liif_cli.errors import OutputError, UsageError
 from liif_cli.registry import cached_path, get_entry
 
-DATASETS = SHARED / "datasets"
-needs_shared = pytest.mark.skipif(
-    not (WEIGHTS.is_file() and (DATASETS / "Set5" / "HR").is_dir()), reason="needs ../shared weights and datasets"
-)
+needs_shared = needs_datasets
 SET5 = ["baby", "bird", "butterfly", "head", "woman"]
 
 

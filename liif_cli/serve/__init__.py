@@ -1,0 +1,23 @@
+"""`liif serve`: a local web page and HTTP API over the library (needs the `serve` extra).
+
+    from liif_cli.serve.app import ServeConfig, create_app   # the FastAPI app (tests, embedding)
+    from liif_cli.serve.server import serve                 # what `liif serve` runs
+
+Modules: `app` (routes: parse and respond), `jobs` (bounded queue, one worker per device), `upscale`
+(upload bytes -> the CLI's batch path -> output bytes), `cache` (byte-bounded LRU for encodings),
+`middleware` (body limit, access log), `server` (uvicorn, logging, shutdown), `static/` (the page).
+This file imports nothing heavy, so `liif serve --help` stays fast and works without the extra.
+"""
+
+MISSING_EXTRA = "liif serve needs the 'serve' extra: pip install 'liif-cli[serve]' (fastapi, uvicorn, python-multipart)"
+
+
+def check_installed() -> None:
+    """Raise a one-line UsageError naming the install command when the extra is missing."""
+    import importlib.util
+
+    from ..errors import UsageError
+
+    missing = [m for m in ("fastapi", "uvicorn", "multipart") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise UsageError(f"{MISSING_EXTRA}; missing: {', '.join(missing)}")

@@ -1,0 +1,98 @@
+"""Two thin ASGI layers: a bound on request bodies, and one structured access-log record per request."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+from starlette.exceptions import HTTPException
+
+ACCESS_LOG = logging.getLogger("liif.serve.access")
+
+
+def _json_error(status: int, message: str, headers: list | None = None) -> tuple[dict, dict]:
+    body = json.dumps({"error": message}).encode()
+    start = {
+        "type": "http.response.start",
+        "status": status,
+        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        + (headers or []),
+    }
+    return start, {"type": "http.response.body", "body": body}
+
+
+class BodyTooLarge(HTTPException):
+    """Raised from `receive` once a body passes the limit: an HTTPException, so that the form parser
+    lets it through (it turns other errors into 400) and the app's handler answers 413."""
+
+    def __init__(self, limit: int):
+        super().__init__(413, f"upload larger than the limit of {limit / 2**20:g} MiB", {"Connection": "close"})
+
+
+class BodyLimit:
+    """Refuse bodies over `max_bytes`: at once from Content-Length, else while they stream in.
+
+    The count happens as bytes arrive, so a client that lies about (or omits) its length is stopped
+    at the limit, before the multipart parser has spooled more than that to disk.
+    """
+
+    def __init__(self, app, max_bytes: int):
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        limit = self.max_bytes
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            start, body = _json_error(413, BodyTooLarge(limit).detail, [(b"connection", b"close")])
+            await send(start)
+            await send(body)
+            return
+        seen = 0
+
+        async def counted():
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise BodyTooLarge(limit)
+            return message
+
+        await self.app(scope, counted, send)
+
+
+class AccessLog:
+    """One `liif.serve.access` record per request, as JSON: method, path, status, bytes out, ms, client.
+
+    The query string is left out (it may carry region coordinates, nothing secret, but keeps lines short).
+    """
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        t0 = time.perf_counter()
+        record = {"method": scope.get("method"), "path": scope.get("path"), "status": None, "bytes": 0}
+
+        async def sending(message):
+            if message["type"] == "http.response.start":
+                record["status"] = message["status"]
+            elif message["type"] == "http.response.body":
+                record["bytes"] += len(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            client = scope.get("client")
+            record["ms"] = round((time.perf_counter() - t0) * 1000, 1)
+            record["client"] = f"{client[0]}:{client[1]}" if client else None
+            if record["status"] is None:
+                record["status"] = 499  # the client went away before an answer started
+            ACCESS_LOG.info(json.dumps(record))

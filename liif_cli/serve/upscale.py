@@ -1,0 +1,129 @@
+"""An uploaded file in, the bytes `liif upscale` would write out: through the very same batch functions.
+
+The upload is written into a private temporary folder that this module creates (never a path a request
+names), planned and run by `liif_cli.batch` exactly as the CLI runs one file, and the written output is
+read back. So decoding safety (bombs, truncated files, modes, EXIF, ICC, alpha, 16-bit), the size
+limits, rounding and encoding cannot drift from the CLI's. Messages name the upload, not the temp path.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import LiifError, UsageError
+
+FORMATS = ("auto", "png", "jpg", "jpeg", "webp", "tif", "tiff")
+MEDIA_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".webp": "image/webp", ".tif": "image/tiff"}
+
+
+@dataclass(frozen=True)
+class UpscaleRequest:
+    """The options of one upscale, as the CLI's strings (the same syntax, the same checks)."""
+
+    scale: str | None = None
+    size: str | None = None
+    width: str | None = None
+    height: str | None = None
+    format: str = "auto"
+    quality: str = "95"
+
+    def options(self, max_pixels: int | None, max_out_pixels: int | None):
+        """The CLI's BatchOptions for these strings; a UsageError names the bad field."""
+        from ..batch import BatchOptions
+        from ..cli_options import parse_int, parse_size_spec
+
+        fmt = str(self.format).strip().lower()
+        if fmt not in FORMATS:
+            raise UsageError(f"format must be one of {', '.join(FORMATS)}, got {self.format!r}")
+        try:
+            return BatchOptions(
+                spec=parse_size_spec(scale=self.scale, size=self.size, width=self.width, height=self.height),
+                ext=fmt,
+                quality=parse_int(self.quality, "quality", minimum=1, maximum=100),
+                max_pixels=max_pixels,
+                max_out_pixels=max_out_pixels,
+            )
+        except UsageError as exc:  # the CLI's words name its options; here they are form fields
+            raise UsageError(re.sub(r"--(scale|size|width|height|quality)\b", r"\1", str(exc))) from None
+
+
+@dataclass
+class UpscaleResult:
+    data: bytes
+    media_type: str
+    filename: str  # what `liif upscale` would have named it: <stem>_<tag>.<ext>
+    size: tuple[int, int]  # (width, height)
+    warnings: list[str] = field(default_factory=list)
+
+
+def safe_name(filename: str | None) -> tuple[str, str]:
+    """(stem, suffix) of an upload's name, for display only: no folders, no odd characters."""
+    from ..imageio import READ_EXTENSIONS
+
+    base = Path(str(filename or "").replace("\\", "/")).name
+    suffix = Path(base).suffix.lower()
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(base).stem).strip("._")[:100] or "image"
+    return stem, suffix if suffix in READ_EXTENSIONS else ""
+
+
+def upscale_bytes(
+    data: bytes,
+    filename: str | None,
+    request: UpscaleRequest,
+    model,
+    *,
+    max_pixels: int | None,
+    max_out_pixels: int | None,
+    check: Callable[[], None] = lambda: None,
+) -> UpscaleResult:
+    """Upscale one uploaded file with `model` (a `batch.LazyModel`); errors are LiifErrors naming the upload.
+
+    `check()` is called at every progress tick and may raise (the job queue's cancellation).
+    """
+    from ..batch import Reporter, plan_batch, raise_for_failures, run_batch
+
+    options = request.options(max_pixels, max_out_pixels)
+    stem, suffix = safe_name(filename)
+    display = f"{stem}{suffix}"
+    warnings: list[str] = []
+
+    class Tick(Reporter):
+        def progress(self, done: int, total: int) -> None:
+            check()
+
+        def warn(self, message: str) -> None:
+            warnings.append(message)
+
+    folder = Path(tempfile.mkdtemp(prefix="liif-serve-"))
+    source = folder / f"upload{suffix}"
+
+    def named(text: str) -> str:
+        return text.replace(str(source), display).replace(str(folder) + "/", "")
+
+    try:
+        source.write_bytes(data)
+        check()
+        jobs = plan_batch([source], options)
+        results = run_batch(jobs, options, model, Tick())
+        try:
+            raise_for_failures(results, single_input=True)
+        except LiifError as exc:
+            exc.args = (named(str(exc)),)
+            raise
+        out = results[0]
+        written = Path(jobs[0].output)
+        ext = ".jpg" if written.suffix == ".jpeg" else ".tif" if written.suffix == ".tiff" else written.suffix
+        return UpscaleResult(
+            data=written.read_bytes(),
+            media_type=MEDIA_TYPES[ext],
+            filename=f"{stem}_{options.spec.tag()}{written.suffix}",
+            size=(out.out_hw[1], out.out_hw[0]),
+            warnings=[named(w) for w in warnings],
+        )
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -1,0 +1,440 @@
+"""`liif serve`: the app against the official weights (in-process), then a real server in a subprocess
+(load, disconnects, the page in Chromium, Ctrl-C). Tiny images throughout; no mocks."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+import png  # pypng
+import pytest
+from click.testing import CliRunner
+from conftest import OFFICIAL as WEIGHTS
+from conftest import ROOT, needs_shared
+from PIL import Image
+
+from liif_cli.cli import main
+
+pytest.importorskip("fastapi")
+pytest.importorskip("multipart")
+pytestmark = needs_shared
+
+from fastapi.testclient import TestClient  # noqa: E402
+
+from liif_cli.serve.app import ServeConfig, create_app  # noqa: E402
+from liif_cli.serve.cache import ByteLRU, Evicted, TooLarge, Unknown  # noqa: E402
+from liif_cli.serve.jobs import JobQueue, QueueFull  # noqa: E402
+
+RNG = np.random.default_rng(15)
+UPLOAD_LIMIT = 200_000  # bytes: small, so that an oversize upload is cheap to send
+CONFIG = ServeConfig(model=str(WEIGHTS), devices=("cpu",), precision="fp32", max_upload_bytes=UPLOAD_LIMIT)
+
+
+def png_bytes(array: np.ndarray, mode: str | None = None) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(array, mode).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def png16_bytes(array: np.ndarray) -> bytes:
+    h, w, _ = array.shape
+    buf = io.BytesIO()
+    png.Writer(w, h, greyscale=False, bitdepth=16).write(buf, array.reshape(h, w * 3).tolist())
+    return buf.getvalue()
+
+
+def one_line_error(response) -> str:
+    body = response.json()
+    assert set(body) == {"error"}, body
+    assert body["error"] and "\n" not in body["error"] and "Traceback" not in body["error"]
+    return body["error"]
+
+
+@pytest.fixture(scope="module")
+def client():
+    with TestClient(create_app(CONFIG)) as c:
+        yield c
+
+
+# --- acceptance 1: the API writes what `liif upscale` writes -----------------------------------------
+
+u8 = RNG.integers(0, 256, (9, 11, 3), dtype=np.uint8)
+rgba = np.concatenate([RNG.integers(0, 256, (8, 10, 3)), RNG.integers(0, 256, (8, 10, 1))], axis=2).astype(np.uint8)
+y, x = np.mgrid[0:10, 0:12]
+u16 = np.clip(np.stack([x * 5000, y * 6000, (x + y) * 2500], axis=2) + RNG.integers(0, 900, (10, 12, 3)), 0, 65535)
+
+CASES = {
+    "rgb-scale": ("a.png", png_bytes(u8), {"scale": "2.5"}),
+    "rgb-jpeg-quality": ("a.png", png_bytes(u8), {"width": "30", "format": "jpg", "quality": "80"}),
+    "rgba-size": ("b.png", png_bytes(rgba, "RGBA"), {"size": "23x17"}),
+    "rgb16-anisotropic": ("c.png", png16_bytes(u16.astype(np.uint16)), {"scale": "2,3"}),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_upscale_returns_the_bytes_liif_upscale_writes(client, tmp_path, case):
+    name, data, fields = CASES[case]
+    src = tmp_path / name
+    src.write_bytes(data)
+    args = [f"--{k}" if k != "format" else "--ext" for k in fields]
+    cli = [x for pair in zip(args, fields.values(), strict=True) for x in pair]
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        main,
+        ["upscale", str(src), "-o", str(out), "--model", str(WEIGHTS), "--device", "cpu", "--precision", "fp32", *cli],
+    )
+    assert result.exit_code == 0, result.output
+    (written,) = out.iterdir()
+
+    r = client.post("/v1/upscale", files={"image": (name, data, "image/png")}, data=fields)
+    assert r.status_code == 200, r.text
+    assert r.content == written.read_bytes()
+    assert f'filename="{written.name}"' in r.headers["content-disposition"]
+    with Image.open(io.BytesIO(r.content)) as im:
+        assert f"{im.size[0]}x{im.size[1]}" == r.headers["x-liif-size"]
+        if case == "rgb16-anisotropic":
+            assert im.mode in ("RGB", "I;16", "RGB;16") or im.info.get("bitdepth", 16)
+    if case == "rgb16-anisotropic":  # really 16-bit: pypng reads the depth back
+        assert png.Reader(bytes=r.content).read()[3]["bitdepth"] == 16
+    if case == "rgba-size":
+        assert Image.open(io.BytesIO(r.content)).mode == "RGBA"
+
+
+# --- acceptance 4: hostile requests, each a 4xx with a one-line JSON error -----------------------------
+
+
+def bomb_png() -> bytes:
+    data = bytearray(png_bytes(u8))
+    data[16:24] = (100_000).to_bytes(4, "big") * 2  # IHDR declares 100000 x 100000
+    data[29:33] = zlib.crc32(bytes(data[12:29])).to_bytes(4, "big")
+    return bytes(data)
+
+
+HOSTILE = {
+    "not an image": ({"image": ("x.png", b"hello, I am not an image\n")}, {"scale": "2"}, 422, "not an image"),
+    "empty file": ({"image": ("x.png", b"")}, {"scale": "2"}, 422, "empty"),
+    "truncated": ({"image": ("x.png", png_bytes(u8)[:60])}, {"scale": "2"}, 422, "x.png"),
+    "decompression bomb": ({"image": ("bomb.png", bomb_png())}, {"scale": "2"}, 422, "over the limit"),
+    "oversize upload": ({"image": ("big.png", os.urandom(UPLOAD_LIMIT + 1))}, {"scale": "2"}, 413, "limit"),
+    "path as the image": (None, {"image": "/etc/passwd", "scale": "2"}, 400, "uploaded file"),
+    "path in an extra field": (
+        {"image": ("a.png", png_bytes(u8))},
+        {"scale": "2", "output": "/tmp/x.png"},
+        400,
+        "unknown field",
+    ),
+    "path as the format": ({"image": ("a.png", png_bytes(u8))}, {"scale": "2", "format": "../../etc/x"}, 400, "format"),
+    "no image": (None, {"scale": "2"}, 400, "image"),
+    "no size option": ({"image": ("a.png", png_bytes(u8))}, {}, 400, "exactly one of scale"),
+    "two size options": ({"image": ("a.png", png_bytes(u8))}, {"scale": "2", "width": "9"}, 400, "exactly one"),
+    "bad scale": ({"image": ("a.png", png_bytes(u8))}, {"scale": "-1"}, 400, "scale must be"),
+    "bad size": ({"image": ("a.png", png_bytes(u8))}, {"size": "big"}, 400, "size must be"),
+    "bad quality": ({"image": ("a.png", png_bytes(u8))}, {"scale": "2", "quality": "500"}, 400, "quality"),
+    "output too large": ({"image": ("a.png", png_bytes(u8))}, {"size": "30000x30000"}, 400, "over the"),
+}
+
+
+@pytest.mark.parametrize("case", HOSTILE)
+def test_hostile_request_is_a_4xx_one_line_and_the_server_goes_on(client, case):
+    files, data, status, needle = HOSTILE[case]
+    r = client.post("/v1/upscale", files=files, data=data)
+    assert r.status_code == status, r.text
+    message = one_line_error(r)
+    assert needle in message
+    assert "/tmp" not in message and "liif-serve-" not in message  # no server-side path leaks
+    ok = client.post("/v1/upscale", files={"image": ("a.png", png_bytes(u8))}, data={"scale": "1.5"})
+    assert ok.status_code == 200 and client.get("/healthz").json()["status"] == "ok"
+
+
+def test_an_upload_name_with_folders_names_nothing_on_the_server(client, tmp_path):
+    target = tmp_path / "evil_x2.png"
+    name = f"../../../../{tmp_path}/evil.png"
+    r = client.post("/v1/upscale", files={"image": (name, png_bytes(u8))}, data={"scale": "2"})
+    assert r.status_code == 200 and 'filename="evil_x2.png"' in r.headers["content-disposition"]
+    assert not target.exists() and list(tmp_path.iterdir()) == []
+    r = client.post("/v1/upscale", files={"image": (name, b"junk")}, data={"scale": "2"})
+    assert r.status_code == 422 and one_line_error(r).startswith("evil.png: ")
+
+
+def test_streamed_upload_without_a_length_is_cut_at_the_limit(client):
+    def chunks():
+        for _ in range(40):
+            yield b"x" * 10_000
+
+    headers = {"content-type": "multipart/form-data; boundary=zzz"}
+    r = client.post("/v1/upscale", content=chunks(), headers=headers)
+    assert r.status_code == 413 and "limit" in one_line_error(r)
+
+
+def test_unknown_path_and_method_are_json(client):
+    assert client.get("/v1/nothing").status_code == 404 and one_line_error(client.get("/v1/nothing"))
+    r = client.get("/v1/upscale")
+    assert r.status_code == 405 and one_line_error(r)
+
+
+def test_models_healthz_docs_and_page(client):
+    models = client.get("/v1/models").json()
+    assert models["served"] == str(WEIGHTS) and any(m["name"] == "edsr-baseline" for m in models["models"])
+    health = client.get("/healthz").json()
+    assert health["devices"] == ["cpu"] and health["precision"] == ["fp32"]
+    spec = client.get("/openapi.json").json()
+    assert {"/v1/upscale", "/v1/models", "/healthz"} <= set(spec["paths"])
+    assert client.get("/docs").status_code == 200
+    page = client.get("/").text
+    assert 'id="compare"' in page and 'id="zoom-viewer"' in page
+    for asset in re.findall(r'(?:src|href)="(/static/[^"]+)"', page):
+        assert client.get(asset).status_code == 200
+    assert "http" not in client.get("/static/app.js").text.replace("XMLHttpRequest", "")  # no CDN, no remote
+
+
+# --- the queue and the cache, on their own (real threads, real arrays) ---------------------------------
+
+
+def test_queue_is_bounded_answers_retry_after_and_skips_cancelled_jobs():
+    release = threading.Event()
+    ran: list[str] = []
+    jobs = JobQueue(["device"], max_waiting=1)
+    try:
+        first = jobs.submit(lambda dev, job: (release.wait(10), ran.append("first")))
+        while jobs.running == 0:
+            time.sleep(0.01)
+        second = jobs.submit(lambda dev, job: ran.append("second"))
+        with pytest.raises(QueueFull) as full:
+            jobs.submit(lambda dev, job: ran.append("third"))
+        assert full.value.retry_after >= 1
+        second.cancel()  # its client went away while it waited
+        release.set()
+        first.future.result(10)
+        third = jobs.submit(lambda dev, job: (job.check(), ran.append(dev))[1])
+        third.future.result(10)
+        assert ran == ["first", "device"]
+    finally:
+        release.set()
+        jobs.close()
+
+
+def test_byte_lru_evicts_least_recently_used_by_bytes():
+    cache = ByteLRU(3000)
+    a, b, c = (np.zeros(1000, np.uint8) for _ in range(3))
+    ka, kb, kc = cache.add(a), cache.add(b), cache.add(c)
+    assert cache.nbytes == 3000 and len({ka, kb, kc}) == 3
+    assert cache.get(ka) is a  # a is now the most recent: b goes first
+    kd = cache.add(np.zeros(1500, np.uint8))
+    assert kb not in cache and kc not in cache and ka in cache and kd in cache and cache.nbytes == 2500
+    with pytest.raises(Evicted):
+        cache.get(kb)
+    with pytest.raises(Unknown):
+        cache.get("never-issued")
+    cache.delete(ka)
+    assert cache.nbytes == 1500
+    with pytest.raises(Unknown):
+        cache.delete(ka)
+    with pytest.raises(TooLarge):
+        cache.add(np.zeros(3001, np.uint8))
+
+
+def test_serve_help_needs_neither_the_extra_nor_a_model():
+    """`liif serve --help` imports nothing of the web stack (torch is the CLI module's business)."""
+    code = (
+        "import sys; from click.testing import CliRunner; from liif_cli.cli import main; "
+        "r = CliRunner().invoke(main, ['serve', '--help']); assert r.exit_code == 0, r.output; "
+        "assert '--host' in r.output; print(*(m in sys.modules for m in ('fastapi', 'uvicorn', 'liif_cli.serve.app')))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.split() == ["False", "False", "False"]
+
+
+def test_serve_without_the_extra_says_how_to_install_it():
+    code = (
+        "import sys; sys.modules['uvicorn'] = None; from click.testing import CliRunner; "
+        "from liif_cli.cli import main; r = CliRunner().invoke(main, ['serve']); print(r.exit_code, r.output)"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
+    assert out.startswith("2 error: ") and "pip install 'liif-cli[serve]'" in out and len(out.strip().splitlines()) == 1
+
+
+# --- a real server: load, disconnect, the page, Ctrl-C ---------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    import httpx
+
+    port = free_port()
+    log = tmp_path_factory.mktemp("serve") / "stderr.log"
+    cmd = [sys.executable, "-m", "liif_cli", "serve", "--port", str(port), "--model", str(WEIGHTS)]
+    cmd += ["--device", "cpu", "--precision", "fp32", "--queue", "8"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+    with open(log, "w") as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=env, cwd=ROOT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        assert proc.poll() is None, log.read_text()
+        try:
+            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, "the server did not come up"
+        time.sleep(0.3)
+    yield {"url": url, "proc": proc, "log": log}
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+def peak_rss_mib(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 1024
+
+
+def test_load_200_requests_from_20_clients_all_answered_200_or_429(server):
+    import httpx
+
+    images = [png_bytes(RNG.integers(0, 256, (12, 12, 3), dtype=np.uint8)) for _ in range(5)]
+    statuses: list[int] = []
+    lock = threading.Lock()
+    per_client = 10
+
+    def client(k: int) -> None:
+        with httpx.Client(base_url=server["url"], timeout=120) as c:
+            for i in range(per_client):
+                files = {"image": (f"c{k}-{i}.png", images[(k + i) % len(images)], "image/png")}
+                try:
+                    r = c.post("/v1/upscale", files=files, data={"scale": "2"})
+                    code = r.status_code
+                    if code == 429 and not (r.headers.get("retry-after", "").isdigit() and one_line_error(r)):
+                        code = "429 without Retry-After"
+                except httpx.HTTPError as exc:
+                    code = f"lost: {type(exc).__name__}"
+                with lock:
+                    statuses.append(code)
+
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    seconds = time.perf_counter() - t0
+    counts = {s: statuses.count(s) for s in set(statuses)}
+    rss = peak_rss_mib(server["proc"].pid)
+    print(
+        f"\nload: {counts} in {seconds:.1f} s = {len(statuses) / seconds:.1f} answers/s, "
+        f"{counts.get(200, 0) / seconds:.1f} upscales/s; server peak RSS {rss:.0f} MiB"
+    )
+    assert len(statuses) == 200 and set(counts) <= {200, 429}, counts
+    assert counts.get(200, 0) > 0
+    assert rss < 2048
+    assert httpx.get(f"{server['url']}/healthz").json()["queue"]["waiting"] == 0
+
+
+def test_a_client_that_disconnects_cancels_its_job(server):
+    import httpx
+
+    data = png_bytes(RNG.integers(0, 256, (48, 48, 3), dtype=np.uint8))
+    with pytest.raises(httpx.ReadTimeout):  # a 3000x3000 render takes far longer than this
+        httpx.post(
+            f"{server['url']}/v1/upscale",
+            files={"image": ("s.png", data)},
+            data={"size": "3000x3000"},
+            timeout=httpx.Timeout(60, read=1.5),
+        )
+    t0 = time.monotonic()
+    while httpx.get(f"{server['url']}/healthz").json()["queue"]["running"]:
+        assert time.monotonic() - t0 < 10, "the job kept running after its client left"
+        time.sleep(0.1)
+    records = [
+        json.loads(line.split(" INFO ", 1)[1])
+        for line in server["log"].read_text().splitlines()
+        if "liif.serve.access" in line
+    ]
+    assert any(r["path"] == "/v1/upscale" and r["status"] == 499 for r in records)
+    assert {"method", "path", "status", "bytes", "ms", "client"} <= set(records[0])
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs the system Chromium (apt-get install -y chromium)")
+def test_page_in_chromium_upload_result_slider(server, tmp_path):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    src = tmp_path / "suit.png"  # the astronaut's shoulder, hair and the black background: sharp edges
+    Image.open(ROOT / "examples" / "astronaut.png").convert("RGB").crop((90, 40, 122, 64)).save(src)
+    errors: list[str] = []
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 900, "height": 900})
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(server["url"] + "/")
+        page.set_input_files("#file", str(src))
+        page.select_option("#mode", "scale")
+        page.fill("#value", "4")
+        page.click("#go")
+        page.wait_for_function("document.getElementById('after').naturalWidth > 0", timeout=60_000)
+        assert page.eval_on_selector("#after", "e => [e.naturalWidth, e.naturalHeight]") == [128, 96]
+        assert page.text_content("#result-size") == "(128x96)"
+        page.locator("#slider").scroll_into_view_if_needed()
+        box = page.locator("#slider").bounding_box()
+        page.mouse.click(box["x"] + box["width"] * 0.2, box["y"] + box["height"] / 2)
+        clip = page.eval_on_selector("#before", "e => e.style.clipPath")
+        assert re.fullmatch(r"inset\(0(px)? 8\d(\.\d+)?% 0(px)? 0(px)?\)", clip), clip
+        assert page.get_attribute("#download", "download") == "suit_x4.png"
+        shot = tmp_path / "page.png"
+        page.locator("#compare").screenshot(path=str(shot))
+        browser.close()
+    pixels = np.asarray(Image.open(shot).convert("RGB"), dtype=np.float32)
+    assert pixels.std() > 20 and len(np.unique(pixels.reshape(-1, 3), axis=0)) > 100  # not blank
+    assert errors == []
+
+
+def test_ctrl_c_stops_the_server_cleanly_even_mid_render(server):
+    import httpx
+
+    url, proc = server["url"], server["proc"]
+    data = png_bytes(RNG.integers(0, 256, (48, 48, 3), dtype=np.uint8))
+    answers: list = []
+
+    def long_request() -> None:
+        try:
+            r = httpx.post(
+                f"{url}/v1/upscale", files={"image": ("s.png", data)}, data={"size": "4000x4000"}, timeout=60
+            )
+            answers.append(r.status_code)
+        except httpx.HTTPError as exc:
+            answers.append(type(exc).__name__)
+
+    t = threading.Thread(target=long_request)
+    t.start()
+    t0 = time.monotonic()
+    while httpx.get(f"{url}/healthz").json()["queue"]["running"] == 0:
+        assert time.monotonic() - t0 < 20
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=40)  # uvicorn's grace period (10 s), then the render is cancelled at its next block
+    t.join(60)
+    log = server["log"].read_text()
+    assert "Traceback" not in log, log
+    assert proc.returncode in (0, 130), log
+    assert answers == [503]  # the render was stopped and answered, not finished
