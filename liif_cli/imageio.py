@@ -22,7 +22,7 @@ import struct
 import tempfile
 import threading
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -649,6 +649,23 @@ def write_image(
     h, w = img.hw
     check_output_size(fmt, w, h)
     guard = protect if isinstance(protect, InputGuard) else InputGuard(protect or ())
+    with atomic_target(path, overwrite=overwrite, protect=guard) as tmp:
+        _encode(img, tmp, fmt, quality=quality, lossless=lossless, warn=warn, name=path)
+    return path
+
+
+@contextlib.contextmanager
+def atomic_target(
+    path: Path, *, overwrite: bool = False, protect: InputGuard | Iterable[str | os.PathLike] | None = None
+) -> Iterator[Path]:
+    """Yield a temporary file in `path`'s folder to write into; on success it is renamed to `path`.
+
+    The checks come first (an input in `protect` is always refused, an existing file unless `overwrite`).
+    On any exception or interrupt the temporary file is removed, so no partial output is ever left; an
+    OSError while writing becomes an OutputError.
+    """
+    path = Path(path)
+    guard = protect if isinstance(protect, InputGuard) else InputGuard(protect or ())
     if guard.covers(path):
         raise OutputError(f"{path}: refusing to write over an input file")
     if path.is_dir():
@@ -664,7 +681,7 @@ def write_image(
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        _encode(img, tmp, fmt, quality=quality, lossless=lossless, warn=warn, name=path)
+        yield tmp
         os.chmod(tmp, 0o666 & ~_umask())
         _finalize(tmp, path, overwrite)
     except BaseException as exc:
@@ -673,7 +690,6 @@ def write_image(
         if isinstance(exc, OSError):
             raise OutputError(f"{path}: cannot write ({exc.strerror or _first_line(exc)})") from None
         raise
-    return path
 
 
 def _finalize(tmp: Path, path: Path, overwrite: bool) -> None:
@@ -824,6 +840,7 @@ __all__ = [
     "InputGuard",
     "apply_orientation",
     "check_output_size",
+    "atomic_target",
     "check_pixels",
     "format_for_path",
     "quantize",
