@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError, LiifError, UsageError
-from .imageio import DEFAULT_MAX_INPUT_PIXELS, atomic_target, check_pixels
+from .imageio import DEFAULT_MAX_INPUT_PIXELS, DEFAULT_MAX_OUTPUT_PIXELS, atomic_target, check_pixels
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mkv", ".mov", ".webm", ".avi"})
 """Extensions a folder scan should treat as video (files named explicitly are probed whatever their name)."""
@@ -345,7 +345,7 @@ def _choose_pix_fmt(codec: Codec, info: VideoInfo, pix_fmt: str | None, warn: Wa
         return pix_fmt
     if codec.name == "ffv1":
         return codec.pix_fmt_8 if info.bit_depth <= 8 else codec.pix_fmt_hi
-    if info.pix_fmt in supported and codec.name != "av1" or info.pix_fmt in (codec.pix_fmt_8, codec.pix_fmt_hi):
+    if info.pix_fmt in supported:
         return info.pix_fmt  # keeps chroma subsampling and depth
     if info.bit_depth > 8:
         if codec.pix_fmt_hi:
@@ -444,6 +444,7 @@ class _Pipeline:
         self.upscaled: queue.Queue = queue.Queue(depth)
         self.stop = threading.Event()
         self.error: BaseException | None = None
+        self.frames_done = 0
 
     def put(self, q: queue.Queue, item) -> bool:
         while not self.stop.is_set():
@@ -496,7 +497,7 @@ def upscale_video(
     overwrite: bool = False,
     protect=None,
     max_pixels: int | None = DEFAULT_MAX_INPUT_PIXELS,
-    max_out_pixels: int | None = None,
+    max_out_pixels: int | None = DEFAULT_MAX_OUTPUT_PIXELS,
 ) -> VideoResult:
     """Upscale the first video stream of `src` into `dst` (container from its extension), streaming.
 
@@ -663,7 +664,7 @@ def _run(upscaler, container, in_stream, out, info, codec, pix_fmt, hw, crf, fra
         raise pipe.error
     return VideoResult(
         dst,
-        getattr(pipe, "frames_done", 0),
+        pipe.frames_done,
         hw[1],
         hw[0],
         codec.name,

@@ -22,7 +22,7 @@ av = pytest.importorskip("av")
 
 from liif_cli import load_model  # noqa: E402
 from liif_cli.animated import read_animation, upscale_animation  # noqa: E402
-from liif_cli.errors import INTERRUPTED_EXIT_CODE, InputError  # noqa: E402
+from liif_cli.errors import INTERRUPTED_EXIT_CODE, InputError, UsageError  # noqa: E402
 from liif_cli.video import iter_frames, probe, upscale_video  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not OFFICIAL.is_file(), reason="official weights not in ../shared")
@@ -159,7 +159,7 @@ def test_animation_keeps_count_durations_loop_and_disposal(up, tmp_path, ext):
     assert b.disposals == a.disposals == disposal
 
 
-def test_truncated_and_audio_only_files_are_input_errors(up, tmp_path):
+def test_truncated_audio_only_and_absurd_sizes_are_one_line_errors(up, tmp_path):
     src = make_clip(tmp_path / "clip.mp4", n=4, w=16, h=12)
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(src.read_bytes()[: src.stat().st_size // 2])
@@ -178,6 +178,12 @@ def test_truncated_and_audio_only_files_are_input_errors(up, tmp_path):
         with pytest.raises(InputError, match=words) as err:
             upscale_video(up, bad, tmp_path / "out.mp4", out_hw=(24, 32))
         assert err.value.exit_code == 3 and "\n" not in str(err.value)
+    with pytest.raises(UsageError, match="cannot hold a 100000x90000 video") as err:
+        upscale_video(up, src, tmp_path / "out.mp4", out_hw=(90000, 100000))
+    assert err.value.exit_code == 2
+    with pytest.raises(InputError, match="over the limit") as err:
+        upscale_video(up, src, tmp_path / "out.mp4", out_hw=(24, 32), max_pixels=100)
+    assert err.value.exit_code == 3
     assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 
