@@ -596,6 +596,8 @@ def _run(upscaler, container, in_stream, out, info, codec, pix_fmt, hw, crf, fra
         while True:
             item = pipe.get(pipe.upscaled)
             if item is _STOP:
+                if pipe.stop.is_set():
+                    return  # stopped by an error or Ctrl-C: no flush, the temporary file goes anyway
                 break
             if isinstance(item, Frame):
                 vf = av.VideoFrame.from_ndarray(item.rgb, format="rgb48le" if item.rgb.dtype == np.uint16 else "rgb24")

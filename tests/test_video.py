@@ -86,7 +86,7 @@ def up():
 
 
 def test_mp4_keeps_frames_rate_duration_rotation_and_audio(up, tmp_path):
-    src = make_clip(tmp_path / "clip.mp4")
+    src = make_clip(tmp_path / "clip.mp4", w=24, h=16)
     dst = tmp_path / "big.mp4"
     seen = []
     result = upscale_video(
@@ -97,7 +97,7 @@ def test_mp4_keeps_frames_rate_duration_rotation_and_audio(up, tmp_path):
         progress=lambda d, t: seen.append((d, t)),
     )
     a, b = probe(src), probe(dst)
-    assert (b.width, b.height) == (48, 36)
+    assert (b.width, b.height) == (36, 24)
     assert b.frames == a.frames == 12 and result.frames == 12
     assert b.fps == a.fps == RATE
     assert b.duration == pytest.approx(a.duration, abs=1e-3)
