@@ -2,7 +2,8 @@
 
 Pillow hands out each frame already composed onto the ones before it (the picture a viewer shows), so
 every frame is upscaled whole and written whole: the output does not depend on the input's disposal and
-blend tricks, yet keeps each frame's disposal (and APNG blend) value, its duration and the loop count.
+blend tricks, yet keeps each frame's disposal value, its duration and the loop count (APNG frames are
+written with blend "source", since each is whole).
 Alpha is resized bicubically beside the model, like stills through `Upscaler.upscale`.
 
 GIF output is palettized per frame: each upscaled frame gets its own 255-colour palette (median cut,
@@ -19,7 +20,7 @@ from pathlib import Path
 from PIL import Image, ImageSequence, UnidentifiedImageError
 
 from .errors import InputError, UsageError
-from .imageio import DEFAULT_MAX_INPUT_PIXELS, atomic_target, check_pixels
+from .imageio import DEFAULT_MAX_INPUT_PIXELS, InputGuard, atomic_target, check_pixels
 
 FORMATS = {".gif": "GIF", ".png": "PNG", ".apng": "PNG", ".webp": "WEBP"}
 """Output extension -> Pillow format (an animated .png is an APNG)."""
@@ -60,13 +61,7 @@ def iter_animation(
 ) -> Iterator[tuple[Image.Image, int, int, int | None]]:
     """(composed frame, duration ms, disposal, blend) one at a time, RGB or RGBA."""
     path = Path(path)
-    try:
-        im = Image.open(path)
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except (OSError, UnidentifiedImageError) as exc:
-        raise InputError(f"{path}: not a readable image ({exc})") from None
-    with im:
+    with _open(path) as im:
         check_pixels(im.width, im.height, max_pixels, f"{path}: image of", "--max-pixels")
         try:
             for frame in ImageSequence.Iterator(im):
@@ -78,8 +73,18 @@ def iter_animation(
             raise InputError(f"{path}: corrupt animation ({exc})") from None
 
 
+def _open(path: Path) -> Image.Image:
+    try:
+        return Image.open(path)
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except (OSError, UnidentifiedImageError) as exc:
+        raise InputError(f"{path}: not a readable image ({exc})") from None
+
+
 def read_loop(path: str | Path) -> tuple[str, int | None]:
-    with Image.open(path) as im:
+    """(Pillow format, loop count or None when the file says nothing)."""
+    with _open(Path(path)) as im:
         return im.format, im.info.get("loop")
 
 
@@ -131,19 +136,27 @@ def upscale_animation(
     fmt = FORMATS.get(dst.suffix.lower())
     if fmt is None:
         raise UsageError(f"{dst}: cannot write an animation as '{dst.suffix}'; use .gif, .webp, .png or .apng")
-    in_fmt, loop = read_loop(src) if src.exists() else (None, None)
-    with Image.open(src) as im:
+    with _open(src) as im:
+        in_fmt, loop = im.format, im.info.get("loop")
         total = getattr(im, "n_frames", None)
         out_hw = size((im.height, im.width))
-    frames, durations, disposals, blends = [], [], [], []
-    for i, (frame, duration, disposal, blend) in enumerate(iter_animation(src, max_pixels=max_pixels)):
-        big = upscaler.upscale(frame, size=(out_hw[1], out_hw[0]))
-        frames.append(palettize(big) if fmt == "GIF" else big)
-        durations.append(duration)
-        disposals.append(_disposal_for(in_fmt, fmt, disposal))
-        blends.append(blend or 0)
-        if progress is not None:
-            progress(i + 1, total)
+    guard = protect if isinstance(protect, InputGuard) else InputGuard(protect or ())
+    guard.add(src)
+    with atomic_target(dst, overwrite=overwrite, protect=guard) as tmp:  # checks the output before the work
+        frames, durations, disposals, blends = [], [], [], []
+        for i, (frame, duration, disposal, _blend) in enumerate(iter_animation(src, max_pixels=max_pixels)):
+            big = upscaler.upscale(frame, size=(out_hw[1], out_hw[0]))
+            frames.append(palettize(big) if fmt == "GIF" else big)
+            durations.append(duration)
+            disposals.append(_disposal_for(in_fmt, fmt, disposal))
+            blends.append(0)  # whole composed frames replace the canvas (APNG_BLEND_OP_SOURCE)
+            if progress is not None:
+                progress(i + 1, total)
+        frames[0].save(tmp, format=fmt, **_save_options(fmt, frames, durations, disposals, blends, loop, quality))
+    return dst
+
+
+def _save_options(fmt, frames, durations, disposals, blends, loop, quality) -> dict:
     options: dict = {"save_all": True, "append_images": frames[1:], "duration": durations}
     if loop is not None:
         options["loop"] = loop
@@ -156,9 +169,7 @@ def upscale_animation(
         options["default_image"] = False
     else:
         options.update({"lossless": quality is None, "quality": quality or 100})
-    with atomic_target(dst, overwrite=overwrite, protect=[*(protect or ()), src]) as tmp:
-        frames[0].save(tmp, format=fmt, **options)
-    return dst
+    return options
 
 
 def _disposal_for(in_fmt: str | None, out_fmt: str, disposal: int) -> int:

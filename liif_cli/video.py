@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError, LiifError, UsageError
-from .imageio import DEFAULT_MAX_INPUT_PIXELS, DEFAULT_MAX_OUTPUT_PIXELS, atomic_target, check_pixels
+from .imageio import DEFAULT_MAX_INPUT_PIXELS, DEFAULT_MAX_OUTPUT_PIXELS, InputGuard, atomic_target, check_pixels
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mkv", ".mov", ".webm", ".avi"})
 """Extensions a folder scan should treat as video (files named explicitly are probed whatever their name)."""
@@ -524,7 +524,8 @@ def upscale_video(
     chosen = _choose_codec(muxer, codec)
     fmt = _choose_pix_fmt(chosen, info, pix_fmt, warn)
     _check_out_size(chosen, fmt, hw, max_out_pixels)
-    guard = list(protect or ()) + [src]
+    guard = protect if isinstance(protect, InputGuard) else InputGuard(protect or ())
+    guard.add(src)
     container, in_stream = _open_input(src)
     try:
         with atomic_target(dst, overwrite=overwrite, protect=guard) as tmp:
