@@ -29,7 +29,14 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError, LiifError, UsageError
-from .imageio import DEFAULT_MAX_INPUT_PIXELS, DEFAULT_MAX_OUTPUT_PIXELS, InputGuard, atomic_target, check_pixels
+from .imageio import (
+    DEFAULT_MAX_INPUT_PIXELS,
+    DEFAULT_MAX_OUTPUT_PIXELS,
+    InputGuard,
+    _first_line,
+    atomic_target,
+    check_pixels,
+)
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mkv", ".mov", ".webm", ".avi"})
 """Extensions a folder scan should treat as video (files named explicitly are probed whatever their name)."""
@@ -110,11 +117,6 @@ class Frame:
 
 def is_video(path: str | Path) -> bool:
     return Path(path).suffix.lower() in VIDEO_EXTENSIONS
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return (text.splitlines()[0] if text else type(exc).__name__)[:300]
 
 
 def _open_input(path: Path):
