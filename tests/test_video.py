@@ -117,6 +117,8 @@ def test_ffv1_frames_equal_the_still_path_and_keep_vfr_timestamps(up, tmp_path):
     ins, outs = list(iter_frames(src)), list(iter_frames(dst))
     assert [f.time for f in ins] == pytest.approx([p / 24000 for p in pts], abs=1e-3)  # Matroska counts in ms
     assert [f.time for f in outs] == pytest.approx([f.time for f in ins], abs=1e-9)
+    assert [f.time for f in iter_frames(src, time=(0.04, 0.2))] == [ins[1].time, ins[2].time, ins[3].time]
+    assert [f.index for f in iter_frames(src, frames=(3, None))] == [3, 4]
     for i, o in zip(ins, outs, strict=True):
         still = up.upscale_array(i.rgb.astype(np.float32) / 255, (24, 36), dtype=np.uint8)
         np.testing.assert_array_equal(o.rgb, still)
