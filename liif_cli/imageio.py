@@ -21,7 +21,7 @@ import os
 import struct
 import threading
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -638,6 +638,23 @@ def write_image(
     h, w = img.hw
     check_output_size(fmt, w, h)
     guard = protect if isinstance(protect, InputGuard) else InputGuard(protect or ())
+    with atomic_target(path, overwrite=overwrite, protect=guard) as tmp:
+        _encode(img, tmp, fmt, quality=quality, lossless=lossless, warn=warn, name=path)
+    return path
+
+
+@contextlib.contextmanager
+def atomic_target(
+    path: Path, *, overwrite: bool = False, protect: InputGuard | Iterable[str | os.PathLike] | None = None
+) -> Iterator[Path]:
+    """Yield a temporary file in `path`'s folder to write into; on success it is renamed to `path`.
+
+    The checks come first (an input in `protect` is always refused, an existing file unless `overwrite`).
+    On any exception or interrupt the temporary file is removed, so no partial output is ever left; an
+    OSError while writing becomes an OutputError.
+    """
+    path = Path(path)
+    guard = protect if isinstance(protect, InputGuard) else InputGuard(protect or ())
     if guard.covers(path):
         raise OutputError(f"{path}: refusing to write over an input file")
     if path.is_dir():
@@ -646,12 +663,11 @@ def write_image(
         raise OutputError(f"{path}: already exists (use --overwrite to replace it)")
     try:
         with atomic_path(path, overwrite=overwrite) as tmp:  # no-clobber unless overwrite
-            _encode(img, tmp, fmt, quality=quality, lossless=lossless, warn=warn, name=path)
+            yield tmp
     except TargetExistsError:
         raise OutputError(f"{path}: already exists (use --overwrite to replace it)") from None
     except OSError as exc:
         raise OutputError(f"{path}: cannot write ({exc.strerror or first_line(exc)})") from None
-    return path
 
 
 def _encode(img: DecodedImage, tmp: Path, fmt: str, *, quality: int, lossless: bool, warn: Warn, name: Path) -> None:
@@ -786,6 +802,7 @@ __all__ = [
     "InputGuard",
     "apply_orientation",
     "check_output_size",
+    "atomic_target",
     "check_pixels",
     "format_for_path",
     "quantize",

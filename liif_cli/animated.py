@@ -1,0 +1,183 @@
+"""Animated GIF, WebP and APNG through Pillow: every frame upscaled, timing and looping kept.
+
+Pillow hands out each frame already composed onto the ones before it (the picture a viewer shows), so
+every frame is upscaled whole and written whole: the output does not depend on the input's disposal and
+blend tricks, yet keeps each frame's disposal value, its duration and the loop count (APNG frames are
+written with blend "source", since each is whole).
+Alpha is resized bicubically beside the model, like stills through `Upscaler.upscale`.
+
+GIF output is palettized per frame: each upscaled frame gets its own 255-colour palette (median cut,
+Floyd-Steinberg dithering) plus one transparent index for pixels whose alpha is under 128, since GIF holds
+one on/off transparency per frame. WebP output is lossless unless a quality is given; APNG is lossless.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, ImageSequence, UnidentifiedImageError
+
+from .errors import InputError, UsageError
+from .imageio import DEFAULT_MAX_INPUT_PIXELS, InputGuard, atomic_target, check_pixels
+
+FORMATS = {".gif": "GIF", ".png": "PNG", ".apng": "PNG", ".webp": "WEBP"}
+"""Output extension -> Pillow format (an animated .png is an APNG)."""
+
+
+@dataclass(frozen=True)
+class Animation:
+    """Frames (composed RGB or RGBA images) and how to play them."""
+
+    frames: list[Image.Image]
+    durations: list[int]  # milliseconds per frame
+    disposals: list[int]  # 0/1 keep, 2 background, 3 previous (GIF and APNG numbering differ; kept as read)
+    blends: list[int] | None  # APNG only
+    loop: int | None  # 0 forever, n times, None: no loop information in the file
+    format: str
+
+
+def is_animated(path: str | Path) -> bool:
+    """True for a GIF / WebP / PNG with more than one frame (a still is left to the image path)."""
+    try:
+        with Image.open(path) as im:
+            return im.format in ("GIF", "PNG", "WEBP") and getattr(im, "n_frames", 1) > 1
+    except (OSError, UnidentifiedImageError):
+        return False
+
+
+def _frame_info(im: Image.Image) -> tuple[int, int, int | None]:
+    duration = int(im.info.get("duration", 100) or 0)
+    if im.format == "GIF":
+        return duration, int(getattr(im, "disposal_method", 0)), None
+    if im.format == "PNG":
+        return duration, int(im.info.get("disposal", 0)), int(im.info.get("blend", 0))
+    return duration, 0, None
+
+
+def iter_animation(
+    path: str | Path, *, max_pixels: int | None = DEFAULT_MAX_INPUT_PIXELS
+) -> Iterator[tuple[Image.Image, int, int, int | None]]:
+    """(composed frame, duration ms, disposal, blend) one at a time, RGB or RGBA."""
+    path = Path(path)
+    with _open(path) as im:
+        check_pixels(im.width, im.height, max_pixels, f"{path}: image of", "--max-pixels")
+        try:
+            for frame in ImageSequence.Iterator(im):
+                frame.load()  # WebP sets a frame's duration when it is decoded
+                duration, disposal, blend = _frame_info(frame)
+                has_alpha = frame.mode in ("RGBA", "LA", "PA") or "transparency" in frame.info
+                yield frame.convert("RGBA" if has_alpha else "RGB"), duration, disposal, blend
+        except (OSError, EOFError, ValueError) as exc:
+            raise InputError(f"{path}: corrupt animation ({exc})") from None
+
+
+def _open(path: Path) -> Image.Image:
+    try:
+        return Image.open(path)
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except (OSError, UnidentifiedImageError) as exc:
+        raise InputError(f"{path}: not a readable image ({exc})") from None
+
+
+def read_loop(path: str | Path) -> tuple[str, int | None]:
+    """(Pillow format, loop count or None when the file says nothing)."""
+    with _open(Path(path)) as im:
+        return im.format, im.info.get("loop")
+
+
+def read_animation(path: str | Path) -> Animation:
+    """All frames in memory: for tests and small files (upscale_animation streams through them instead)."""
+    fmt, loop = read_loop(path)
+    frames, durations, disposals, blends = [], [], [], []
+    for frame, duration, disposal, blend in iter_animation(path):
+        frames.append(frame)
+        durations.append(duration)
+        disposals.append(disposal)
+        blends.append(blend)
+    return Animation(frames, durations, disposals, blends if fmt == "PNG" else None, loop, fmt)
+
+
+def palettize(frame: Image.Image) -> Image.Image:
+    """One frame -> 'P' with its own palette (255 colours + a transparent index 255 when there is alpha)."""
+    rgb = frame.convert("RGB")
+    p = rgb.quantize(
+        colors=255 if frame.mode == "RGBA" else 256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.FLOYDSTEINBERG
+    )
+    if frame.mode == "RGBA":
+        clear = frame.getchannel("A").point(lambda a: 255 if a < 128 else 0)
+        p.paste(255, mask=clear)
+        p.info["transparency"] = 255
+    return p
+
+
+def upscale_animation(
+    upscaler,
+    src: str | Path,
+    dst: str | Path,
+    *,
+    size: Callable[[tuple[int, int]], tuple[int, int]],
+    quality: int | None = None,
+    overwrite: bool = False,
+    protect=None,
+    progress: Callable[[int, int | None], None] | None = None,
+    max_pixels: int | None = DEFAULT_MAX_INPUT_PIXELS,
+) -> Path:
+    """Upscale every frame of an animated GIF / WebP / APNG into `dst` (.gif, .webp, .png or .apng).
+
+    `size((h, w))` gives the output (h, w) (the CLI passes its size spec's `resolve`). Frame count,
+    durations, loop count and disposal are kept; written atomically, nothing left on error or Ctrl-C.
+    Frames are upscaled one at a time but Pillow writes an animation in one call, so the upscaled
+    frames are held in memory (kept small: GIF frames as palette images).
+    """
+    src, dst = Path(src), Path(dst)
+    fmt = FORMATS.get(dst.suffix.lower())
+    if fmt is None:
+        raise UsageError(f"{dst}: cannot write an animation as '{dst.suffix}'; use .gif, .webp, .png or .apng")
+    with _open(src) as im:
+        in_fmt, loop = im.format, im.info.get("loop")
+        total = getattr(im, "n_frames", None)
+        out_hw = size((im.height, im.width))
+    guard = protect if isinstance(protect, InputGuard) else InputGuard(protect or ())
+    guard.add(src)
+    with atomic_target(dst, overwrite=overwrite, protect=guard) as tmp:  # checks the output before the work
+        frames, durations, disposals, blends = [], [], [], []
+        for i, (frame, duration, disposal, _blend) in enumerate(iter_animation(src, max_pixels=max_pixels)):
+            big = upscaler.upscale(frame, size=(out_hw[1], out_hw[0]))
+            frames.append(palettize(big) if fmt == "GIF" else big)
+            durations.append(duration)
+            disposals.append(_disposal_for(in_fmt, fmt, disposal))
+            blends.append(0)  # whole composed frames replace the canvas (APNG_BLEND_OP_SOURCE)
+            if progress is not None:
+                progress(i + 1, total)
+        frames[0].save(tmp, format=fmt, **_save_options(fmt, frames, durations, disposals, blends, loop, quality))
+    return dst
+
+
+def _save_options(fmt, frames, durations, disposals, blends, loop, quality) -> dict:
+    options: dict = {"save_all": True, "append_images": frames[1:], "duration": durations}
+    if loop is not None:
+        options["loop"] = loop
+    if fmt == "GIF":
+        options["disposal"] = disposals
+        options["optimize"] = False
+    elif fmt == "PNG":
+        options["disposal"] = disposals
+        options["blend"] = blends
+        options["default_image"] = False
+    else:
+        options.update({"lossless": quality is None, "quality": quality or 100})
+    return options
+
+
+def _disposal_for(in_fmt: str | None, out_fmt: str, disposal: int) -> int:
+    """GIF numbers disposal 0-3 (2 background, 3 previous), APNG 0-2 (1 background, 2 previous)."""
+    if in_fmt == out_fmt or out_fmt == "WEBP":
+        return disposal
+    if in_fmt == "GIF" and out_fmt == "PNG":
+        return {2: 1, 3: 2}.get(disposal, 0)
+    if in_fmt == "PNG" and out_fmt == "GIF":
+        return {1: 2, 2: 3}.get(disposal, 1)
+    return 0
