@@ -10,10 +10,14 @@ import os
 os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
 
 __version__ = "0.1.0"
-__all__ = ["Upscaler", "load_model", "output_size", "upscale"]
+__all__ = ["Encoding", "Upscaler", "load_encoding", "load_model", "output_size", "upscale"]
 
 
 def __getattr__(name: str):
+    if name in ("Encoding", "load_encoding"):
+        from . import encoding
+
+        return getattr(encoding, name)
     if name in __all__:
         from . import api
 
