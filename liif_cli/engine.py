@@ -146,14 +146,32 @@ def _axis_span(region: Region | None, axis: int, n_lat: int) -> tuple[float, flo
     return None if start == 0 and length == n_lat else (start, length)
 
 
+def _aligned(n_out: int, n_lat: int, span: tuple[float, float] | None) -> tuple[int, int] | None:
+    """(n, a) when the span's n_out pixels are pixels [a, a + n_out) of a whole-image render n pixels
+    long (n and a integers, to 1e-9), else None. The whole axis is (n_out, 0)."""
+    if span is None:
+        return n_out, 0
+    start, length = span
+    whole, first = n_lat * n_out / length, start * n_out / length
+    n, a = round(whole), round(first)
+    if abs(whole - n) <= 1e-9 * max(1, n) and abs(first - a) <= 1e-9 * max(1, n) and 0 <= a and a + n_out <= n:
+        return n, a
+    return None
+
+
 def axis_coords(n_out: int, n_lat: int, span: tuple[float, float] | None = None) -> torch.Tensor:
     """Output pixel centres along one axis in the official [-1, 1] space.
 
-    For the whole axis these are `make_coord`'s values, bit for bit; for a span (start, length) in input
-    pixels, the centres `start + (j + 0.5) * length / n_out`, mapped to [-1, 1] (computed in float64).
+    For the whole axis these are `make_coord`'s values, bit for bit, and so are they for a span whose
+    pixels are a crop of a whole-image render (so such a region gives that crop exactly, rounding and
+    all). Any other span (start, length) in input pixels samples `start + (j + 0.5) * length / n_out`,
+    mapped to [-1, 1] in float64.
     """
-    if span is None:
-        return make_coord((n_out,), flatten=False)[:, 0]
+    aligned = _aligned(n_out, n_lat, span)
+    if aligned is not None:
+        n, a = aligned
+        r = 1.0 / n
+        return -1 + r + (2 * r) * torch.arange(a, a + n_out).float()  # make_coord's float order
     start, length = span
     pixels = start + (torch.arange(n_out, dtype=torch.float64) + 0.5) * (length / n_out)
     return (pixels * (2 / n_lat) - 1).float()
@@ -162,14 +180,15 @@ def axis_coords(n_out: int, n_lat: int, span: tuple[float, float] | None = None)
 def rel_cell(out_hw: tuple[int, int], in_hw: tuple[int, int], region: Region | None) -> tuple[float, float]:
     """The cell of every query, in latent units: one output pixel's size (W/w, H/h) times 2 / latent size.
 
-    For the whole image it is computed as the official code does (float32 `2/h`, then times H).
+    Computed as the official code does (float32 `2/h`, then times H) for the whole image and its crops.
     """
     cell = []
     for axis in (0, 1):
         span = _axis_span(region, axis, in_hw[axis])
-        if span is None:
+        aligned = _aligned(out_hw[axis], in_hw[axis], span)
+        if aligned is not None:
             c = torch.ones(1, dtype=torch.float32)
-            c *= 2 / out_hw[axis]
+            c *= 2 / aligned[0]
             cell.append(float(c[0] * in_hw[axis]))
         else:
             cell.append(2 * span[1] / out_hw[axis])
@@ -381,6 +400,13 @@ class RenderOptions:
     query_batch: int = 16384  # output pixels decoded per GEMM chain (x4 queries)
 
 
+# PyTorch runs a CPU convolution of at most this many input values through its own kernel, and larger
+# ones through oneDNN; the two round differently. Latent-table slices at or under it are widened to the
+# tile's whole span, so a region and the whole image compute a latent's table entry the same way (and a
+# region render is then that crop of the whole render, bit for bit).
+_SMALL_CONV = 20480
+
+
 class Renderer:
     """A model prepared for one device and precision; renders any input size into any output size."""
 
@@ -585,6 +611,9 @@ class Renderer:
         # Columns: the table is needed for the core plus one latent each side; the convolution behind it
         # needs one more, all inside the margin.
         x0, x1 = max(cb.span[0], cb.core[0] - 2), min(cb.span[1], cb.core[1] + 2)
+        channels, span_rows = feat.shape[1], rb.span[1] - rb.span[0]
+        if channels * span_rows * (x1 - x0) <= _SMALL_CONV:
+            x0, x1 = cb.span
         feat = feat[:, :, :, x0 - cb.span[0] : x1 - cb.span[0]]
         o_c0, o_c1 = cb.out
         cols = (xlook.idx[:, o_c0:o_c1].to(dev) - x0, xlook.rel[:, o_c0:o_c1].to(dev))
@@ -599,6 +628,8 @@ class Renderer:
             if r0 >= r1:
                 continue
             y0, y1 = max(rb.span[0], a - 2), min(rb.span[1], b + 2)
+            if channels * (y1 - y0) * (x1 - x0) <= _SMALL_CONV:
+                y0, y1 = rb.span
             table = self.decoder.latent_table(feat[:, :, y0 - rb.span[0] : y1 - rb.span[0]], rel_cell)
             for c0 in range(r0, r1, chunk_rows):
                 c1 = min(r1, c0 + chunk_rows)
