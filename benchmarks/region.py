@@ -61,9 +61,10 @@ def main() -> None:
     print(f"region {x},{y},{w},{h} of 2000x1500 -> 1280x960: median {med['region']:.2f} s  {times['region']}")
     print(f"64x48 crop            -> 1280x960: median {med['crop']:.2f} s  {times['crop']}")
     print(f"ratio region / crop: {med['region'] / med['crop']:.3f}  (acceptance: <= 1.5)")
-    inner = (slice(40, -40), slice(40, -40))  # away from the crop's zero-padded borders
-    same = np.array_equal(outputs["region"][inner], outputs["crop"][inner])
-    print(f"interior pixels identical to the crop's: {same}")
+    # Not the same pixels: the crop's encoder sees zeros beyond its borders (34 px receptive field, so every
+    # latent of a 64x48 crop), the region's sees the real neighbours.
+    diff = np.abs(outputs["region"].astype(np.int16) - outputs["crop"]).mean()
+    print(f"mean |region - crop| (0-255): {diff:.2f} (the crop's borders are zero-padded; the region's are not)")
     whole_s, _ = up.renderer.estimate((1500, 2000), (30000, 40000))
     per_px = med["region"] / (out_hw[0] * out_hw[1])
     print(
