@@ -4,7 +4,7 @@
 Importing the package changes nothing outside it (no environment variables, no logging handlers).
 """
 
-__all__ = ["Upscaler", "load_model", "output_size", "upscale"]
+__all__ = ["Encoding", "Upscaler", "load_encoding", "load_model", "output_size", "upscale"]
 
 
 def _version() -> str:
@@ -20,6 +20,10 @@ def _version() -> str:
 def __getattr__(name: str):
     if name == "__version__":  # looked up on first use: importlib.metadata costs ~70 ms at start-up
         return _version()
+    if name in ("Encoding", "load_encoding"):
+        from . import encoding
+
+        return getattr(encoding, name)
     if name in __all__:
         from . import api
 

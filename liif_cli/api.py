@@ -9,15 +9,18 @@ Everything the CLI does goes through here; the engine underneath owns tiles, pre
 
 from __future__ import annotations
 
+import hashlib
 import math
+import os
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
-from . import engine
+from . import decoded, engine
 from .errors import UsageError
+from .imageio import DecodedImage, as_float
 from .models import LoadedModel, load_checkpoint
 
 ProgressCallback = engine.ProgressCallback
@@ -89,8 +92,9 @@ class Upscaler:
         *,
         progress: ProgressCallback | None = None,
         dtype: type | np.dtype = np.float32,
+        region: engine.Region | None = None,
     ) -> np.ndarray:
-        """rgb: (H, W, 3) floats in [0, 1] -> (h, w, 3) of `dtype`.
+        """rgb: (H, W, 3) floats in [0, 1] -> (h, w, 3) of `dtype` (of the window `region` if given).
 
         float32 output is clamped and unrounded (the official math); uint8 / uint16 output is rounded
         tile by tile, so a large result never exists in float.
@@ -100,59 +104,117 @@ class Upscaler:
             raise UsageError(f"expected an (H, W, 3) array, got shape {rgb.shape}")
         rgb = np.ascontiguousarray(rgb, dtype=np.float32)
         dtype = np.dtype(dtype)
-        if dtype.kind == "f":
-            return engine.render_array(self.renderer, rgb, out_hw, progress).astype(dtype, copy=False)
-        if dtype not in (np.uint8, np.uint16):
+        if dtype.kind != "f" and dtype not in (np.uint8, np.uint16):
             raise UsageError(f"unsupported output dtype {dtype}")
-        from .imageio import quantize
+        engine.check_region(region, rgb.shape[:2])
+        plane = decoded.render_plane(self._plane(rgb, region), out_hw, np.float32 if dtype.kind == "f" else dtype, progress)
+        return plane.astype(dtype, copy=False)
 
-        out = np.empty((out_hw[0], out_hw[1], 3), dtype=dtype)
-        bits = dtype.itemsize * 8
+    def upscale_image(
+        self,
+        img: DecodedImage,
+        out_hw: tuple[int, int],
+        *,
+        alpha: str = "model",
+        region: engine.Region | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> DecodedImage:
+        """The library's one path from a decoded image to the upscaled image (`liif upscale` uses it).
 
-        def sink(rows: slice, cols: slice, block: np.ndarray) -> None:
-            out[rows, cols] = quantize(block, bits)
+        Colour, alpha (`model` or `bicubic`), gray and 16-bit are handled as `liif_cli.decoded` describes;
+        metadata is kept and DPI scales with the size. `region` renders a window (x, y, w, h) of the image.
+        """
+        kind = decoded.alpha_kind(img.alpha, alpha)
+        engine.check_region(region, img.hw)
+        source: decoded.AlphaSource = {
+            "none": None,
+            "constant": None if img.alpha is None else float(img.alpha.min()),
+            "model": None if kind != "model" else self._plane(np.repeat(img.alpha[..., None], 3, axis=2), region),
+            "bicubic": img.alpha,
+        }[kind]
+        colour = self._plane(as_float(img.rgb), region)
+        return decoded.upscale_decoded(img, img.hw, out_hw, colour, source, region=region, progress=progress)
 
-        self.renderer.render_with_fallback(rgb, out_hw, sink, progress)
-        return out
+    def _plane(self, rgb: np.ndarray, region) -> decoded.PlaneRenderer:
+        rgb = np.ascontiguousarray(rgb, dtype=np.float32)
+
+        def render(out_hw, sink, progress) -> None:
+            self.renderer.render_with_fallback(rgb, out_hw, sink, progress, region=region)
+
+        return render
 
     def upscale(
         self,
-        image: Image.Image | np.ndarray,
+        image: Image.Image | np.ndarray | str | os.PathLike | DecodedImage,
         *,
         scale: float | tuple[float, float] | None = None,
         size: tuple[int, int] | None = None,
         width: int | None = None,
         height: int | None = None,
-    ) -> Image.Image | np.ndarray:
-        """PIL image in, PIL image out in the same family of mode (L, LA, RGB, RGBA); numpy (H, W, 3) in,
-        numpy out of the same kind (floats in [0, 1], or uint8 / uint16).
+        region: engine.Region | None = None,
+        alpha: str = "model",
+        progress: ProgressCallback | None = None,
+    ) -> Image.Image | np.ndarray | DecodedImage:
+        """Upscale one image (or the window `region` = (x, y, w, h) of it, in input pixels) with the same
+        defaults as `liif upscale`: alpha through the model unless `alpha="bicubic"`.
 
-        Alpha is resized bicubically here; `liif_cli.batch.upscale_image` is the full file path (alpha
-        through the model, 16-bit, ICC, EXIF).
+        * PIL image in, PIL image out (L, LA, RGB, RGBA; 16-bit gray as I;16), rounded as a PNG would be.
+        * A file path (or a DecodedImage) in, a DecodedImage out: 16-bit, ICC, EXIF and DPI kept; write it
+          with `liif_cli.imageio.write_image`.
+        * numpy (H, W, 3) in, numpy out of the same kind (floats in [0, 1], or uint8 / uint16).
+
+        The size is one of scale / size (w, h) / width / height, relative to the region if given.
         """
-        if isinstance(image, Image.Image):
-            if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
-                raise UsageError(
-                    f"{image.mode} images need more than 8 bits: use liif_cli.imageio.read_image and "
-                    "liif_cli.batch.upscale_image, which keep 16-bit precision"
-                )
-            im = image.convert("RGBA" if "transparency" in image.info else "RGB") if image.mode == "P" else image
-            alpha = im.getchannel("A") if im.mode in ("RGBA", "LA", "PA") else None
-            gray = im.mode in ("1", "L", "LA", "I", "I;16", "F")
-            rgb = np.asarray(im.convert("RGB"), dtype=np.float32) / np.float32(255)
-            out_hw = output_size(rgb.shape[:2], scale=scale, size=size, width=width, height=height)
-            result = Image.fromarray(self.upscale_array(rgb, out_hw, dtype=np.uint8), "RGB")
-            if gray:
-                result = result.convert("L")
-            if alpha is not None:
-                result.putalpha(alpha.resize((out_hw[1], out_hw[0]), Image.Resampling.BICUBIC))
-            return result
-        array = np.asarray(image)
-        out_hw = output_size(array.shape[:2], scale=scale, size=size, width=width, height=height)
-        if array.dtype in (np.uint8, np.uint16):  # integer pixels in, the same integers out
-            top = np.float32(np.iinfo(array.dtype).max)
-            return self.upscale_array(array.astype(np.float32) / top, out_hw, dtype=array.dtype)
-        return self.upscale_array(array, out_hw)
+        if isinstance(image, np.ndarray):
+            array = np.asarray(image)
+            out_hw = self._out_hw(array.shape[:2], region, scale, size, width, height)
+            if array.dtype in (np.uint8, np.uint16):  # integer pixels in, the same integers out
+                top = np.float32(np.iinfo(array.dtype).max)
+                floats = array.astype(np.float32) / top
+                return self.upscale_array(floats, out_hw, dtype=array.dtype, region=region, progress=progress)
+            return self.upscale_array(array, out_hw, region=region, progress=progress)
+        img = to_decoded(image)
+        out_hw = self._out_hw(img.hw, region, scale, size, width, height)
+        result = self.upscale_image(img, out_hw, alpha=alpha, region=region, progress=progress)
+        return decoded.to_pil(result) if isinstance(image, Image.Image) else result
+
+    @staticmethod
+    def _out_hw(in_hw, region, scale, size, width, height) -> tuple[int, int]:
+        region = engine.check_region(region, in_hw)
+        span = in_hw if region is None else (region[3], region[2])
+        return output_size(span, scale=scale, size=size, width=width, height=height)
+
+    def encode(self, image: Image.Image | np.ndarray | str | os.PathLike | DecodedImage, *, alpha: str = "model"):
+        """The image's latent grid(s), to render later at any size or region: see `liif_cli.encoding`."""
+        from .encoding import encode_image
+
+        return encode_image(self, to_decoded(image), alpha=alpha)
+
+    def weights_sha256(self) -> str:
+        """sha256 over the network's parameters (state-dict order, float32 bytes): identifies the weights
+        whatever file layout they were loaded from; encodings record it."""
+        if getattr(self, "_weights_sha256", None) is None:
+            digest = hashlib.sha256()
+            for key, value in self.loaded.net.state_dict().items():
+                digest.update(key.encode())
+                digest.update(value.detach().float().cpu().contiguous().numpy().tobytes())
+            self._weights_sha256 = digest.hexdigest()
+        return self._weights_sha256
+
+
+def to_decoded(image: Image.Image | np.ndarray | str | os.PathLike | DecodedImage) -> DecodedImage:
+    """Any supported image input as a DecodedImage (a path is read as `liif upscale` reads it)."""
+    from .imageio import decode_pil, read_image
+
+    if isinstance(image, DecodedImage):
+        return image
+    if isinstance(image, Image.Image):
+        return decode_pil(image)
+    if isinstance(image, np.ndarray):
+        return decoded.from_array(image)
+    if isinstance(image, str | os.PathLike):
+        return read_image(image)
+    raise UsageError(f"cannot upscale a {type(image).__name__}: give a PIL image, an array or a file path")
 
 
 def load_model(
@@ -185,15 +247,17 @@ def load_model(
 
 
 def upscale(
-    image: Image.Image | np.ndarray,
+    image: Image.Image | np.ndarray | str | os.PathLike | DecodedImage,
     *,
     scale: float | tuple[float, float] | None = None,
     size: tuple[int, int] | None = None,
     width: int | None = None,
     height: int | None = None,
+    region: engine.Region | None = None,
+    alpha: str = "model",
     model: str | Path | Upscaler = "edsr-baseline",
     **load_options,
-) -> Image.Image | np.ndarray:
+) -> Image.Image | np.ndarray | DecodedImage:
     """One-shot convenience: loads `model` (unless given an Upscaler) and upscales one image."""
     up = model if isinstance(model, Upscaler) else load_model(model, **load_options)
-    return up.upscale(image, scale=scale, size=size, width=width, height=height)
+    return up.upscale(image, scale=scale, size=size, width=width, height=height, region=region, alpha=alpha)

@@ -117,13 +117,93 @@ class AxisLookup:
     home: torch.Tensor  # (n_out,) int64, latent containing the query
 
 
-def axis_lookup(n_out: int, n_lat: int) -> AxisLookup:
+Region = tuple[float, float, float, float]  # (x, y, w, h) of the continuous image, in input pixels
+
+
+def check_region(region: Region | None, in_hw: tuple[int, int]) -> Region | None:
+    """A region must be a finite, non-empty rectangle inside `[0, in_w] x [0, in_h]`; None is the whole image."""
+    if region is None:
+        return None
+    try:
+        x, y, w, h = (float(v) for v in region)
+    except (TypeError, ValueError):
+        raise UsageError(f"a region is four numbers x, y, w, h; got {region!r}") from None
+    in_h, in_w = in_hw
+    text = f"{x:g},{y:g},{w:g},{h:g}"
+    if not all(math.isfinite(v) for v in (x, y, w, h)):
+        raise UsageError(f"region {text}: every value must be a finite number")
+    if w <= 0 or h <= 0:
+        raise UsageError(f"region {text} is empty: its width and height must be > 0")
+    if x < 0 or y < 0 or x + w > in_w * (1 + 1e-9) or y + h > in_h * (1 + 1e-9):
+        raise UsageError(f"region {text} is not inside the {in_w}x{in_h} image")
+    return x, y, w, h
+
+
+def _axis_span(region: Region | None, axis: int, n_lat: int) -> tuple[float, float] | None:
+    """(start, length) of the region along axis 0 (rows) or 1 (columns); None when it is the whole axis."""
+    if region is None:
+        return None
+    start, length = (region[1], region[3]) if axis == 0 else (region[0], region[2])
+    return None if start == 0 and length == n_lat else (start, length)
+
+
+def _aligned(n_out: int, n_lat: int, span: tuple[float, float] | None) -> tuple[int, int] | None:
+    """(n, a) when the span's n_out pixels are pixels [a, a + n_out) of a whole-image render n pixels
+    long (n and a integers, to 1e-9), else None. The whole axis is (n_out, 0)."""
+    if span is None:
+        return n_out, 0
+    start, length = span
+    whole, first = n_lat * n_out / length, start * n_out / length
+    n, a = round(whole), round(first)
+    if abs(whole - n) <= 1e-9 * max(1, n) and abs(first - a) <= 1e-9 * max(1, n) and 0 <= a and a + n_out <= n:
+        return n, a
+    return None
+
+
+def axis_coords(n_out: int, n_lat: int, span: tuple[float, float] | None = None) -> torch.Tensor:
+    """Output pixel centres along one axis in the official [-1, 1] space.
+
+    For the whole axis these are `make_coord`'s values, bit for bit, and so are they for a span whose
+    pixels are a crop of a whole-image render (so such a region gives that crop exactly, rounding and
+    all). Any other span (start, length) in input pixels samples `start + (j + 0.5) * length / n_out`,
+    mapped to [-1, 1] in float64.
+    """
+    aligned = _aligned(n_out, n_lat, span)
+    if aligned is not None:
+        n, a = aligned
+        r = 1.0 / n
+        return -1 + r + (2 * r) * torch.arange(a, a + n_out).float()  # make_coord's float order
+    start, length = span
+    pixels = start + (torch.arange(n_out, dtype=torch.float64) + 0.5) * (length / n_out)
+    return (pixels * (2 / n_lat) - 1).float()
+
+
+def rel_cell(out_hw: tuple[int, int], in_hw: tuple[int, int], region: Region | None) -> tuple[float, float]:
+    """The cell of every query, in latent units: one output pixel's size (W/w, H/h) times 2 / latent size.
+
+    Computed as the official code does (float32 `2/h`, then times H) for the whole image and its crops.
+    """
+    cell = []
+    for axis in (0, 1):
+        span = _axis_span(region, axis, in_hw[axis])
+        aligned = _aligned(out_hw[axis], in_hw[axis], span)
+        if aligned is not None:
+            c = torch.ones(1, dtype=torch.float32)
+            c *= 2 / aligned[0]
+            cell.append(float(c[0] * in_hw[axis]))
+        else:
+            cell.append(2 * span[1] / out_hw[axis])
+    return cell[0], cell[1]
+
+
+def axis_lookup(n_out: int, n_lat: int, span: tuple[float, float] | None = None) -> AxisLookup:
     """Reproduce the official shifted nearest-latent lookup along one axis, bit for bit.
 
     The index comes from `grid_sample` itself on a 1-D ramp, so rounding at ties is exactly the
-    official kernel's; it is O(n_out) work, done once per image.
+    official kernel's; it is O(n_out) work, done once per image. `span` restricts the output to a
+    window (start, length) of the axis, in input pixels (see `axis_coords`).
     """
-    coord = make_coord((n_out,), flatten=False)[:, 0]
+    coord = axis_coords(n_out, n_lat, span)
     centres = make_coord((n_lat,), flatten=False)[:, 0]
     ramp = torch.arange(n_lat, dtype=torch.float32).view(1, 1, n_lat, 1)
     r = 2 / n_lat / 2
@@ -261,9 +341,12 @@ class Band:
 
 
 def split_axis(n_lat: int, lookup: AxisLookup, tile: int, margin: int) -> list[Band]:
+    """Bands of `tile` latents laid from the first latent the output calls home (0 for a whole image), so a
+    small region costs a few tiles wherever it lies."""
     bands = []
-    for start in range(0, n_lat, tile):
-        stop = min(n_lat, start + tile)
+    first, last = int(lookup.home.min()), int(lookup.home.max()) + 1
+    for start in range(first, last, tile):
+        stop = min(last, start + tile)
         inside = ((lookup.home >= start) & (lookup.home < stop)).nonzero()
         if len(inside) == 0:  # downscaling: no output position calls this latent home
             continue
@@ -315,6 +398,13 @@ class RenderOptions:
     precision: str = "fp32"  # resolved: fp32 | bf16 | fp16
     tile: int | None = None  # core size in input pixels; None = from free memory
     query_batch: int = 16384  # output pixels decoded per GEMM chain (x4 queries)
+
+
+# PyTorch runs a CPU convolution of at most this many input values through its own kernel, and larger
+# ones through oneDNN; the two round differently. Latent-table slices at or under it are widened to the
+# tile's whole span, so a region and the whole image compute a latent's table entry the same way (and a
+# region render is then that crop of the whole render, bit for bit).
+_SMALL_CONV = 20480
 
 
 class Renderer:
@@ -381,69 +471,149 @@ class Renderer:
 
     @torch.inference_mode()
     def render(
-        self, rgb: np.ndarray, out_hw: tuple[int, int], sink: TileSink, progress: ProgressCallback | None = None
+        self,
+        rgb: np.ndarray,
+        out_hw: tuple[int, int],
+        sink: TileSink,
+        progress: ProgressCallback | None = None,
+        *,
+        region: Region | None = None,
     ) -> None:
-        """rgb: (H, W, 3) float32 in [0, 1]. Calls `sink` once per finished output block."""
-        with _no_tf32(self.options.device.type == "cuda" and self.dtype == torch.float32):
-            self._render(rgb, out_hw, sink, progress)
+        """rgb: (H, W, 3) float32 in [0, 1]. Calls `sink` once per finished output block.
 
-    def _render(self, rgb: np.ndarray, out_hw: tuple[int, int], sink: TileSink, progress) -> None:
+        Streams: each input tile is encoded, decoded and dropped, so memory stays bounded whatever the
+        size. `region` (x, y, w, h) in input pixels renders that window of the image at `out_hw`; only
+        the tiles around the latents it touches are encoded.
+        """
+        in_hw = (int(rgb.shape[0]), int(rgb.shape[1]))
+        with _no_tf32(self.options.device.type == "cuda" and self.dtype == torch.float32):
+            self._render(in_hw, out_hw, sink, progress, region, lambda rb, cb: self._encode_span(rgb, rb.span, cb.span))
+
+    @torch.inference_mode()
+    def render_features(
+        self,
+        feat: torch.Tensor,
+        out_hw: tuple[int, int],
+        sink: TileSink,
+        progress: ProgressCallback | None = None,
+        *,
+        region: Region | None = None,
+    ) -> None:
+        """Like `render`, from a feature map made by `encode` (1, C, H, W): no encoder runs."""
+        in_hw = (int(feat.shape[2]), int(feat.shape[3]))
+        dev = self.options.device
+
+        def features(rb: Band, cb: Band) -> torch.Tensor:
+            return feat[:, :, rb.span[0] : rb.span[1], cb.span[0] : cb.span[1]].to(dev)
+
+        with _no_tf32(dev.type == "cuda" and self.dtype == torch.float32):
+            self._render(in_hw, out_hw, sink, progress, region, features)
+
+    @torch.inference_mode()
+    def encode(self, rgb: np.ndarray) -> torch.Tensor:
+        """The latent feature map of a whole image, (1, C, H, W) in the working precision, on the CPU.
+
+        Encoded tile by tile with the exact margins, so it equals the whole-image encoder's output; it
+        takes C * H * W values (256 bytes per input pixel in fp32 for the published models).
+        """
         in_h, in_w = rgb.shape[:2]
-        out_h, out_w = out_hw
-        ylook, xlook = axis_lookup(out_h, in_h), axis_lookup(out_w, in_w)
+        tile = self.tile_size()
+        feat = None
+        with _no_tf32(self.options.device.type == "cuda" and self.dtype == torch.float32):
+            for r0 in range(0, in_h, tile):
+                rb = Band(
+                    (r0, min(in_h, r0 + tile)), (max(0, r0 - self.margin), min(in_h, r0 + tile + self.margin)), (0, 0)
+                )
+                for c0 in range(0, in_w, tile):
+                    cb = Band(
+                        (c0, min(in_w, c0 + tile)),
+                        (max(0, c0 - self.margin), min(in_w, c0 + tile + self.margin)),
+                        (0, 0),
+                    )
+                    part = self._encode_span(rgb, rb.span, cb.span)
+                    if self.dtype != torch.float32 and not torch.isfinite(part).all():
+                        raise _NonFinite
+                    if feat is None:
+                        feat = torch.empty((1, part.shape[1], in_h, in_w), dtype=part.dtype)
+                    core = part[:, :, rb.core[0] - rb.span[0] : rb.core[1] - rb.span[0]]
+                    core = core[:, :, :, cb.core[0] - cb.span[0] : cb.core[1] - cb.span[0]]
+                    feat[:, :, rb.core[0] : rb.core[1], cb.core[0] : cb.core[1]] = core.cpu()
+        return feat
+
+    def _render(self, in_hw, out_hw, sink: TileSink, progress, region, features) -> None:
+        """Decode the output tile by tile; `features(row_band, col_band)` gives each band pair's feature map."""
+        region = check_region(region, in_hw)
+        (in_h, in_w), (out_h, out_w) = in_hw, out_hw
+        ylook = axis_lookup(out_h, in_h, _axis_span(region, 0, in_h))
+        xlook = axis_lookup(out_w, in_w, _axis_span(region, 1, in_w))
         tile = self.tile_size()
         row_bands = split_axis(in_h, ylook, tile, self.margin)
         col_bands = split_axis(in_w, xlook, tile, self.margin)
-        # Every query of an image shares one cell; the official code scales it by the latent grid size.
-        cell = torch.ones(2, dtype=torch.float32)
-        cell[0] *= 2 / out_h
-        cell[1] *= 2 / out_w
-        rel_cell = (float(cell[0] * in_h), float(cell[1] * in_w))
+        cell = rel_cell(out_hw, in_hw, region)
         done, total = 0, out_h * out_w
         for rb in row_bands:
             for cb in col_bands:
-                for rows, cols, block in self._render_tile(rgb, rb, cb, ylook, xlook, rel_cell):
+                feat = features(rb, cb)
+                for rows, cols, block in self._decode_tile(feat, rb, cb, ylook, xlook, cell):
                     if self.dtype != torch.float32 and not np.isfinite(block).all():
                         raise _NonFinite
                     sink(rows, cols, block)
                     done += block.shape[0] * block.shape[1]
                     if progress is not None:
                         progress(done, total)
+                del feat
 
     def render_with_fallback(
-        self, rgb: np.ndarray, out_hw: tuple[int, int], sink: TileSink, progress: ProgressCallback | None = None
+        self,
+        rgb: np.ndarray,
+        out_hw: tuple[int, int],
+        sink: TileSink,
+        progress: ProgressCallback | None = None,
+        *,
+        region: Region | None = None,
     ) -> None:
         """`render`, retried with half the tile on CUDA out-of-memory and in fp32 on non-finite half output.
 
         A retry starts the image again; sinks write by position, so blocks written before are overwritten.
         """
+        return self.with_fallback(lambda: self.render(rgb, out_hw, sink, progress, region=region))
+
+    def with_fallback(self, job: Callable[[], object]):
+        """Run `job` (a render or an encode), retried with half the tile on CUDA out-of-memory and in fp32
+        when half precision gave non-finite values."""
         while True:
             try:
-                return self.render(rgb, out_hw, sink, progress)
+                return job()
             except torch.cuda.OutOfMemoryError:
                 tile = self.tile_size()
                 if self.options.device.type != "cuda" or tile <= 32:
                     raise
                 torch.cuda.empty_cache()
                 self.options.tile = tile // 2
-                warnings.warn(f"CUDA out of memory; retrying with tile {self.options.tile}", stacklevel=2)
+                warnings.warn(f"CUDA out of memory; retrying with tile {self.options.tile}", stacklevel=3)
             except _NonFinite:
-                warnings.warn(f"{self.options.precision} gave non-finite values; retrying in fp32", stacklevel=2)
+                warnings.warn(f"{self.options.precision} gave non-finite values; retrying in fp32", stacklevel=3)
                 self._set_precision("fp32")
 
-    def _render_tile(
-        self, rgb: np.ndarray, rb: Band, cb: Band, ylook: AxisLookup, xlook: AxisLookup, rel_cell
-    ) -> Iterator[tuple[slice, slice, np.ndarray]]:
-        dev = self.options.device
-        crop = np.ascontiguousarray(rgb[rb.span[0] : rb.span[1], cb.span[0] : cb.span[1]])
-        x = torch.from_numpy(crop).to(dev).permute(2, 0, 1).unsqueeze(0)
+    def _encode_span(self, rgb: np.ndarray, rows: tuple[int, int], cols: tuple[int, int]) -> torch.Tensor:
+        """Encoder output for input pixels [rows) x [cols), in the working precision, on the device."""
+        crop = np.ascontiguousarray(rgb[rows[0] : rows[1], cols[0] : cols[1]])
+        x = torch.from_numpy(crop).to(self.options.device).permute(2, 0, 1).unsqueeze(0)
         x = ((x - self.sub.view(1, 3, 1, 1)) / self.div.view(1, 3, 1, 1)).to(self.dtype)
         x = x.contiguous(memory_format=torch.channels_last)
-        feat = self.encoder(x)
-        del x
+        return self.encoder(x)
+
+    def _decode_tile(
+        self, feat: torch.Tensor, rb: Band, cb: Band, ylook: AxisLookup, xlook: AxisLookup, rel_cell
+    ) -> Iterator[tuple[slice, slice, np.ndarray]]:
+        """Output blocks whose home latents lie in the band pair's core, from the features of its span."""
+        dev = self.options.device
         # Columns: the table is needed for the core plus one latent each side; the convolution behind it
         # needs one more, all inside the margin.
         x0, x1 = max(cb.span[0], cb.core[0] - 2), min(cb.span[1], cb.core[1] + 2)
+        channels, span_rows = feat.shape[1], rb.span[1] - rb.span[0]
+        if channels * span_rows * (x1 - x0) <= _SMALL_CONV:
+            x0, x1 = cb.span
         feat = feat[:, :, :, x0 - cb.span[0] : x1 - cb.span[0]]
         o_c0, o_c1 = cb.out
         cols = (xlook.idx[:, o_c0:o_c1].to(dev) - x0, xlook.rel[:, o_c0:o_c1].to(dev))
@@ -458,6 +628,8 @@ class Renderer:
             if r0 >= r1:
                 continue
             y0, y1 = max(rb.span[0], a - 2), min(rb.span[1], b + 2)
+            if channels * (y1 - y0) * (x1 - x0) <= _SMALL_CONV:
+                y0, y1 = rb.span
             table = self.decoder.latent_table(feat[:, :, y0 - rb.span[0] : y1 - rb.span[0]], rel_cell)
             for c0 in range(r0, r1, chunk_rows):
                 c1 = min(r1, c0 + chunk_rows)
@@ -486,12 +658,14 @@ class _NonFinite(Exception):
     """A half-precision block overflowed; the caller retries in fp32."""
 
 
-def render_array(renderer: Renderer, rgb: np.ndarray, out_hw: tuple[int, int], progress=None) -> np.ndarray:
+def render_array(
+    renderer: Renderer, rgb: np.ndarray, out_hw: tuple[int, int], progress=None, *, region: Region | None = None
+) -> np.ndarray:
     """Whole output as float32 (h, w, 3); convenient, but holds the output in float (4 bytes/value)."""
     out = np.empty((out_hw[0], out_hw[1], 3), dtype=np.float32)
 
     def sink(rows: slice, cols: slice, block: np.ndarray) -> None:
         out[rows, cols] = block
 
-    renderer.render_with_fallback(rgb, out_hw, sink, progress)
+    renderer.render_with_fallback(rgb, out_hw, sink, progress, region=region)
     return out

@@ -53,6 +53,18 @@ class OfflineError(DownloadError):
     exit_code = 8
 
 
+class EncodingError(InputError):
+    """A .liif encoding that cannot be used: missing, corrupt, truncated, or from a newer format version."""
+
+    exit_code = 9
+
+
+class EncodingModelError(EncodingError):
+    """A .liif encoding made with other weights than the model asked to render it."""
+
+    exit_code = 10
+
+
 class BatchError(LiifError):
     """Some files of a batch failed; the others were written."""
 

@@ -513,6 +513,15 @@ def _read(im: Image.Image, path: Path, max_pixels: int | None, warn: Warn) -> tu
     return img, orientation
 
 
+def decode_pil(im: Image.Image, name: str = "image", warn: Warn | None = None) -> DecodedImage:
+    """An already opened PIL image, decoded as `read_image` decodes a file (modes, palettes, transparency,
+    16-bit gray). The pixels are taken as given: no EXIF rotation."""
+    warn = warn or (lambda msg: warnings.warn(msg, stacklevel=3))
+    meta: dict = {"notes": [], "bits": 8, "icc_profile": im.info.get("icc_profile") or None}
+    rgb, alpha, mode = _decode_pillow(im, Path(name), meta, warn)
+    return DecodedImage(rgb, alpha, mode, meta["bits"], im.mode, im.format, meta["icc_profile"], _dpi(im))
+
+
 def _read_tifffile_only(path: Path, max_pixels: int | None) -> tuple[DecodedImage, int]:
     rgb, alpha, mode, bits = _decode_tiff(path, max_pixels)
     icc, dpi, orientation = _tiff_metadata(path)
@@ -796,6 +805,7 @@ __all__ = [
     "DEFAULT_MAX_INPUT_PIXELS",
     "DEFAULT_MAX_OUTPUT_PIXELS",
     "LUMA_601",
+    "decode_pil",
     "READ_EXTENSIONS",
     "WRITE_FORMATS",
     "DecodedImage",

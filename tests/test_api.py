@@ -8,7 +8,7 @@ from conftest import OFFICIAL, needs_shared
 from PIL import Image
 
 from liif_cli import load_model, output_size, upscale
-from liif_cli.errors import UsageError
+from liif_cli.errors import InputError, UsageError
 
 pytestmark = needs_shared
 
@@ -36,8 +36,10 @@ def test_pil_modes_round_trip(up):
     assert out.mode == "RGBA" and out.size == (40, 30)
     gray = Image.fromarray(rng.integers(0, 256, (12, 16), dtype=np.uint8), "L")
     assert up.upscale(gray, size=(20, 9)).mode == "L"
-    with pytest.raises(UsageError, match="16-bit"):
-        up.upscale(Image.new("I;16", (8, 8)), scale=2)
+    # 16-bit gray keeps its depth now that PIL images take the file path's decoding
+    assert up.upscale(Image.new("I;16", (8, 8), 30000), scale=2).mode == "I;16"
+    with pytest.raises(InputError, match="32-bit float"):
+        up.upscale(Image.new("F", (8, 8)), scale=2)
 
 
 def test_numpy_kinds_and_the_one_shot_helper(up):

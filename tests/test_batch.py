@@ -20,7 +20,6 @@ from liif_cli.batch import (
     plan_batch,
     raise_for_failures,
     run_batch,
-    upscale_image,
 )
 from liif_cli.cli_options import parse_int, parse_pixels, parse_scale, parse_size, size_spec
 from liif_cli.errors import BatchError, InputError, ModelError, OutputError, UsageError
@@ -240,8 +239,8 @@ def test_upscale_image_modes_and_alpha_methods(upscaler):
     alpha[:, 6:] = 1.0
     img = DecodedImage(rgb=rgb, alpha=alpha, mode="RGBA", dpi=(100.0, 50.0))
     seen = []
-    out_m = upscale_image(img, upscaler, (20, 24), alpha="model", progress=lambda d, t: seen.append((d, t)))
-    out_b = upscale_image(img, upscaler, (20, 24), alpha="bicubic")
+    out_m = upscaler.upscale_image(img, (20, 24), alpha="model", progress=lambda d, t: seen.append((d, t)))
+    out_b = upscaler.upscale_image(img, (20, 24), alpha="bicubic")
     assert out_m.rgb.shape == (20, 24, 3) and out_m.alpha.shape == (20, 24)
     assert np.array_equal(out_m.rgb, out_b.rgb)
     for a in (out_m.alpha, out_b.alpha):
@@ -250,9 +249,9 @@ def test_upscale_image_modes_and_alpha_methods(upscaler):
     assert seen and seen[-1][0] == seen[-1][1]  # two passes reported as one job that completes
     assert out_m.dpi == pytest.approx((200.0, 100.0))
     opaque = DecodedImage(rgb=rgb, alpha=np.ones((10, 12), np.float32), mode="RGBA")
-    assert np.all(upscale_image(opaque, upscaler, (15, 18)).alpha == 1.0)
+    assert np.all(upscaler.upscale_image(opaque, (15, 18)).alpha == 1.0)
     with pytest.raises(UsageError):
-        upscale_image(img, upscaler, (20, 24), alpha="nearest")
+        upscaler.upscale_image(img, (20, 24), alpha="nearest")
 
 
 @needs_weights
@@ -279,9 +278,9 @@ def test_rgb_results_are_quantized_tile_by_tile_like_quantize(upscaler):
 
     rgb = RNG.random((10, 12, 3)).astype(np.float32)
     for bits, dtype in ((8, np.uint8), (16, np.uint16)):
-        out = upscale_image(DecodedImage(rgb=rgb, bits=bits), upscaler, (20, 24))
+        out = upscaler.upscale_image(DecodedImage(rgb=rgb, bits=bits), (20, 24))
         assert out.rgb.dtype == dtype
         expected = quantize(upscaler.upscale_array(rgb, (20, 24)), bits)
         assert np.array_equal(out.rgb, expected)
-    gray = upscale_image(DecodedImage(rgb=rgb, mode="L"), upscaler, (20, 24))
+    gray = upscaler.upscale_image(DecodedImage(rgb=rgb, mode="L"), (20, 24))
     assert gray.rgb.dtype == np.float32

@@ -25,7 +25,6 @@ from .run import (
     Reporter,
     raise_for_failures,
     run_batch,
-    upscale_image,
 )
 
 __all__ = [
@@ -44,5 +43,4 @@ __all__ = [
     "plan_batch",
     "raise_for_failures",
     "run_batch",
-    "upscale_image",
 ]

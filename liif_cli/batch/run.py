@@ -18,11 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-
-from ..errors import BatchError, LiifError, ModelError, UsageError, first_line
-from ..imageio import DecodedImage, InputGuard, check_output_size, format_for_path, read_image, write_image
-from .plan import ALPHA_METHODS, BatchOptions, Job
+from ..errors import BatchError, LiifError, ModelError, first_line
+from ..imageio import InputGuard, check_output_size, format_for_path, read_image, write_image
+from .plan import BatchOptions, Job
 
 if TYPE_CHECKING:
     from ..api import Upscaler
@@ -60,62 +58,6 @@ class LazyModel:
             except OSError as exc:
                 raise ModelError(f"cannot load the model: {exc}") from None
         return self._upscaler
-
-
-def upscale_image(
-    img: DecodedImage,
-    upscaler: Upscaler,
-    out_hw: tuple[int, int],
-    *,
-    alpha: str = "model",
-    progress: Progress | None = None,
-) -> DecodedImage:
-    """Upscale colour (and alpha) to `out_hw`, keeping the image's metadata; DPI scales with the size.
-
-    An RGB image without alpha comes back already quantized (uint8, or uint16 for 16-bit input), as
-    `imageio.quantize` would round it; anything else comes back as float32 in [0, 1].
-
-    Alpha `model`: the alpha plane replicated to RGB goes through the model, and the mean of the three
-    results is taken (clamped to [0, 1]); its edges stay as sharp as the colour's. `bicubic`: Pillow's
-    bicubic resize of the float alpha; cheaper (one model pass instead of two). A constant alpha (e.g.
-    fully opaque) is never run through anything.
-    """
-    if alpha not in ALPHA_METHODS:
-        raise UsageError(f"alpha method must be one of {', '.join(ALPHA_METHODS)}, got {alpha!r}")
-    two_passes = img.alpha is not None and alpha == "model" and float(img.alpha.min()) != float(img.alpha.max())
-
-    def phase(offset: int) -> Progress | None:
-        if progress is None:
-            return None
-        if not two_passes:
-            return progress
-        return lambda done, total: progress(offset * total + done, 2 * total)
-
-    if img.mode == "RGB" and img.alpha is None:  # quantized tile by tile: a big result never exists in float
-        rgb = upscaler.upscale_array(
-            img.rgb, out_hw, progress=phase(0), dtype=np.uint16 if img.bits == 16 else np.uint8
-        )
-    else:  # gray (luma) and alpha compositing are computed from the float result
-        rgb = np.asarray(upscaler.upscale_array(img.rgb, out_hw, progress=phase(0)), dtype=np.float32)
-    out_alpha = None
-    if img.alpha is not None:
-        out_alpha = _upscale_alpha(img.alpha, upscaler, out_hw, alpha if two_passes else "bicubic", phase(1))
-    return img.with_pixels(rgb, out_alpha)
-
-
-def _upscale_alpha(a: np.ndarray, upscaler: Upscaler, out_hw: tuple[int, int], method: str, progress) -> np.ndarray:
-    lo, hi = float(a.min()), float(a.max())
-    if lo == hi:
-        return np.full(out_hw, lo, dtype=np.float32)
-    if method == "model":
-        out = upscaler.upscale_array(np.repeat(a[..., None], 3, axis=2), out_hw, progress=progress)
-        return np.clip(np.asarray(out, dtype=np.float32).mean(axis=2), 0.0, 1.0).astype(np.float32)
-    from PIL import Image
-
-    resized = Image.fromarray(np.ascontiguousarray(a, dtype=np.float32)).resize(
-        (out_hw[1], out_hw[0]), Image.Resampling.BICUBIC
-    )
-    return np.clip(np.asarray(resized, dtype=np.float32), 0.0, 1.0)
 
 
 @dataclass
@@ -210,7 +152,7 @@ def _run_job(job, options, model, rep, guard, estimate, res: FileResult) -> File
             line = _safe_estimate(estimate, img.hw, out_hw)
             if line:
                 rep.note(f"{job.input}: {line}")
-        result = upscale_image(img, upscaler, out_hw, alpha=options.alpha, progress=rep.progress)
+        result = upscaler.upscale_image(img, out_hw, alpha=options.alpha, progress=rep.progress)
         del img
         write_image(
             result,
