@@ -8,14 +8,14 @@ import numpy as np
 import png  # pypng
 import pytest
 from click.testing import CliRunner
-from conftest import OFFICIAL
+from conftest import OFFICIAL, needs_shared
 from PIL import Image
 
 from liif_cli import load_model
 from liif_cli.cli import main
 from liif_cli.imageio import write_image
 
-pytestmark = pytest.mark.skipif(not OFFICIAL.is_file(), reason="official weights not in ../shared")
+pytestmark = needs_shared
 RNG = np.random.default_rng(21)
 H, W = 10, 13
 

@@ -9,7 +9,7 @@ import numpy as np
 import png  # pypng
 import pytest
 import torch
-from conftest import OFFICIAL
+from conftest import OFFICIAL, needs_shared
 from safetensors.torch import load_file, save_file
 
 from liif_cli import load_encoding, load_model
@@ -17,7 +17,7 @@ from liif_cli.api import Upscaler
 from liif_cli.errors import EncodingError, EncodingModelError, OutputError
 from liif_cli.imageio import DecodedImage, read_image
 
-pytestmark = pytest.mark.skipif(not OFFICIAL.is_file(), reason="official weights not in ../shared")
+pytestmark = needs_shared
 RNG = np.random.default_rng(11)
 
 

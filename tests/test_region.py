@@ -6,13 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import OFFICIAL
+from conftest import OFFICIAL, needs_shared
 
 from liif_cli.engine import Renderer, RenderOptions, render_array
 from liif_cli.errors import UsageError
 from liif_cli.models import load_checkpoint
 
-pytestmark = pytest.mark.skipif(not OFFICIAL.is_file(), reason="official weights not in ../shared")
+pytestmark = needs_shared
 RGB = np.random.default_rng(3).random((30, 41, 3), dtype=np.float32)
 
 
