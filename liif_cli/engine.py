@@ -236,7 +236,8 @@ class FastDecoder:
 
         The column side is prepared first, on the few latent rows the block reads: a "column-shifted
         table" (latent row, column shift, output column) = table row + column offset term, summed in
-        fp32 and then rounded to the working precision; it is about 1/(2 x scale) of the queries' size.
+        fp32 and then rounded to the working precision; when upscaling it is about 1/(2 x scale) of the
+        queries' size.
         Then three passes over half-size values, each one large operation (many small ones stall when
         the cores are shared): a row gather of that table, the row offset terms added in place, ReLU.
         The old order (fp32 gather, two adds, ReLU, conversion) took five passes over fp32 values.
@@ -245,14 +246,16 @@ class FastDecoder:
         (ry_idx, ry_rel), (cx_idx, cx_rel) = rows, cols
         n_rows, n_cols = ry_idx.shape[1], cx_idx.shape[1]
         width = table.shape[1]
-        lo, hi = int(ry_idx.min()), int(ry_idx.max()) + 1
-        flat = (torch.arange(lo, hi, device=table.device).view(-1, 1) * table_width + cx_idx.view(1, -1)).view(-1)
+        # Only the latent rows some query reads (at most 2 per output row, so never larger than `out`,
+        # even when downscaling skips most latent rows).
+        used, which = torch.unique(ry_idx, return_inverse=True)
+        flat = (used.view(-1, 1) * table_width + cx_idx.view(1, -1)).view(-1)
         shifted = torch.empty(flat.shape[0], width, device=table.device)
         _gather_rows(table, flat, shifted)
-        shifted = shifted.view(hi - lo, 2, n_cols, width)
+        shifted = shifted.view(-1, 2, n_cols, width)
         shifted += (cx_rel.view(2, n_cols, 1) * self.rel_weight[:, 1]).view(1, 2, n_cols, width)
-        shifted = shifted.to(out.dtype).view(hi - lo, -1)
-        _gather_rows(shifted, (ry_idx - lo).view(-1), out.view(2 * n_rows, -1))
+        shifted = shifted.to(out.dtype).view(used.shape[0], -1)
+        _gather_rows(shifted, which.view(-1), out.view(2 * n_rows, -1))
         grid = out.view(2, n_rows, 2, n_cols, width)
         grid += (ry_rel.view(2, n_rows, 1) * self.rel_weight[:, 0]).to(out.dtype).view(2, n_rows, 1, 1, width)
         return _relu_(out)
