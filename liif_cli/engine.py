@@ -180,6 +180,7 @@ class FastDecoder:
         self.out_weight = last.weight.detach().t().contiguous().float().to(device)
         self.out_bias = last.bias.detach().float().to(device)
         self._workspace: tuple[torch.Tensor, torch.Tensor | None, torch.Tensor] | None = None
+        self._shifted: tuple[torch.Tensor, torch.Tensor | None] | None = None
         # oneDNN's linear with bias and ReLU fused in one pass (CPU only); plain addmm where it is missing.
         self._fused_linear = _onednn_linear_relu() if device.type == "cpu" else None
         self._hidden_oi = [wt.t().contiguous() for wt, _ in self.hidden] if self._fused_linear else []
@@ -250,15 +251,27 @@ class FastDecoder:
         # even when downscaling skips most latent rows).
         used, which = torch.unique(ry_idx, return_inverse=True)
         flat = (used.view(-1, 1) * table_width + cx_idx.view(1, -1)).view(-1)
-        shifted = torch.empty(flat.shape[0], width, device=table.device)
-        _gather_rows(table, flat, shifted)
+        shifted, shifted_half = self._shifted_buffers(flat.shape[0], width)
+        torch.index_select(table, 0, flat, out=shifted)
         shifted = shifted.view(-1, 2, n_cols, width)
         shifted += (cx_rel.view(2, n_cols, 1) * self.rel_weight[:, 1]).view(1, 2, n_cols, width)
-        shifted = shifted.to(out.dtype).view(used.shape[0], -1)
+        if shifted_half is not None:
+            shifted = shifted_half.view(shifted.shape).copy_(shifted)
+        shifted = shifted.view(used.shape[0], -1)
         _gather_rows(shifted, which.view(-1), out.view(2 * n_rows, -1))
         grid = out.view(2, n_rows, 2, n_cols, width)
         grid += (ry_rel.view(2, n_rows, 1) * self.rel_weight[:, 0]).to(out.dtype).view(2, n_rows, 1, 1, width)
         return _relu_(out)
+
+    def _shifted_buffers(self, rows: int, width: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(fp32, working-precision copy or None) column-shifted table rows, grown on demand and reused:
+        a fresh tensor per block would pay its page faults inside the gather."""
+        if self._shifted is None or self._shifted[0].shape[0] < rows:
+            fp32 = torch.empty(rows, width, device=self.device)
+            half = None if self.dtype == torch.float32 else torch.empty_like(fp32, dtype=self.dtype)
+            self._shifted = (fp32, half)
+        fp32, half = self._shifted
+        return fp32[:rows], None if half is None else half[:rows]
 
     def _buffers(self, pixels: int) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
         """(first-layer activations in the working precision, an fp32 copy of the last activations in
