@@ -1,11 +1,16 @@
 """Decoder speed: the official path (oracle transcription) against the fast engine, in one run.
 
     python benchmarks/speed.py --model edsr-baseline --input 128x128 --scale 4 --repeats 5
+    python benchmarks/speed.py --input 256x256 --scale 4 --processes --repeats 3   # whole processes
+    python benchmarks/speed.py --device cuda --paths fp32,bf16,fp16 --input 512x512 --scale 4
 
 For each path: median wall time over the repeats, output megapixels per second, speed-up over the
 official path, max |diff| against it, and peak resident memory (each path measured once in a fresh child
 process, since a process's peak RSS only grows; "run adds" is the growth during the run itself, after the
-model is loaded).
+model is loaded). With --processes every timed run is a fresh interpreter that imports, loads the model
+and renders once, as a user's command does; the runs alternate between paths. With --gemm-share, one
+extra run per path under torch.profiler reports the share of its time spent in matrix products. On CUDA
+the timings synchronize the device (outputs come back to the host anyway).
 """
 
 from __future__ import annotations
@@ -13,7 +18,10 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import statistics
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -27,27 +35,67 @@ def synthetic_image(h: int, w: int, seed: int = 0) -> np.ndarray:
     return np.clip(0.8 * base + 0.2 * rng.random((h, w, 3), dtype=np.float32), 0, 1).astype(np.float32)
 
 
-def prepare(path: str, model: str, tile, threads):
+def prepare(path: str, model: str, tile, threads, device: str = "cpu"):
     """A function rgb, out_hw -> float output for one path, with the model already loaded."""
     from liif_cli.api import load_model
     from liif_cli.models import reference_upscale
 
     if path == "official":
-        up = load_model(model, device="cpu", precision="fp32", threads=threads)
+        up = load_model(model, device=device, precision="fp32", threads=threads)
         net, norm = up.loaded.net, up.loaded.normalization
 
         def run(rgb, out_hw):
             with torch.inference_mode():
-                x = torch.from_numpy(rgb).permute(2, 0, 1)
-                return reference_upscale(net, x, out_hw, norm.sub, norm.div).numpy()
+                x = torch.from_numpy(rgb).permute(2, 0, 1).to(up.device)
+                return reference_upscale(net, x, out_hw, norm.sub, norm.div).cpu().numpy()
 
         return run
-    up = load_model(model, device="cpu", precision=path, tile=tile, threads=threads)
+    up = load_model(model, device=device, precision=path, tile=tile, threads=threads)
     return up.upscale_array
 
 
-def run_path(path: str, model: str, rgb: np.ndarray, out_hw, tile, threads) -> np.ndarray:
-    return prepare(path, model, tile, threads)(rgb, out_hw)
+def run_path(path: str, model: str, rgb: np.ndarray, out_hw, tile, threads, device: str = "cpu") -> np.ndarray:
+    return prepare(path, model, tile, threads, device)(rgb, out_hw)
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def gemm_share(run, rgb, out_hw, device: str) -> float:
+    """Share of one run's operator time (CUDA kernel time on a GPU) spent in matrix products."""
+    from torch.profiler import ProfilerActivity, profile
+
+    cuda = device.startswith("cuda")
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with profile(activities=activities) as prof:
+        run(rgb, out_hw)
+        _sync(device)
+    gemm_words = ("mm", "linear", "gemm", "matmul", "conv", "cutlass", "sm90", "sm80")
+    total = gemm = 0.0
+    for e in prof.key_averages():
+        t = e.self_device_time_total if cuda else e.self_cpu_time_total
+        total += t
+        name = e.key.lower()
+        if any(w in name for w in gemm_words) and "copy" not in name:
+            gemm += t
+    return gemm / max(total, 1e-9)
+
+
+def whole_process_times(args, paths, repeats: int) -> dict[str, list[float]]:
+    """Wall time of fresh interpreters that each import, load the model and render once, alternating."""
+    times: dict[str, list[float]] = {path: [] for path in paths}
+    for _ in range(repeats):
+        for path in paths:
+            cmd = [sys.executable, str(Path(__file__).resolve()), "--one-shot", path, "--model", args.model]
+            cmd += ["--input", args.input, "--scale", str(args.scale), "--device", args.device]
+            cmd += ["--tile", str(args.tile)] if args.tile else []
+            cmd += ["--threads", str(args.threads)] if args.threads else []
+            t0 = time.perf_counter()
+            subprocess.run(cmd, check=True)
+            times[path].append(time.perf_counter() - t0)
+    return times
 
 
 def _child(queue, path, model, rgb, out_hw, tile, threads):
@@ -86,35 +134,60 @@ def main() -> None:
     ap.add_argument("--paths", default="official,fp32,bf16")
     ap.add_argument("--tile", type=int, default=None)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     ap.add_argument("--no-memory", action="store_true", help="skip the per-path peak-RSS child processes")
+    ap.add_argument("--processes", action="store_true", help="time whole fresh processes (import, load, render)")
+    ap.add_argument("--gemm-share", action="store_true", help="profile one run per path: share of time in GEMMs")
+    ap.add_argument("--one-shot", default=None, help=argparse.SUPPRESS)  # the child of --processes
     args = ap.parse_args()
     w, h = (int(v) for v in args.input.lower().split("x"))
     rgb = synthetic_image(h, w)
     out_hw = (round(h * args.scale), round(w * args.scale))
+    if args.one_shot:
+        run_path(args.one_shot, args.model, rgb, out_hw, args.tile, args.threads, args.device)
+        return
     mp_out = out_hw[0] * out_hw[1] / 1e6
     print(
-        f"model {args.model}, input {w}x{h} -> {out_hw[1]}x{out_hw[0]} ({mp_out:.3f} MP), "
+        f"model {args.model}, input {w}x{h} -> {out_hw[1]}x{out_hw[0]} ({mp_out:.3f} MP), {args.device}, "
         f"{torch.get_num_threads()} threads, torch {torch.__version__}"
     )
     paths = args.paths.split(",")
-    runners = {path: prepare(path, args.model, args.tile, args.threads) for path in paths}
+    if args.processes:
+        times = whole_process_times(args, paths, args.repeats)
+        base = statistics.median(times[paths[0]])
+        print(f"{'path':<10}{'median s':>10}{'MP/s':>9}{'speed-up':>10}   runs (s), whole processes")
+        for path in paths:
+            t = statistics.median(times[path])
+            runs = " ".join(f"{v:.1f}" for v in times[path])
+            print(f"{path:<10}{t:>10.3f}{mp_out / t:>9.3f}{base / t:>9.2f}x   {runs}")
+        return
+    runners = {path: prepare(path, args.model, args.tile, args.threads, args.device) for path in paths}
     outputs = {path: run(rgb, out_hw) for path, run in runners.items()}  # warm-up (oneDNN kernels, buffers)
     times: dict[str, list[float]] = {path: [] for path in paths}
     for _ in range(args.repeats):  # interleaved, so that a change in machine load hits every path alike
         for path, run in runners.items():
+            _sync(args.device)
             t0 = time.perf_counter()
             run(rgb, out_hw)
+            _sync(args.device)
             times[path].append(time.perf_counter() - t0)
     reference = outputs[paths[0]]
     results = {p: (statistics.median(times[p]), float(np.abs(outputs[p] - reference).max())) for p in paths}
     base = results[paths[0]][0]
-    print(f"{'path':<10}{'median s':>10}{'MP/s':>9}{'speed-up':>10}{'max|diff|':>12}{'peak RSS':>10}{'run adds':>10}")
+    memory = not args.no_memory and args.device == "cpu"  # peak RSS says nothing about GPU memory
+    print(
+        f"{'path':<10}{'median s':>10}{'MP/s':>9}{'speed-up':>10}{'max|diff|':>12}"
+        + (f"{'peak RSS':>10}{'run adds':>10}" if memory else "")
+        + (f"{'GEMM share':>12}" if args.gemm_share else "")
+    )
     for path, (t, diff) in results.items():
-        rss = ""
-        if not args.no_memory:
+        rss = share = ""
+        if memory:
             peak, growth = peak_rss(path, args.model, rgb, out_hw, args.tile, args.threads)
             rss = f"{peak / 2**20:>6.0f} MiB{growth / 2**20:>6.0f} MiB"
-        print(f"{path:<10}{t:>10.3f}{mp_out / t:>9.3f}{base / t:>9.2f}x{diff:>12.2e}{rss:>20}")
+        if args.gemm_share:
+            share = f"{gemm_share(runners[path], rgb, out_hw, args.device):>12.0%}"
+        print(f"{path:<10}{t:>10.3f}{mp_out / t:>9.3f}{base / t:>9.2f}x{diff:>12.2e}{rss:>20}{share}")
 
 
 if __name__ == "__main__":

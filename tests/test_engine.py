@@ -119,3 +119,34 @@ def test_half_precision_paths_stay_close(device):
         out = load_model(OFFICIAL, device=device, precision=precision).upscale_array(rgb, (128, 128))
         err = out - ref
         assert np.abs(err).max() < 0.05 and np.sqrt((err**2).mean()) < 2e-3, precision
+
+
+@needs_shared
+def test_upscale_runs_without_a_compiler_on_path(tmp_path):
+    """The decoder fuses with plain ATen ops, never a JIT compiler: `liif upscale` works with no cc/gcc/g++
+    on PATH and CC/CXX pointing at nothing, and writes the same pixels as the in-process API."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from _shared import ROOT
+
+    from liif_cli.engine import cpu_has_fast_bf16
+
+    bare = tmp_path / "bin"
+    bare.mkdir()
+    (bare / "python3").symlink_to(sys.executable)
+    assert all(shutil.which(c, path=str(bare)) is None for c in ("cc", "gcc", "g++", "c++", "clang"))
+    src, out = tmp_path / "in.png", tmp_path / "out.png"
+    rgb = read_rgb(SHARED / "datasets/Set5/LR_bicubic/X4/birdx4.png")[:24, :20]
+    Image.fromarray(np.rint(rgb * 255).astype(np.uint8)).save(src)
+    precision = "bf16" if cpu_has_fast_bf16() else "fp32"
+    env = dict(os.environ, PATH=str(bare), CC=str(tmp_path / "missing-cc"), CXX=str(tmp_path / "missing-cxx"))
+    env["PYTHONPATH"] = str(ROOT)
+    cmd = ["python3", "-m", "liif_cli", "upscale", str(src), "-o", str(out), "--size", "50x61"]
+    cmd += ["--model", str(OFFICIAL), "--device", "cpu", "--precision", precision]
+    proc = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    expected = load_model(OFFICIAL, device="cpu", precision=precision).upscale_array(read_rgb(src), (61, 50))
+    assert np.array_equal(np.asarray(Image.open(out)), np.rint(expected * 255).astype(np.uint8))
