@@ -635,7 +635,7 @@ def upscale_cmd(
 # --- liif serve (local web page and HTTP API; the optional 'serve' extra) ---------------------------
 
 
-@main.command("serve")
+@main.command("serve", short_help="A local web page and HTTP API for upscaling and zooming.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: every one).")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="TCP port.")
 @click.option(
