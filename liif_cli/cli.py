@@ -6,7 +6,7 @@ import logging
 
 import click
 
-from .cli_options import ALPHA, DEVICE, EXT, PIXELS, PRECISION, SCALE, SIDE, SIZE
+from .cli_options import ALPHA, DEVICE, EXT, PIXELS, PRECISION, REGION, SCALE, SIDE, SIZE
 from .encoders import ENCODER_NAMES, NORMALIZATION_NAMES
 
 
@@ -506,10 +506,11 @@ def train_export_cmd(checkpoint: str, output: str, normalization: str | None) ->
 
 @main.command("upscale", short_help="Upscale image files and folders to any size.")
 @click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
-@click.option("-s", "--scale", type=SCALE, help="Scale factor S (2, 7.5...) or SX,SY.")
-@click.option("--size", type=SIZE, help="Output size WIDTHxHEIGHT (the aspect ratio follows the numbers).")
-@click.option("--width", type=SIDE, help="Output width in pixels; the height keeps the aspect ratio.")
-@click.option("--height", type=SIDE, help="Output height in pixels; the width keeps the aspect ratio.")
+@click.option("-s", "--scale", type=SCALE, multiple=True, help="Scale factor S (2, 7.5...) or SX,SY; repeatable.")
+@click.option("--size", type=SIZE, multiple=True, help="Output size WIDTHxHEIGHT (aspect ratio as given); repeatable.")
+@click.option("--width", type=SIDE, multiple=True, help="Output width in pixels (height keeps the aspect); repeatable.")
+@click.option("--height", type=SIDE, multiple=True, help="Output height in pixels (width keeps the aspect); repeatable.")
+@click.option("--region", type=REGION, help="Render only this window of the input (input pixels, floats allowed).")
 @click.option(
     "-o",
     "--output",
@@ -560,6 +561,7 @@ def upscale_cmd(
     size,
     width,
     height,
+    region,
     output,
     model,
     device,
@@ -586,6 +588,8 @@ def upscale_cmd(
       liif upscale photo.jpg --scale 2                 # photo_x2.jpg beside it
       liif upscale scans/ -r --width 4000 -o big/      # big/ mirrors scans/
       liif upscale logo.png --size 1920x1080 -o hd.png
+      liif upscale photo.jpg --width 640 --width 1920  # encoded once: photo_w640.jpg, photo_w1920.jpg
+      liif upscale photo.jpg --region 1200,800,64,48 --scale 20   # photo_r1200,800,64,48_x20.jpg
 
     Mode, bit depth (16-bit stays 16-bit in PNG/TIFF), transparency, ICC profile, DPI and EXIF are
     kept; EXIF orientation is applied. A bad file is reported and the others go on; exit 1 if any failed.
@@ -594,11 +598,11 @@ def upscale_cmd(
 
     from . import registry
     from .batch import BatchOptions, LazyModel, plan_batch, raise_for_failures, run_batch
-    from .cli_options import size_spec
+    from .cli_options import size_specs
     from .cli_report import ConsoleReporter
 
     options = BatchOptions(
-        spec=size_spec(scale=scale, size=size, width=width, height=height),
+        spec=size_specs(scale=scale, size=size, width=width, height=height, region=region),
         output=Path(output) if output else None,
         ext=ext,
         suffix=suffix,
@@ -629,7 +633,7 @@ def upscale_cmd(
         results = run_batch(jobs, options, lazy, reporter, estimate=lambda i, o: lazy.get().estimate(i, o))
     finally:
         reporter.close()
-    raise_for_failures(results, single_input=len(jobs) == 1)
+    raise_for_failures(results, single_input=len({job.input for job in jobs}) == 1)
 
 
 # --- liif serve (local web page and HTTP API; the optional 'serve' extra) ---------------------------
