@@ -166,6 +166,49 @@ def test_encode_then_render_equals_upscale(photo, tmp_path, encoder_passes):
     assert np.array_equal(pixels(tmp_path / "window.png"), pixels(tmp_path / "ref" / "photo_r3,2,10,7_x3.png"))
 
 
+@pytest.mark.parametrize("kind", ["RGBA", "RGB16"])
+def test_encode_then_render_keeps_alpha_and_16_bit_as_upscale_does(tmp_path, kind):
+    import png  # pypng: 16-bit RGB, which Pillow cannot write
+
+    src = tmp_path / "in" / "pic.png"
+    src.parent.mkdir()
+    if kind == "RGBA":
+        data = (RNG.random((14, 17, 4)) * 255).astype(np.uint8)
+        Image.fromarray(data, "RGBA").save(src)
+    else:
+        data = (RNG.random((14, 17, 3)) * 65535).astype(np.uint16)
+        png.Writer(17, 14, greyscale=False, bitdepth=16).write(src.open("wb"), data.reshape(14, -1).tolist())
+    assert liif("encode", src, *MODEL).exit_code == 0
+    assert liif("render", src.with_suffix(".liif"), "--scale", "2.5", *MODEL).exit_code == 0
+    assert liif("upscale", src, "--scale", "2.5", "-o", tmp_path / "ref", *MODEL).exit_code == 0
+    rendered, ref = src.parent / "pic_x2.5.png", tmp_path / "ref" / "pic_x2.5.png"
+    a, b = png.Reader(str(rendered)).asDirect(), png.Reader(str(ref)).asDirect()
+    assert a[3]["bitdepth"] == b[3]["bitdepth"] == (16 if kind == "RGB16" else 8)
+    assert a[3]["alpha"] == b[3]["alpha"] == (kind == "RGBA")
+    assert np.array_equal(np.vstack(list(a[2])), np.vstack(list(b[2])))
+
+
+def test_plan_gives_one_job_per_size_in_order_and_region_names(tmp_path):
+    from liif_cli.batch import BatchOptions, SizeSpec, plan_batch
+
+    for name in ("a.png", "b.png"):
+        Image.new("RGB", (8, 6)).save(tmp_path / name)
+    (tmp_path / "b_w20.png").write_bytes(b"old")
+    options = BatchOptions(spec=[SizeSpec(width=10), SizeSpec(width=20), SizeSpec(width=10)])
+    jobs = plan_batch([tmp_path / "a.png", tmp_path / "b.png"], options)
+    assert [(j.input.name, j.output.name, j.skip is not None) for j in jobs] == [
+        ("a.png", "a_w10.png", False),
+        ("a.png", "a_w20.png", False),
+        ("b.png", "b_w10.png", False),
+        ("b.png", "b_w20.png", True),  # an existing output is skipped per size
+    ]
+    spec = SizeSpec(scale=20.0, region=(1200.0, 800.5, 64.0, 48.0))
+    assert spec.tag() == "r1200,800.5,64,48_x20"
+    assert spec.resolve((1500, 2000)) == (960, 1280)
+    jobs = plan_batch([tmp_path], BatchOptions(spec=[SizeSpec(width=10), SizeSpec(width=20)]))
+    assert "b_w20.png" not in [j.input.name for j in jobs if not j.earlier_output]  # an earlier output is no input
+
+
 def test_encode_and_render_never_overwrite_without_the_flag(photo):
     saved = photo.with_suffix(".liif")
     saved.write_bytes(b"mine")
