@@ -154,8 +154,11 @@ class Job:
     spec: SizeSpec | None = None  # the size this output is rendered at (None: the options' one spec)
 
 
-def _looks_like_output(path: Path, root: Path | None, suffixes: Sequence[str]) -> bool:
-    return root is not None and any(s and path.stem.endswith(f"_{s}") for s in suffixes)
+def _looks_like_output(path: Path, root: Path | None, suffixes: Sequence[str]) -> str | None:
+    """The suffix of this command's outputs that a file found in a folder ends in, if any."""
+    if root is None:
+        return None
+    return next((s for s in suffixes if s and path.stem.endswith(f"_{s}")), None)
 
 
 def collect_inputs(paths: Iterable[str | os.PathLike], recursive: bool = False) -> list[tuple[Path, Path | None]]:
@@ -247,8 +250,11 @@ def plan_batch(paths: Sequence[str | os.PathLike], options: BatchOptions) -> lis
             target = out / name
         job = Job(path, target, spec=spec)
         key = os.path.normcase(os.path.abspath(target))
-        if _looks_like_output(path, root, suffixes):
-            job.skip = f"looks like an output of this command (name ends in _{suffix})"
+        earlier = _looks_like_output(path, root, suffixes)
+        if earlier is not None and spec is not options.specs[0]:
+            continue  # an earlier output is reported once, not once per size
+        if earlier is not None:
+            job.skip = f"looks like an output of this command (name ends in _{earlier})"
             job.earlier_output = True
         elif guard.covers(target):
             job.error = OutputError(f"{target}: output would overwrite an input file (use -o or --suffix)")
