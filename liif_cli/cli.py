@@ -639,20 +639,24 @@ def upscale_cmd(
 # --- liif encode / liif render (saved encodings: encode once, render any size or region later) -------
 
 
-def _engine_options(fn):
+def _engine_options(precision_default: str):
     """--device, --precision, --tile, --threads, --allow-unverified, --offline, -q: as `liif upscale` has them."""
     decorators = [
         click.option("--device", type=DEVICE, help="auto, cpu, cuda, cuda:N or mps.  [default: auto]"),
-        click.option("--precision", type=PRECISION, help="Engine precision.  [default: auto]"),
+        click.option("--precision", type=PRECISION, help=f"Engine precision.  [default: {precision_default}]"),
         click.option("-t", "--tile", type=click.IntRange(min=0), metavar="PX", help="Tile size in input pixels; 0 = from free memory."),
         click.option("--threads", type=click.IntRange(1, 4096), metavar="N", help="CPU threads.  [default: all cores]"),
         click.option("--allow-unverified", is_flag=True, help="Use a model whose sha256 is not pinned."),
         click.option("--offline", is_flag=True, help="Never download; use the cache only."),
         click.option("-q", "--quiet", is_flag=True, help="No progress output; warnings and errors only."),
     ]
-    for decorator in reversed(decorators):
-        fn = decorator(fn)
-    return fn
+
+    def apply(fn):
+        for decorator in reversed(decorators):
+            fn = decorator(fn)
+        return fn
+
+    return apply
 
 
 def _load_options(device, precision, tile, threads, allow_unverified, offline, quiet) -> dict:
@@ -682,7 +686,7 @@ def _refuse_existing(path, overwrite: bool) -> None:
     "--max-pixels", type=PIXELS, default="100M", show_default=True, help="Largest input accepted (0: no limit)."
 )
 @click.option("--overwrite", is_flag=True, help="Replace an existing .liif file.")
-@_engine_options
+@_engine_options("auto")
 @handle_errors
 def encode_cmd(input_path, output, model, alpha, max_pixels, overwrite, **engine) -> None:
     """Run the encoder over INPUT once and save its latent grid (safetensors) to render later.
@@ -736,7 +740,7 @@ def encode_cmd(input_path, output, model, alpha, max_pixels, overwrite, **engine
     "--max-out-pixels", type=PIXELS, default="400M", show_default=True, help="Largest output accepted (0: no limit)."
 )
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
-@_engine_options
+@_engine_options("the encoding's")
 @handle_errors
 def render_cmd(
     encoding_path, scale, size, width, height, region, output, model, batch_size, quality, lossless, max_out_pixels,
