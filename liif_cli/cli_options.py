@@ -62,6 +62,25 @@ def parse_size(text: str) -> tuple[int, int]:
     return _side(m.group(1), "--size width"), _side(m.group(2), "--size height")
 
 
+def parse_region(text: str) -> tuple[float, float, float, float]:
+    """'X,Y,W,H' in input pixels (floats allowed): a window of the image. Whether it lies inside the image
+    is checked once the image's size is known."""
+    parts = str(text).split(",")
+    if len(parts) != 4:
+        raise UsageError(f"--region must be X,Y,W,H in input pixels (e.g. 1200,800,64,48), got {text!r}")
+    try:
+        x, y, w, h = (float(p.strip()) for p in parts)
+    except ValueError:
+        raise UsageError(f"--region must be four numbers X,Y,W,H, got {text!r}") from None
+    if not all(math.isfinite(v) for v in (x, y, w, h)):
+        raise UsageError(f"--region values must be finite numbers, got {text!r}")
+    if x < 0 or y < 0:
+        raise UsageError(f"--region {text}: X and Y must be >= 0 (the image starts at 0,0)")
+    if w <= 0 or h <= 0:
+        raise UsageError(f"--region {text} is empty: W and H must be > 0")
+    return x, y, w, h
+
+
 def parse_int(text: str, what: str, *, minimum: int = 1, maximum: int | None = None) -> int:
     """A whole number within [minimum, maximum]."""
     s = str(text).strip()
@@ -98,6 +117,19 @@ def size_spec(scale=None, size=None, width=None, height=None):
         extra = f" (got {', '.join(given)})" if given else ""
         raise UsageError(f"give exactly one of --scale, --size, --width or --height{extra}")
     return SizeSpec(scale=scale, size=size, width=width, height=height)
+
+
+def size_specs(scale=(), size=(), width=(), height=(), region=None) -> tuple:
+    """The SizeSpecs of repeated options of one kind (`--width 640 --width 1280`), each with `region`."""
+    from .batch import SizeSpec
+
+    values = {"--scale": scale, "--size": size, "--width": width, "--height": height}
+    given = [name for name, value in values.items() if value]
+    if len(given) != 1:
+        extra = f" (got {', '.join(given)})" if given else ""
+        raise UsageError(f"give one of --scale, --size, --width or --height (repeat it for several sizes){extra}")
+    key = given[0].lstrip("-")
+    return tuple(SizeSpec(**{key: v}, region=region) for v in dict.fromkeys(values[given[0]]))
 
 
 def parse_size_spec(scale=None, size=None, width=None, height=None):
@@ -137,6 +169,7 @@ SCALE = _Parsed("scale", lambda text, _flag: parse_scale(text), "S|SX,SY")
 SIZE = _Parsed("size", lambda text, _flag: parse_size(text), "WxH")
 SIDE = _Parsed("side", lambda text, flag: parse_int(text, flag, maximum=MAX_SIDE), "PX")
 PIXELS = _Parsed("pixels", parse_pixels, "N")
+REGION = _Parsed("region", lambda text, _flag: parse_region(text), "X,Y,W,H")
 
 
 class DeviceType(click.ParamType):

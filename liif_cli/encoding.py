@@ -176,7 +176,7 @@ def encode_image(upscaler: Upscaler, img: DecodedImage, *, alpha: str = "model")
 
 def load_encoding(path: str | os.PathLike, model: Upscaler | str | os.PathLike | None = None, **load_options) -> Encoding:
     """Read a `.liif` file, bound to `model` (an Upscaler, or a name / checkpoint for `load_model`; by
-    default the model named in the file). Refused with one-line errors: a file that is not a complete
+    default the model named in the file, at the precision it was encoded in unless `precision` is given). Refused with one-line errors: a file that is not a complete
     encoding or comes from a newer format (EncodingError, exit 9), and an encoding made with other
     weights than the model's (EncodingModelError, exit 10)."""
     from safetensors import safe_open
@@ -193,6 +193,8 @@ def load_encoding(path: str | os.PathLike, model: Upscaler | str | os.PathLike |
     except Exception as exc:  # safetensors reports a bad header, a short file... as assorted exceptions
         raise EncodingError(f"{path}: not a readable .liif encoding (corrupt or truncated: {first_line(exc)})") from None
     meta = _check_meta(path, header, tensors)
+    if not isinstance(model, Upscaler) and load_options.get("precision") is None:
+        load_options["precision"] = meta["precision"]  # decode as it was encoded: `auto` may pick bf16 here
     upscaler = model if isinstance(model, Upscaler) else load_model(model or meta["model"], **load_options)
     if upscaler.weights_sha256() != meta["model_sha256"]:
         raise EncodingModelError(

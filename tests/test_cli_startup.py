@@ -32,6 +32,7 @@ def test_every_help_builds_without_torch():
         "ctx = click.Context(main, info_name='liif')\n"
         "texts = [main.get_help(ctx)] + [cmd.get_help(sub) for sub, cmd in _commands(main, ctx)]\n"
         "assert len(texts) >= 8, len(texts)\n"
+        "assert {'upscale', 'encode', 'render'} <= set(main.list_commands(ctx))\n"
         "assert all('Usage:' in t for t in texts)\n"
         "print('torch' in sys.modules)\n"
     )

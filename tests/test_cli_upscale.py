@@ -27,7 +27,7 @@ from liif_cli.cli import main
 
 pytestmark = needs_shared
 MODEL = ["--model", str(WEIGHTS), "--device", "cpu"]
-EXIT_CODES = {0, 1, 2, 3, 4, 5, 6, 7, 8, 130}  # errors.py
+EXIT_CODES = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 130}  # errors.py
 RNG = np.random.default_rng(99)
 SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 

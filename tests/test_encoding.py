@@ -4,6 +4,7 @@ image, for RGB, RGBA and 16-bit inputs; bad .liif files are refused with one lin
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import png  # pypng
@@ -125,9 +126,8 @@ def test_save_is_atomic_and_never_overwrites_silently(up, tmp_path, monkeypatch)
 
     import safetensors.torch
 
-    def interrupted(tensors, filename, metadata=None):  # Ctrl-C halfway through writing the container
-        with open(filename, "wb") as fh:
-            fh.write(b"partial")
+    def interrupted(tensors, filename, metadata=None):  # the save is cut off half-way through writing
+        Path(filename).write_bytes(b"partial")
         raise Interrupted
 
     monkeypatch.setattr(safetensors.torch, "save_file", interrupted)

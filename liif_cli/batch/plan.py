@@ -7,9 +7,10 @@ Nothing here reads pixels or loads a model: a plan is made (and checked) before 
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..choices import ALPHA_METHODS, EXT_CHOICES, MAX_SIDE
@@ -28,14 +29,22 @@ def _fmt(x: float) -> str:
     return f"{x:.6g}"
 
 
+Region = tuple[float, float, float, float]
+
+
 @dataclass(frozen=True)
 class SizeSpec:
-    """What output size to make: exactly one of scale (S or (SX, SY)), size (w, h), width or height."""
+    """What output size to make: exactly one of scale (S or (SX, SY)), size (w, h), width or height.
+
+    With `region` (x, y, w, h in input pixels) the output is that window of the image, and the size is
+    relative to the window: `--region 1200,800,64,48 --scale 20` makes 1280x960 pixels.
+    """
 
     scale: float | tuple[float, float] | None = None
     size: tuple[int, int] | None = None
     width: int | None = None
     height: int | None = None
+    region: Region | None = None
 
     def __post_init__(self) -> None:
         given = sum(v is not None for v in (self.scale, self.size, self.width, self.height))
@@ -43,7 +52,11 @@ class SizeSpec:
             raise UsageError("give exactly one of --scale, --size, --width or --height")
 
     def tag(self) -> str:
-        """The default name suffix: x2, x7.5, x2x3, 4000x3000, w4000, h3000."""
+        """The default name suffix: x2, x7.5, x2x3, 4000x3000, w4000, h3000; a region's output says so
+        first, `r1200,800,64,48_x20` (commas and dots only: safe on every file system)."""
+        if self.region is not None:
+            size = SizeSpec(self.scale, self.size, self.width, self.height)
+            return "r" + ",".join(_fmt(v) for v in self.region) + "_" + size.tag()
         if self.scale is not None:
             if isinstance(self.scale, tuple):
                 return f"x{_fmt(self.scale[0])}x{_fmt(self.scale[1])}"
@@ -57,9 +70,15 @@ class SizeSpec:
     def resolve(
         self, in_hw: tuple[int, int], max_out_pixels: int | None = DEFAULT_MAX_OUTPUT_PIXELS
     ) -> tuple[int, int]:
-        """Output (h, w) for an input (h, w); UsageError when it is over the output limit."""
+        """Output (h, w) for an input (h, w) (or for its region); UsageError when it is over the output limit
+        or the region is not inside the input."""
         from ..api import output_size
 
+        if self.region is not None:
+            from ..engine import check_region
+
+            check_region(self.region, in_hw)
+            in_hw = (self.region[3], self.region[2])
         h, w = in_hw
         if self.scale is not None:
             sx, sy = self.scale if isinstance(self.scale, tuple) else (self.scale, self.scale)
@@ -86,7 +105,7 @@ class SizeSpec:
 
 @dataclass
 class BatchOptions:
-    spec: SizeSpec
+    spec: SizeSpec | Sequence[SizeSpec]  # several: one output each, from one encoding of the input
     output: Path | None = None  # a file (one input) or a folder
     ext: str = "auto"  # auto = same as the input (PNG when the input's format cannot be written)
     suffix: str | None = None  # None: the spec's tag (x2, 4000x3000...); "": no suffix
@@ -97,8 +116,15 @@ class BatchOptions:
     lossless: bool = False
     max_pixels: int | None = DEFAULT_MAX_INPUT_PIXELS
     max_out_pixels: int | None = DEFAULT_MAX_OUTPUT_PIXELS
+    specs: tuple[SizeSpec, ...] = field(init=False)
 
     def __post_init__(self) -> None:
+        self.specs = (self.spec,) if isinstance(self.spec, SizeSpec) else tuple(dict.fromkeys(self.spec))
+        if not self.specs:
+            raise UsageError("give exactly one of --scale, --size, --width or --height")
+        self.spec = self.specs[0]
+        if len(self.specs) > 1 and self.suffix is not None:
+            raise UsageError("--suffix with several sizes would give every size the same name; leave it out")
         if self.alpha not in ALPHA_METHODS:
             raise UsageError(f"--alpha must be one of {', '.join(ALPHA_METHODS)}, got {self.alpha!r}")
         self.ext = str(self.ext).lower().lstrip(".")
@@ -110,12 +136,12 @@ class BatchOptions:
             raise UsageError(f"--suffix must not contain a path separator, got {self.suffix!r}")
         if self.output is not None:
             self.output = Path(self.output)
-        size = self.spec.size
-        if size is not None and self.max_out_pixels and size[0] * size[1] > self.max_out_pixels:
-            raise UsageError(
-                f"--size {size[0]}x{size[1]} ({size[0] * size[1] / 1e6:.1f} MP) is over the output limit of "
-                f"{self.max_out_pixels / 1e6:.1f} MP (raise it with --max-out-pixels)"
-            )
+        for size in (spec.size for spec in self.specs):
+            if size is not None and self.max_out_pixels and size[0] * size[1] > self.max_out_pixels:
+                raise UsageError(
+                    f"--size {size[0]}x{size[1]} ({size[0] * size[1] / 1e6:.1f} MP) is over the output limit of "
+                    f"{self.max_out_pixels / 1e6:.1f} MP (raise it with --max-out-pixels)"
+                )
 
 
 @dataclass
@@ -125,10 +151,14 @@ class Job:
     skip: str | None = None  # why the file is skipped
     error: LiifError | None = None  # why the file fails before it is read
     earlier_output: bool = False  # found in a folder, named like an output of this command: not an input
+    spec: SizeSpec | None = None  # the size this output is rendered at (None: the options' one spec)
 
 
-def _looks_like_output(path: Path, root: Path | None, suffix: str) -> bool:
-    return root is not None and bool(suffix) and path.stem.endswith(f"_{suffix}")
+def _looks_like_output(path: Path, root: Path | None, suffixes: Sequence[str]) -> str | None:
+    """The suffix of this command's outputs that a file found in a folder ends in, if any."""
+    if root is None:
+        return None
+    return next((s for s in suffixes if s and path.stem.endswith(f"_{s}")), None)
 
 
 def collect_inputs(paths: Iterable[str | os.PathLike], recursive: bool = False) -> list[tuple[Path, Path | None]]:
@@ -173,7 +203,8 @@ def output_extension(input_path: Path, ext: str) -> str:
 
 
 def plan_batch(paths: Sequence[str | os.PathLike], options: BatchOptions) -> list[Job]:
-    """One Job per input: its output path, or why it is skipped or fails.
+    """One Job per input and size (`options.specs`; consecutive for one input): its output path, or why it
+    is skipped or fails.
 
     Output: beside the input as `<stem>_<suffix>.<ext>` by default; `options.output` is a file when
     there is exactly one input file and it has an image extension (and is not an existing folder),
@@ -187,12 +218,14 @@ def plan_batch(paths: Sequence[str | os.PathLike], options: BatchOptions) -> lis
     items = collect_inputs(paths, options.recursive)
     if not items:
         raise InputError(f"no image files found in {', '.join(str(p) for p in paths)}")
-    suffix = options.spec.tag() if options.suffix is None else options.suffix
+    suffixes = [spec.tag() if options.suffix is None else options.suffix for spec in options.specs]
     out = options.output
     out_is_file = False
     if out is not None and not out.is_dir() and out.suffix.lower() in (READ_EXTENSIONS | set(WRITE_FORMATS)):
         if len(paths) != 1 or Path(paths[0]).is_dir():
             raise UsageError(f"-o {out} names a file, but the inputs are several files; give a folder")
+        if len(options.specs) > 1:
+            raise UsageError(f"-o {out} names a file, but there are several sizes; give a folder")
         try:
             format_for_path(out)
         except OutputError as exc:
@@ -200,10 +233,11 @@ def plan_batch(paths: Sequence[str | os.PathLike], options: BatchOptions) -> lis
         if options.ext != "auto" and output_extension(out, options.ext) != out.suffix.lower():
             raise UsageError(f"-o {out} and --ext {options.ext} disagree; the extension of -o decides")
         out_is_file = True
-    guard = InputGuard(p for p, root in items if p.exists() and not _looks_like_output(p, root, suffix))
+    guard = InputGuard(p for p, root in items if p.exists() and not _looks_like_output(p, root, suffixes))
     claimed: dict[str, Path] = {}
     jobs: list[Job] = []
-    for path, root in items:
+    targets = list(zip(options.specs, suffixes, strict=True))
+    for (path, root), (spec, suffix) in itertools.product(items, targets):
         name = f"{path.stem}_{suffix}" if suffix else path.stem
         name += output_extension(path, options.ext)
         if out is None:
@@ -214,10 +248,13 @@ def plan_batch(paths: Sequence[str | os.PathLike], options: BatchOptions) -> lis
             target = out / path.relative_to(root).parent / name
         else:
             target = out / name
-        job = Job(path, target)
+        job = Job(path, target, spec=spec)
         key = os.path.normcase(os.path.abspath(target))
-        if _looks_like_output(path, root, suffix):
-            job.skip = f"looks like an output of this command (name ends in _{suffix})"
+        earlier = _looks_like_output(path, root, suffixes)
+        if earlier is not None and spec is not options.specs[0]:
+            continue  # an earlier output is reported once, not once per size
+        if earlier is not None:
+            job.skip = f"looks like an output of this command (name ends in _{earlier})"
             job.earlier_output = True
         elif guard.covers(target):
             job.error = OutputError(f"{target}: output would overwrite an input file (use -o or --suffix)")

@@ -12,18 +12,21 @@ What the user sees is up to the `Reporter` the caller passes (the CLI's prints t
 from __future__ import annotations
 
 import logging
+import math
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import BatchError, LiifError, ModelError, first_line
-from ..imageio import InputGuard, check_output_size, format_for_path, read_image, write_image
+from ..imageio import DecodedImage, InputGuard, check_output_size, format_for_path, read_image, write_image
 from .plan import BatchOptions, Job
 
 if TYPE_CHECKING:
     from ..api import Upscaler
+    from ..encoding import Encoding
 
 BIG_JOB_PIXELS = 16_000_000
 """Outputs at least this large get an estimate of time and memory before they start (when available)."""
@@ -111,6 +114,7 @@ def run_batch(
     """
     rep = reporter or Reporter()
     guard = InputGuard(j.input for j in jobs if j.input.exists() and not j.earlier_output)
+    shared = _SharedEncodings(jobs, options)
     results: list[FileResult] = []
     t_batch = time.monotonic()
     rep.start(jobs)
@@ -123,7 +127,8 @@ def run_batch(
         elif job.skip is not None:
             res.status, res.message = "skipped", job.skip
         else:
-            res = _run_job(job, options, model, rep, guard, estimate, res)
+            res = _run_job(job, options, model, rep, guard, estimate, res, shared)
+            shared.done(job)
         res.seconds = time.monotonic() - t0
         results.append(res)
         rep.file_end(res)
@@ -131,28 +136,76 @@ def run_batch(
     return results
 
 
-def _run_job(job, options, model, rep, guard, estimate, res: FileResult) -> FileResult:
+class _SharedEncodings:
+    """Inputs with several outputs to render (several sizes, none a region) are read and encoded once:
+    the first output keeps the image and its `Encoding`, the others render from it (the decoder only),
+    and the last one drops them. An input with one output to render streams as always, so a huge image
+    never needs its whole feature map (256 bytes per input pixel in fp32)."""
+
+    def __init__(self, jobs: Sequence[Job], options: BatchOptions):
+        self._left = Counter(j.input for j in jobs if self._shares(j, options))
+        self._kept: dict[Path, list] = {}  # input -> [DecodedImage, Encoding | None]
+
+    @staticmethod
+    def _shares(job: Job, options: BatchOptions) -> bool:
+        return job.error is None and job.skip is None and (job.spec or options.spec).region is None
+
+    def wants(self, job: Job) -> bool:
+        return self._left[job.input] > 1 or job.input in self._kept
+
+    def image(self, job: Job, read: Callable[[], DecodedImage]) -> tuple[DecodedImage, bool]:
+        """The input's decoded image, and whether it was read just now."""
+        if job.input in self._kept:
+            return self._kept[job.input][0], False
+        img = read()
+        self._kept[job.input] = [img, None]
+        return img, True
+
+    def encoding(self, job: Job, upscaler: Upscaler, alpha: str) -> Encoding:
+        kept = self._kept[job.input]
+        if kept[1] is None:
+            kept[1] = upscaler.encode(kept[0], alpha=alpha)
+        return kept[1]
+
+    def done(self, job: Job) -> None:
+        if self._left[job.input] > 0:
+            self._left[job.input] -= 1
+        if self._left[job.input] == 0:
+            self._kept.pop(job.input, None)
+
+
+def _run_job(job, options, model, rep, guard, estimate, res: FileResult, shared: _SharedEncodings) -> FileResult:
     def warn(msg: str) -> None:
         rep.warn(msg)
 
+    def read() -> DecodedImage:
+        return read_image(job.input, max_pixels=options.max_pixels, warn=warn)
+
+    spec = job.spec or options.spec
+    several = shared.wants(job)
     try:
-        img = read_image(job.input, max_pixels=options.max_pixels, warn=warn)
-        out_hw = options.spec.resolve(img.hw, options.max_out_pixels)
+        img, fresh = shared.image(job, read) if several else (read(), True)
+        out_hw = spec.resolve(img.hw, options.max_out_pixels)
         check_output_size(format_for_path(job.output), out_hw[1], out_hw[0])
     except LiifError as exc:
         res.message, res.error = str(exc), exc
         return res
     res.in_hw, res.out_hw = img.hw, out_hw
-    if img.frames > 1:
+    if img.frames > 1 and fresh:
         warn(f"{job.input}: only the first of its {img.frames} frames is upscaled")
     upscaler = model.get()  # errors here stop the batch: every other file would fail the same way
     rep.file_sizes(img.hw, out_hw)
     try:
         if estimate is not None and out_hw[0] * out_hw[1] >= BIG_JOB_PIXELS:
-            line = _safe_estimate(estimate, img.hw, out_hw)
+            span = img.hw if spec.region is None else (math.ceil(spec.region[3]), math.ceil(spec.region[2]))
+            line = _safe_estimate(estimate, span, out_hw)
             if line:
                 rep.note(f"{job.input}: {line}")
-        result = upscaler.upscale_image(img, out_hw, alpha=options.alpha, progress=rep.progress)
+        if several:
+            encoding = shared.encoding(job, upscaler, options.alpha)
+            result = encoding.render(size=(out_hw[1], out_hw[0]), progress=rep.progress)
+        else:
+            result = upscaler.upscale_image(img, out_hw, alpha=options.alpha, region=spec.region, progress=rep.progress)
         del img
         write_image(
             result,
@@ -198,12 +251,12 @@ def _safe_estimate(estimate, in_hw, out_hw) -> str | None:
 
 
 def raise_for_failures(results: Sequence[FileResult], single_input: bool = False) -> None:
-    """Raise when any file failed: its own error for a single input, else a BatchError (exit 1)."""
+    """Raise when any file failed: its own error for a single input that wrote nothing, else a BatchError (exit 1)."""
     failed = [r for r in results if r.status == "failed"]
     if not failed:
         return
-    if single_input and len(results) == 1 and isinstance(failed[0].error, LiifError):
-        raise failed[0].error
+    if single_input and len(failed) == len(results) and isinstance(failed[0].error, LiifError):
+        raise failed[0].error  # one input (at one or several sizes), nothing written: its own error
     if single_input and len(results) == 1:
         raise BatchError(failed[0].message)
     raise BatchError(f"{len(failed)} of {len(results)} files failed")
