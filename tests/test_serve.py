@@ -423,6 +423,10 @@ def test_page_in_chromium_upload_result_slider_zoom(server, tmp_path):
         assert page.text_content("#zoom-factor") == "16x"
         box = page.locator("#zoom-view").bounding_box()
         page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        page.mouse.wheel(0, 100)  # one notch out: a quarter octave, 16 / 2^(1/4)
+        page.wait_for_function("document.getElementById('zoom-factor').textContent === '13.5x'")
+        page.mouse.wheel(0, -100)
+        page.wait_for_function("document.getElementById('zoom-factor').textContent === '16x'")
         page.mouse.down()  # drag the image 40 px right and 30 px down: a pan, the zoom stays
         page.mouse.move(box["x"] + box["width"] / 2 + 40, box["y"] + box["height"] / 2 + 30, steps=4)
         page.mouse.up()

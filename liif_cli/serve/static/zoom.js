@@ -200,8 +200,12 @@
 
   view.addEventListener("wheel", (e) => {
     e.preventDefault();
+    // One level per mouse notch (about 100 px of delta); a trackpad's many small deltas add up to the same.
+    state.wheel = (state.wheel || 0) + e.deltaY * (e.deltaMode === 1 ? 33 : e.deltaMode === 2 ? 400 : 1);
+    if (Math.abs(state.wheel) < 50) return;
     const box = view.getBoundingClientRect();
-    zoomTo(state.level + (e.deltaY < 0 ? 1 : -1), e.clientX - box.left, e.clientY - box.top);
+    zoomTo(state.level - Math.sign(state.wheel), e.clientX - box.left, e.clientY - box.top);
+    state.wheel = 0;
   }, { passive: false });
   view.addEventListener("pointerdown", (e) => {
     state.drag = { x: e.clientX, y: e.clientY, cx: state.cx, cy: state.cy };
