@@ -129,6 +129,7 @@
   async function load(key, tile) {
     tile.controller = new AbortController();
     active++;
+    let aborted = false;
     try {
       const r = await fetch(tile.t.url, { signal: tile.controller.signal });
       if (!r.ok) {
@@ -142,7 +143,8 @@
       await tile.img.decode();
       tile.loaded = true;
     } catch (err) {
-      if (err.name !== "AbortError") {
+      aborted = err.name === "AbortError";
+      if (!aborted) {
         if (err.status === 429 && ++tile.busy < 5) { // the server is busy: ask again when it says
           tile.later = true;
           setTimeout(() => { tile.later = false; draw(true); }, err.retry * 1000);
@@ -154,9 +156,15 @@
       }
     } finally {
       tile.controller = null;
-      active--;
-      if (tile.loaded && cache.get(key) === tile) draw(true);
-      else pump();
+      const release = () => {
+        active--;
+        if (tile.loaded && cache.get(key) === tile) draw(true);
+        else pump();
+      };
+      // The server notices an abort within a poll (0.1 s) and drops the job; until then it holds a place
+      // in the queue, so the slot stays taken a little longer: the page never fills the queue (429).
+      if (aborted) setTimeout(release, 300);
+      else release();
     }
   }
 
