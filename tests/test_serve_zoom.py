@@ -7,6 +7,7 @@ viewer in Chromium is in tests/test_serve.py (it needs the real server that file
 from __future__ import annotations
 
 import io
+import zlib
 
 import numpy as np
 import pytest
@@ -182,6 +183,11 @@ def test_encoding_hostile_uploads_are_4xx_one_line(client):
     assert r.status_code == 400 and "uploaded file" in one_line_error(r)
     r = client.post("/v1/encodings", files={"image": ("a.png", png_bytes(RGB))}, data={"path": "/tmp/x"})
     assert r.status_code == 400 and "unknown field 'path'" in one_line_error(r)
+    bomb = bytearray(png_bytes(RGB))
+    bomb[16:24] = (100_000).to_bytes(4, "big") * 2  # IHDR declares 100000 x 100000
+    bomb[29:33] = zlib.crc32(bytes(bomb[12:29])).to_bytes(4, "big")
+    r = client.post("/v1/encodings", files={"image": ("bomb.png", bytes(bomb))})
+    assert r.status_code == 422 and "over the limit" in one_line_error(r)
     big = RNG.integers(0, 256, (60, 60, 3), dtype=np.uint8)  # 900 KiB of latents: more than the whole cache
     r = client.post("/v1/encodings", files={"image": ("big.png", png_bytes(big))})
     assert r.status_code == 413 and "too large for the server's cache" in one_line_error(r)
