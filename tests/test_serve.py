@@ -195,7 +195,8 @@ def test_models_healthz_docs_and_page(client):
     assert 'id="compare"' in page and 'id="zoom-viewer"' in page
     for asset in re.findall(r'(?:src|href)="(/static/[^"]+)"', page):
         assert client.get(asset).status_code == 200
-    assert "http" not in client.get("/static/app.js").text.replace("XMLHttpRequest", "")  # no CDN, no remote
+    for script in ("app.js", "zoom.js"):  # no CDN, nothing remote
+        assert "http" not in client.get(f"/static/{script}").text.replace("XMLHttpRequest", "")
 
 
 # --- the queue and the cache, on their own (real threads, real arrays) ---------------------------------
@@ -213,12 +214,15 @@ def test_queue_is_bounded_answers_retry_after_and_skips_cancelled_jobs():
         with pytest.raises(QueueFull) as full:
             jobs.submit(lambda dev, job: ran.append("third"))
         assert full.value.retry_after >= 1
-        second.cancel()  # its client went away while it waited
+        second.cancel()  # its client went away while it waited: its place goes to the next request
+        fourth = jobs.submit(lambda dev, job: ran.append("fourth"))
+        assert second.future.cancelled()
         release.set()
         first.future.result(10)
+        fourth.future.result(10)
         third = jobs.submit(lambda dev, job: (job.check(), ran.append(dev))[1])
         third.future.result(10)
-        assert ran == ["first", "device"]
+        assert ran == ["first", "fourth", "device"]
     finally:
         release.set()
         jobs.close()
@@ -377,7 +381,9 @@ CHROMIUM = Path("/usr/bin/chromium")
 
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="needs the system Chromium (apt-get install -y chromium)")
-def test_page_in_chromium_upload_result_slider(server, tmp_path):
+def test_page_in_chromium_upload_result_slider_zoom(server, tmp_path):
+    import httpx
+
     sync_api = pytest.importorskip("playwright.sync_api")
     src = tmp_path / "suit.png"  # the astronaut's shoulder, hair and the black background: sharp edges
     Image.open(ROOT / "examples" / "astronaut.png").convert("RGB").crop((90, 40, 122, 64)).save(src)
@@ -387,6 +393,8 @@ def test_page_in_chromium_upload_result_slider(server, tmp_path):
         page = browser.new_page(viewport={"width": 900, "height": 900})
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: errors.append(str(e)))
+        renders: list[str] = []
+        page.on("request", lambda r: renders.append(r.url) if "/render?" in r.url else None)
         page.goto(server["url"] + "/")
         page.set_input_files("#file", str(src))
         page.select_option("#mode", "scale")
@@ -403,10 +411,55 @@ def test_page_in_chromium_upload_result_slider(server, tmp_path):
         assert page.get_attribute("#download", "download") == "suit_x4.png"
         shot = tmp_path / "page.png"
         page.locator("#compare").screenshot(path=str(shot))
+
+        # The zoom viewer: it opens on the encoding of the same upload; 1x, then four doublings to 16x.
+        page.wait_for_selector("#zoom-viewer:not([hidden])", timeout=60_000)
+        assert page.text_content("#zoom-size") == "(32x24)"
+        page.locator("#zoom-view").scroll_into_view_if_needed()
+        page.click("#zoom-one")
+        assert page.text_content("#zoom-factor") == "1x"
+        for _ in range(4):
+            page.click("#zoom-in")
+        assert page.text_content("#zoom-factor") == "16x"
+        box = page.locator("#zoom-view").bounding_box()
+        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        page.mouse.wheel(0, 100)  # one notch out: a quarter octave, 16 / 2^(1/4)
+        page.wait_for_function("document.getElementById('zoom-factor').textContent === '13.5x'")
+        page.mouse.wheel(0, -100)
+        page.wait_for_function("document.getElementById('zoom-factor').textContent === '16x'")
+        page.mouse.down()  # drag the image 40 px right and 30 px down: a pan, the zoom stays
+        page.mouse.move(box["x"] + box["width"] / 2 + 40, box["y"] + box["height"] / 2 + 30, steps=4)
+        page.mouse.up()
+        assert page.text_content("#zoom-factor") == "16x"
+        settled = """() => {
+            const tiles = [...document.querySelectorAll('#zoom-tiles img')];
+            return tiles.length > 0 && tiles.every(t => t.complete && t.naturalWidth > 0)
+                && !document.getElementById('zoom-status').textContent.includes('loading');
+        }"""
+        page.wait_for_function(settled, timeout=120_000)
+        tiles = page.eval_on_selector_all("#zoom-tiles img", "ts => ts.map(t => [t.naturalWidth, t.naturalHeight])")
+        # 32x24 at 16x is 512x384 screen pixels: four tiles, 256 wide, 256 and 128 high
+        why = page.eval_on_selector("#zoom-viewer", "v => v.innerText")
+        assert sorted(tiles) == [[256, 128], [256, 128], [256, 256], [256, 256]], (tiles, why, renders, errors)
+        sizes = {tuple(map(int, re.search(r"size=(\d+)x(\d+)", url).groups())) for url in renders}
+        assert sizes and all(w <= 256 and h <= 256 for w, h in sizes)  # every request is one screen tile
+        zoomed = tmp_path / "zoom.png"
+        page.locator("#zoom-view").screenshot(path=str(zoomed))
+        origin = page.eval_on_selector("#zoom-backdrop", "b => [parseInt(b.style.left), parseInt(b.style.top)]")
+        encoding = re.search(r"/v1/encodings/([^/]+)/render", renders[0]).group(1)
+        if os.environ.get("LIIF_SCREENSHOTS"):  # keep them to look at
+            for f in (shot, zoomed):
+                Path(os.environ["LIIF_SCREENSHOTS"], f.name).write_bytes(f.read_bytes())
         browser.close()
-    pixels = np.asarray(Image.open(shot).convert("RGB"), dtype=np.float32)
-    assert pixels.std() > 20 and len(np.unique(pixels.reshape(-1, 3), axis=0)) > 100  # not blank
+    for picture in (shot, zoomed):
+        pixels = np.asarray(Image.open(picture).convert("RGB"), dtype=np.float32)
+        assert pixels.std() > 20 and len(np.unique(pixels.reshape(-1, 3), axis=0)) > 100  # not blank
     assert errors == []
+    # What the screen shows at 16x is the server's render of the whole image at scale 16, tiles and all.
+    whole = httpx.get(f"{server['url']}/v1/encodings/{encoding}/render", params={"scale": "16"}, timeout=120)
+    expected = np.asarray(Image.open(io.BytesIO(whole.content)).convert("RGB"), dtype=np.int16)
+    (x0, y0), screen = origin, np.asarray(Image.open(zoomed).convert("RGB"), dtype=np.int16)
+    assert np.abs(screen[y0 : y0 + 384, x0 : x0 + 512] - expected).max() <= 2
 
 
 def test_ctrl_c_stops_the_server_cleanly_even_mid_render(server):

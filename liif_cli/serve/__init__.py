@@ -4,8 +4,9 @@
     from liif_cli.serve.server import serve                 # what `liif serve` runs
 
 Modules: `app` (routes: parse and respond), `jobs` (bounded queue, one worker per device), `upscale`
-(upload bytes -> the CLI's batch path -> output bytes), `cache` (byte-bounded LRU for encodings),
-`middleware` (body limit, access log), `server` (uvicorn, logging, shutdown), `static/` (the page).
+(upload bytes -> the CLI's batch path -> output bytes), `encodings` (upload -> Encoding; region render ->
+bytes), `cache` (byte-bounded LRU for encodings), `middleware` (body limit, access log), `server` (uvicorn,
+logging, shutdown), `static/` (the page: app.js; the zoom viewer: zoom.js).
 This file imports nothing heavy, so `liif serve --help` stays fast and works without the extra.
 """
 

@@ -3,7 +3,7 @@
     app = create_app(ServeConfig(model="edsr-baseline", devices=("cpu",)))
 
 Every error is JSON, `{"error": "<one line>"}`, with a 4xx status for anything the client can fix:
-400 bad options or fields, 404 unknown path (and, later, unknown or evicted encoding), 413 upload over
+400 bad options, fields or region, 404 unknown path or unknown / evicted encoding, 413 upload over
 the byte limit, 422 a file that is not a readable image or is over the pixel limit, 429 queue full
 (with Retry-After), 503 the model cannot be loaded. A 500 is a bug, and is logged with its traceback.
 """
@@ -27,6 +27,7 @@ from .. import __version__
 from ..errors import InputError, LiifError, ModelError, UsageError
 from ..imageio import DEFAULT_MAX_INPUT_PIXELS, DEFAULT_MAX_OUTPUT_PIXELS
 from .cache import ByteLRU, Evicted, TooLarge, Unknown
+from .encodings import RenderRequest, encode_upload, render_bytes
 from .jobs import JobCancelled, JobQueue, QueueFull
 from .middleware import AccessLog, BodyLimit
 from .upscale import UpscaleRequest, upscale_bytes
@@ -34,6 +35,7 @@ from .upscale import UpscaleRequest, upscale_bytes
 LOG = logging.getLogger("liif.serve")
 STATIC = Path(__file__).parent / "static"
 UPSCALE_FIELDS = frozenset({"image", "scale", "size", "width", "height", "format", "quality"})
+RENDER_FIELDS = frozenset({"region", "scale", "size", "width", "height", "format", "quality"})
 
 
 @dataclass(frozen=True)
@@ -184,6 +186,16 @@ def create_app(config: ServeConfig, workers: list | None = None) -> FastAPI:
             )
         return {"served": config.model, "models": listed}
 
+    async def run_job(request: Request, work):
+        """`work(model, job)`'s result from the queue, or the Response to send when it was cancelled:
+        503 when the server is shutting down, 499 (read by nobody) when the client has gone."""
+        try:
+            return await _wait(request, jobs.submit(work))
+        except JobCancelled:
+            if jobs.closing:
+                return _error(503, "the server is shutting down; try again when it is back")
+            return Response(status_code=499)
+
     @app.post(
         "/v1/upscale",
         summary="Upscale one image: the same bytes `liif upscale` writes for the same file and options",
@@ -219,12 +231,9 @@ def create_app(config: ServeConfig, workers: list | None = None) -> FastAPI:
                 check=job.check,
             )
 
-        try:
-            result = await _wait(request, jobs.submit(work))
-        except JobCancelled:
-            if jobs.closing:
-                return _error(503, "the server is shutting down; try again when it is back")
-            return Response(status_code=499)  # the client has gone: nobody reads this
+        result = await run_job(request, work)
+        if isinstance(result, Response):
+            return result
         headers = {
             "Content-Disposition": f'attachment; filename="{result.filename}"',
             "X-Liif-Size": f"{result.size[0]}x{result.size[1]}",
@@ -233,8 +242,80 @@ def create_app(config: ServeConfig, workers: list | None = None) -> FastAPI:
             headers["X-Liif-Warnings"] = " | ".join(result.warnings).encode("ascii", "replace").decode()[:1000]
         return Response(result.data, media_type=result.media_type, headers=headers)
 
-    # Issue 15, second part: POST /v1/encodings, GET /v1/encodings/{id}/render, DELETE /v1/encodings/{id}
-    # go here, on the library's Encoding (issue 10) kept in a `cache.ByteLRU` on app.state, run through `jobs`.
+    # --- encodings (the zoom viewer): encode once, render any region; kept in a byte-bounded LRU ---------
+
+    encodings: ByteLRU = app.state.encodings
+
+    @app.post(
+        "/v1/encodings",
+        summary="Encode an image once; render regions of it at any size with GET /v1/encodings/{id}/render",
+        status_code=201,
+    )
+    async def create_encoding(
+        request: Request,
+        image: Annotated[UploadFile, File(description="The image file, decoded as `liif upscale` decodes it.")],
+    ):
+        unknown = sorted(set((await request.form()).keys()) - {"image"})
+        if unknown:
+            raise UsageError(f"unknown field {unknown[0]!r} (the only field is 'image')")
+        data = await image.read()
+        filename = image.filename
+
+        def work(model, job):
+            return encode_upload(data, filename, model, max_pixels=config.max_pixels, check=job.check)
+
+        stored = await run_job(request, work)
+        if isinstance(stored, Response):
+            return stored
+        key = encodings.add(stored)
+        width, height = stored.size
+        return JSONResponse(
+            {"id": key, "width": width, "height": height, "bytes": stored.nbytes},
+            status_code=201,
+            headers={"Location": f"/v1/encodings/{key}"},
+        )
+
+    @app.get(
+        "/v1/encodings/{encoding_id}/render",
+        summary="Render a region (x,y,w,h in input pixels) of an encoding at one of scale, size, width, height",
+        response_class=Response,
+        responses={200: {"content": {"image/png": {}, "image/jpeg": {}, "image/webp": {}, "image/tiff": {}}}},
+    )
+    async def render_encoding(
+        request: Request,
+        encoding_id: str,
+        region: str | None = None,
+        scale: str | None = None,
+        size: str | None = None,
+        width: str | None = None,
+        height: str | None = None,
+        format: str = "auto",
+        quality: str = "95",
+    ):
+        unknown = sorted(set(request.query_params.keys()) - RENDER_FIELDS)
+        if unknown:
+            raise UsageError(f"unknown parameter {unknown[0]!r} (parameters: {', '.join(sorted(RENDER_FIELDS))})")
+        stored = encodings.get(encoding_id)
+        options = RenderRequest(region, scale, size, width, height, format, quality)
+        options.plan(stored, config.max_out_pixels)  # a bad region or size answers before the queue
+
+        def work(model, job):
+            return render_bytes(stored, options, model, max_out_pixels=config.max_out_pixels, check=job.check)
+
+        result = await run_job(request, work)
+        if isinstance(result, Response):
+            return result
+        headers = {
+            "Content-Disposition": f'inline; filename="{result.filename}"',
+            "X-Liif-Size": f"{result.size[0]}x{result.size[1]}",
+            "Cache-Control": "private, max-age=3600",  # an id's pixels never change
+        }
+        return Response(result.data, media_type=result.media_type, headers=headers)
+
+    @app.delete("/v1/encodings/{encoding_id}", summary="Forget an encoding and free its memory", status_code=204)
+    async def delete_encoding(encoding_id: str):
+        encodings.delete(encoding_id)
+        return Response(status_code=204)
 
     return app
 

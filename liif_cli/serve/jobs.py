@@ -88,8 +88,29 @@ class JobQueue:
         try:
             self._queue.put_nowait(job)
         except queue.Full:
-            raise QueueFull(self.retry_after()) from None
+            if not self._drop_cancelled():
+                raise QueueFull(self.retry_after()) from None
+            try:
+                self._queue.put_nowait(job)  # a place was freed just now
+            except queue.Full:  # another request took it first
+                raise QueueFull(self.retry_after()) from None
         return job
+
+    def _drop_cancelled(self) -> int:
+        """Remove waiting jobs whose clients have gone (e.g. the zoom viewer's stale tiles), so that they
+        hold no place a live request could have; how many were removed."""
+        q = self._queue
+        with q.mutex:
+            kept = [job for job in q.queue if job is _STOP or not job.cancelled.is_set()]
+            dropped = [job for job in q.queue if job is not _STOP and job.cancelled.is_set()]
+            if dropped:
+                q.queue.clear()
+                q.queue.extend(kept)
+                q.unfinished_tasks -= len(dropped)
+                q.not_full.notify(len(dropped))
+        for job in dropped:
+            job.future.cancel()
+        return len(dropped)
 
     def retry_after(self) -> int:
         """Seconds until a place is likely free: the queue ahead, at the mean job time, over the workers."""

@@ -8,10 +8,11 @@ limits, rounding and encoding cannot drift from the CLI's. Messages name the upl
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -71,6 +72,24 @@ def safe_name(filename: str | None) -> tuple[str, str]:
     return stem, suffix if suffix in READ_EXTENSIONS else ""
 
 
+@contextlib.contextmanager
+def uploaded(data: bytes, filename: str | None) -> Iterator[tuple[Path, Callable[[str], str]]]:
+    """The upload as a file in a fresh private folder (deleted afterwards), and `named(text)`, which
+    rewrites a message about that file to name the upload instead (no server path reaches a client)."""
+    stem, suffix = safe_name(filename)
+    folder = Path(tempfile.mkdtemp(prefix="liif-serve-"))
+    source = folder / f"upload{suffix}"
+
+    def named(text: str) -> str:
+        return text.replace(str(source), f"{stem}{suffix}").replace(str(folder) + "/", "")
+
+    try:
+        source.write_bytes(data)
+        yield source, named
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def upscale_bytes(
     data: bytes,
     filename: str | None,
@@ -88,8 +107,7 @@ def upscale_bytes(
     from ..batch import Reporter, plan_batch, raise_for_failures, run_batch
 
     options = request.options(max_pixels, max_out_pixels)
-    stem, suffix = safe_name(filename)
-    display = f"{stem}{suffix}"
+    stem, _ = safe_name(filename)
     warnings: list[str] = []
 
     class Tick(Reporter):
@@ -99,14 +117,7 @@ def upscale_bytes(
         def warn(self, message: str) -> None:
             warnings.append(message)
 
-    folder = Path(tempfile.mkdtemp(prefix="liif-serve-"))
-    source = folder / f"upload{suffix}"
-
-    def named(text: str) -> str:
-        return text.replace(str(source), display).replace(str(folder) + "/", "")
-
-    try:
-        source.write_bytes(data)
+    with uploaded(data, filename) as (source, named):
         check()
         jobs = plan_batch([source], options)
         results = run_batch(jobs, options, model, Tick())
@@ -125,5 +136,3 @@ def upscale_bytes(
             size=(out.out_hw[1], out.out_hw[0]),
             warnings=[named(w) for w in warnings],
         )
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)

@@ -1,9 +1,10 @@
-// The page: pick or drop an image, POST it to /v1/upscale, show before/after with a slider, offer the file.
+// The page: pick or drop an image, POST it to /v1/upscale, show before/after with a slider, offer the file;
+// then POST it to /v1/encodings and hand the id to the zoom viewer (zoom.js).
 // No libraries, no network beyond this server.
 "use strict";
 (function () {
   const $ = (id) => document.getElementById(id);
-  const state = { file: null, beforeUrl: null, afterUrl: null };
+  const state = { file: null, beforeUrl: null, afterUrl: null, encoding: null };
 
   function showError(message) {
     $("error").textContent = message;
@@ -99,11 +100,36 @@
     $("slider").value = 50;
     setSlider(50);
     $("result").hidden = false;
+    encodeForZoom(state.file, state.beforeUrl);
   }
+
+  // The zoom viewer (zoom.js) renders tiles from an encoding of the picked image, kept by the server.
+  async function encodeForZoom(file, previewUrl) {
+    if (!window.liif.onEncoding) return;
+    const body = new FormData();
+    body.append("image", file, file.name);
+    $("zoom-note").textContent = "encoding the image for the zoom viewer";
+    try {
+      const r = await fetch("/v1/encodings", { method: "POST", body });
+      const made = await r.json();
+      if (!r.ok) throw new Error(made.error || `error ${r.status}`);
+      forgetEncoding();
+      state.encoding = made.id;
+      $("zoom-note").textContent = "";
+      window.liif.onEncoding(made.id, made.width, made.height, previewUrl);
+    } catch (err) {
+      $("zoom-note").textContent = `no zoom viewer: ${err.message}`;
+    }
+  }
+
+  function forgetEncoding() { // free the server's memory as soon as the page no longer needs it
+    if (state.encoding) fetch(`/v1/encodings/${state.encoding}`, { method: "DELETE", keepalive: true }).catch(() => {});
+    state.encoding = null;
+  }
+  window.addEventListener("pagehide", forgetEncoding);
 
   $("options").addEventListener("submit", upscale);
   window.liif = {
-    // ZOOM VIEWER (issue 15, part 2) hooks in here once POST /v1/encodings exists.
-    onEncoding: null,
+    onEncoding: null, // set by zoom.js: (id, width, height, previewUrl) once an encoding exists
   };
 })();

@@ -1,0 +1,153 @@
+"""Encodings for the zoom viewer: an upload encoded once, then any window of it rendered at any size.
+
+    stored = encode_upload(data, "photo.jpg", model, max_pixels=...)     # the encoder runs once
+    tile = render_bytes(stored, RenderRequest("1200,800,8,8", size="256x256", format="png"), model, ...)
+
+The upload is decoded as `liif upscale` decodes a file (`upscale.uploaded`: the same bombs, modes, EXIF,
+ICC, alpha and 16-bit handling), encoded by the library (`Upscaler.encode`), and a render is the library's
+region render (`Encoding.render(region=...)`) written by `imageio.write_image`: the same pixels as
+`Upscaler.upscale(image, region=...)`. A tile costs its own pixels, whatever the zoom: the encoder never
+runs again and the decoder reads only the latents under the region.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..errors import LiifError, OutputError, UsageError
+from .upscale import MEDIA_TYPES, UpscaleRequest, safe_name, uploaded
+
+if TYPE_CHECKING:
+    from ..encoding import Encoding
+
+# An encoding's format as the extension `--ext auto` would give it (PNG for what cannot be written).
+_AUTO_EXT = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp", "TIFF": ".tif"}
+
+
+@dataclass
+class StoredEncoding:
+    """What the cache keeps: the library's Encoding and the upload's display name."""
+
+    encoding: Encoding
+    stem: str
+    suffix: str
+
+    @property
+    def nbytes(self) -> int:  # the cache is bounded by this
+        return self.encoding.nbytes
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the encoded image, in input pixels."""
+        h, w = self.encoding.in_hw
+        return w, h
+
+
+def encode_upload(
+    data: bytes, filename: str | None, model, *, max_pixels: int | None, check: Callable[[], None] = lambda: None
+) -> StoredEncoding:
+    """Decode the upload as the CLI does and encode it with `model` (a `batch.LazyModel`)."""
+    from ..imageio import read_image
+
+    warnings: list[str] = []
+    with uploaded(data, filename) as (source, named):
+        check()
+        try:
+            img = read_image(source, max_pixels=max_pixels, warn=warnings.append)
+        except LiifError as exc:
+            exc.args = (named(str(exc)),)
+            raise
+        check()
+        encoding = model.get().encode(img)
+    stem, suffix = safe_name(filename)
+    return StoredEncoding(encoding, stem, suffix)
+
+
+def parse_region(text: str) -> tuple[float, float, float, float]:
+    """'x,y,w,h' in input pixels (floats) -> a tuple; UsageError otherwise (inside the image is checked later)."""
+    parts = str(text).split(",")
+    try:
+        if len(parts) != 4:
+            raise ValueError
+        x, y, w, h = (float(p) for p in parts)
+    except ValueError:
+        raise UsageError(f"region must be x,y,w,h (four numbers, in input pixels), got {text!r}") from None
+    return x, y, w, h
+
+
+@dataclass(frozen=True)
+class RenderRequest:
+    """One render of a stored encoding: an optional region and the CLI's size and format strings.
+
+    The size (exactly one of scale / size / width / height) is of the region, as `--region` with `liif upscale`.
+    """
+
+    region: str | None = None
+    scale: str | None = None
+    size: str | None = None
+    width: str | None = None
+    height: str | None = None
+    format: str = "auto"
+    quality: str = "95"
+
+    def plan(self, stored: StoredEncoding, max_out_pixels: int | None):
+        """(region or None, out_hw, extension, quality), every check done; a UsageError names the bad field."""
+        from ..engine import check_region
+        from ..imageio import WRITE_FORMATS, check_output_size
+
+        options = UpscaleRequest(self.scale, self.size, self.width, self.height, self.format, self.quality).options(
+            None, max_out_pixels
+        )
+        encoding = stored.encoding
+        region = None if self.region is None else check_region(parse_region(self.region), encoding.in_hw)
+        span = encoding.in_hw if region is None else (region[3], region[2])
+        out_hw = options.spec.resolve(span, max_out_pixels)
+        if options.ext == "auto":
+            ext = _AUTO_EXT.get(str(encoding.meta.get("format") or "").upper(), ".png")
+        else:
+            ext = {"jpeg": ".jpg", "tiff": ".tif"}.get(options.ext, f".{options.ext}")
+        try:
+            check_output_size(WRITE_FORMATS[ext], out_hw[1], out_hw[0])
+        except OutputError as exc:
+            raise UsageError(str(exc).split(": ", 1)[-1]) from None
+        return region, out_hw, ext, options.quality
+
+    def tag(self) -> str:
+        """The name suffix `liif upscale` would use for this size (x2, 256x256, w1920, h1080)."""
+        from ..cli_options import parse_size_spec
+
+        return parse_size_spec(scale=self.scale, size=self.size, width=self.width, height=self.height).tag()
+
+
+@dataclass
+class Rendered:
+    data: bytes
+    media_type: str
+    filename: str
+    size: tuple[int, int]  # (width, height)
+
+
+def render_bytes(
+    stored: StoredEncoding,
+    request: RenderRequest,
+    model,
+    *,
+    max_out_pixels: int | None,
+    check: Callable[[], None] = lambda: None,
+) -> Rendered:
+    """Render (a region of) `stored` on `model`'s device and encode it as `liif upscale` writes files."""
+    from ..imageio import write_image
+
+    region, out_hw, ext, quality = request.plan(stored, max_out_pixels)
+    # The encoding may have been made on another worker's device: render it with this worker's model.
+    encoding = replace(stored.encoding, upscaler=model.get())
+    image = encoding.render(size=(out_hw[1], out_hw[0]), region=region, progress=lambda done, total: check())
+    with tempfile.TemporaryDirectory(prefix="liif-serve-") as folder:
+        target = Path(folder) / f"render{ext}"
+        write_image(image, target, quality=quality, warn=lambda message: None)
+        data = target.read_bytes()
+    return Rendered(data, MEDIA_TYPES[ext], f"{stored.stem}_{request.tag()}{ext}", (out_hw[1], out_hw[0]))
