@@ -130,10 +130,10 @@ def test_tiles_of_a_zoomed_view_stitch_into_the_whole_view(client):
 
 BAD_RENDERS = {
     "region outside the image": ({"region": "10,5,8,8", "size": "16x16"}, 400, "not inside the 14x10 image"),
-    "negative region": ({"region": "-1,0,4,4", "size": "16x16"}, 400, "not inside"),
+    "negative region": ({"region": "-1,0,4,4", "size": "16x16"}, 400, "must be >= 0"),
     "empty region": ({"region": "1,1,0,3", "size": "16x16"}, 400, "is empty"),
-    "not numbers": ({"region": "a,b,c,d", "size": "16x16"}, 400, "region must be x,y,w,h"),
-    "three numbers": ({"region": "1,2,3", "size": "16x16"}, 400, "region must be x,y,w,h"),
+    "not numbers": ({"region": "a,b,c,d", "size": "16x16"}, 400, "region must be"),
+    "three numbers": ({"region": "1,2,3", "size": "16x16"}, 400, "region must be"),
     "infinite": ({"region": "0,0,inf,4", "size": "16x16"}, 400, "finite"),
     "a path as the region": ({"region": "/etc/passwd", "size": "16x16"}, 400, "region must be"),
     "no size": ({"region": "0,0,4,4"}, 400, "exactly one of scale"),

@@ -68,15 +68,13 @@ def encode_upload(
 
 
 def parse_region(text: str) -> tuple[float, float, float, float]:
-    """'x,y,w,h' in input pixels (floats) -> a tuple; UsageError otherwise (inside the image is checked later)."""
-    parts = str(text).split(",")
+    """'x,y,w,h' in input pixels (floats), with the CLI's checks and words (`region`, not `--region`)."""
+    from ..cli_options import parse_region as parse_cli_region
+
     try:
-        if len(parts) != 4:
-            raise ValueError
-        x, y, w, h = (float(p) for p in parts)
-    except ValueError:
-        raise UsageError(f"region must be x,y,w,h (four numbers, in input pixels), got {text!r}") from None
-    return x, y, w, h
+        return parse_cli_region(text)
+    except UsageError as exc:
+        raise UsageError(str(exc).replace("--region", "region")) from None
 
 
 @dataclass(frozen=True)
