@@ -620,6 +620,10 @@ def upscale_cmd(
         opts["offline"] = True
     opts["progress"] = not quiet  # download progress
     registry.check_model_ref(model)  # an unknown model fails now (exit 5), even if every output exists
+    from . import distributed
+
+    if distributed.detect_launch().distributed:  # under torchrun or srun (docs/scale-out.md)
+        return _upscale_shards(list(inputs), options, model, opts, quiet)
     jobs = plan_batch(list(inputs), options)
     reporter = ConsoleReporter(quiet=quiet)
     try:
@@ -630,6 +634,36 @@ def upscale_cmd(
     finally:
         reporter.close()
     raise_for_failures(results, single_input=len(jobs) == 1)
+
+
+def _upscale_shards(inputs: list[str], options, model: str, opts: dict, quiet: bool) -> None:
+    """`liif upscale` as one of several processes: this rank's share, then rank 0 prints the job's summary."""
+    from . import api, distributed
+    from .batch.shards import run_shards
+    from .cli_report import ConsoleReporter, print_job_summary
+
+    device = opts.pop("device", "auto")
+    rank = distributed.detect_launch().rank
+    reporter = ConsoleReporter(quiet=quiet, interactive=False, label=f"rank {rank}: ")  # no live bars: N consoles
+
+    def say_why_not_merged(group) -> None:
+        if group.warning and group.is_main:  # said once, by rank 0
+            reporter.warn(group.warning)
+
+    try:
+        outcome = run_shards(
+            inputs,
+            options,
+            lambda dev: api.load_model(model, **{**opts, "device": dev}),
+            reporter,
+            device=device,
+            on_group=say_why_not_merged,
+        )
+    finally:
+        reporter.close()
+    if outcome.merged and outcome.rank == 0 and not (quiet and not outcome.exit_code):
+        print_job_summary(reporter.console, outcome)
+    outcome.raise_for_status()
 
 
 # --- liif serve (local web page and HTTP API; the optional 'serve' extra) ---------------------------
