@@ -61,7 +61,7 @@ class RankSummary:
             rank,
             written=sum(r.status == "written" for r in results),
             skipped=sum(r.status == "skipped" for r in results),
-            failed=[(str(r.input), r.message) for r in results if r.status == "failed"],
+            failed=[(str(r.input), r.message.removeprefix(f"{r.input}: ")) for r in results if r.status == "failed"],
             out_pixels=sum(r.out_hw[0] * r.out_hw[1] for r in results if r.status == "written" and r.out_hw),
             seconds=seconds,
         )
