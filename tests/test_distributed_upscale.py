@@ -53,6 +53,22 @@ def shares(inputs: Path, out: Path) -> list[list[Job]]:
     return [[jobs[i] for i in share] for share in shard_by_weight(weigh(jobs, options), 2)]
 
 
+def test_jobs_weigh_the_output_pixels_they_will_make(tmp_path):
+    Image.new("RGB", (10, 20)).save(tmp_path / "plain.png")  # 10 wide, 20 high
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotated 90 degrees: decoded 20 wide, 10 high
+    Image.new("RGB", (10, 20)).save(tmp_path / "turned.jpg", exif=exif)
+    (tmp_path / "broken.png").write_bytes(b"not an image")
+    Image.new("RGB", (4, 4)).save(tmp_path / "done.png")
+    (tmp_path / "done_w40.png").write_bytes(b"an output of an earlier run")
+    options = BatchOptions(spec=SizeSpec(width=40), suffix="w40", ext="png")
+    names = ["plain.png", "turned.jpg", "broken.png", "done.png"]
+    jobs = plan_batch([str(tmp_path / n) for n in names], options)
+    assert jobs[3].skip is not None
+    assert weigh(jobs, options) == [40 * 80, 40 * 20, 0, 0]
+    assert weigh(jobs, options, count_skipped=True) == [40 * 80, 40 * 20, 0, 40 * 40]  # independent shards
+
+
 def one_process(inputs: Path, out: Path) -> None:
     result = CliRunner().invoke(main, ["upscale", str(inputs), "-o", str(out), "-q", *ARGS], catch_exceptions=False)
     assert result.exit_code == 0, result.output

@@ -112,20 +112,17 @@ def output_pixels(job: Job, options: BatchOptions) -> int:
     if job.error is not None:
         return 0
     try:
-        hw = _input_hw(job.input)
-        out_h, out_w = options.spec.resolve(hw, None)
-    except (OSError, ValueError, LiifError, SyntaxError):
+        out_h, out_w = options.spec.resolve(_input_hw(job.input), None)
+    except Exception:  # whatever keeps the header from being read also fails the file, quickly: it weighs nothing
         return 0
     return out_h * out_w
 
 
 def _input_hw(path: Path) -> tuple[int, int]:
     """(h, w) as decoded, i.e. after the EXIF rotation (which swaps the sides for orientations 5 to 8)."""
-    from PIL import Image
+    from ..imageio import _open_without_pillow_bomb_check, _orientation, _quiet_decoders
 
-    from ..imageio import _orientation
-
-    with Image.open(path) as im:
+    with open(path, "rb") as fh, _quiet_decoders(), _open_without_pillow_bomb_check(fh) as im:
         w, h = im.size
         return (w, h) if _orientation(im) >= 5 else (h, w)
 
