@@ -195,3 +195,28 @@ def test_without_a_process_group_the_ranks_split_the_work_and_rank_zero_says_so_
     for rank in (0, 1):  # each reports its own share, and only it
         assert printed[rank].rstrip().splitlines()[-1].startswith(f"rank {rank}: {len(written[rank])} written, 0 skipped")
         assert "files over" not in printed[rank]
+
+
+def test_sigterm_to_a_rank_is_an_interrupt_that_leaves_no_partial_file(tmp_path):
+    inputs, out = tmp_path / "in", tmp_path / "out"
+    make_images(inputs, 6, (40, 48), seed=4)
+    env = {k: v for k, v in os.environ.items() if k not in ("MASTER_ADDR", "MASTER_PORT")}
+    env.update(OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT), WORLD_SIZE="2", RANK="0", LOCAL_RANK="0")
+    cmd = [sys.executable, "-m", "liif_cli", "upscale", str(inputs), "-o", str(out), *ARGS]
+    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)  # rank 0 of 2, alone: 3 files
+    try:
+        deadline = time.monotonic() + 120
+        while not (out.is_dir() and any(out.iterdir())):  # under way: its first output is in place
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1]
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGTERM)  # what torchrun sends when another rank dies, Slurm on preemption
+        printed = proc.communicate(timeout=60)[1]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130 and printed.rstrip().endswith("interrupted"), printed
+    left = sorted(p.name for p in out.iterdir())
+    assert 1 <= len(left) < 3 and not any(name.startswith(".") for name in left)
+    for name in left:
+        with Image.open(out / name) as im:
+            im.load()
