@@ -69,6 +69,15 @@ def test_jobs_weigh_the_output_pixels_they_will_make(tmp_path):
     assert weigh(jobs, options, count_skipped=True) == [40 * 80, 40 * 20, 0, 40 * 40]  # independent shards
 
 
+def test_a_video_weighs_all_its_frames(tmp_path):
+    from test_video import make_clip
+
+    clip = tmp_path / "clip.mp4"
+    make_clip(clip, n=12, w=32, h=24, rotation=90, audio=False)
+    options = BatchOptions(spec=SizeSpec(scale=2.0))
+    assert weigh([Job(clip, tmp_path / "clip_x2.mp4")], options) == [12 * 48 * 64]  # stored size; rotation is a tag
+
+
 def one_process(inputs: Path, out: Path) -> None:
     result = CliRunner().invoke(main, ["upscale", str(inputs), "-o", str(out), "-q", *ARGS], catch_exceptions=False)
     assert result.exit_code == 0, result.output

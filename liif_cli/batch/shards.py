@@ -107,15 +107,28 @@ class ShardOutcome:
 
 
 def output_pixels(job: Job, options: BatchOptions) -> int:
-    """The output pixels `job` will make, read from its input's header (no pixels decoded); 0 when the file
-    fails before it is read or its header cannot be read (it will fail quickly)."""
+    """The output pixels `job` will make, read from its input's header (no image decoded; a video's first
+    frame); 0 when the file fails before it is read or its header cannot be read (it will fail quickly)."""
     if job.error is not None:
         return 0
     try:
-        out_h, out_w = options.spec.resolve(_input_hw(job.input), None)
+        frames, hw = _input_frames_hw(job.input)
+        out_h, out_w = options.spec.resolve(hw, None)
     except Exception:  # whatever keeps the header from being read also fails the file, quickly: it weighs nothing
         return 0
-    return out_h * out_w
+    return frames * out_h * out_w
+
+
+def _input_frames_hw(path: Path) -> tuple[int, tuple[int, int]]:
+    """(frames, (h, w)) to upscale: a video (once planned as a job) goes whole, every frame at its stored size."""
+    from ..video import is_video
+
+    if is_video(path):
+        from ..video import probe
+
+        info = probe(path, max_pixels=None)
+        return info.frames or 1, (info.height, info.width)
+    return 1, _input_hw(path)
 
 
 def _input_hw(path: Path) -> tuple[int, int]:
