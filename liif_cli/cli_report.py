@@ -121,8 +121,6 @@ class ConsoleReporter(Reporter):
         )
 
 
-
-
 def print_job_summary(console: Any, outcome: Any) -> None:
     """Rank 0's summary of a batch run over several processes (a `batch.shards.ShardOutcome`, merged): what
     each rank wrote, skipped and failed, the totals, and every failed file with its rank and reason."""

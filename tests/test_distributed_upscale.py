@@ -78,6 +78,29 @@ def test_a_video_weighs_all_its_frames(tmp_path):
     assert weigh([Job(clip, tmp_path / "clip_x2.mp4")], options) == [12 * 48 * 64]  # stored size; rotation is a tag
 
 
+def test_a_rank_stopped_whole_is_named_and_its_code_is_the_job_s():
+    from rich.console import Console
+
+    from liif_cli.batch.shards import JobFailed, RankSummary, ShardOutcome
+    from liif_cli.cli_report import print_job_summary
+
+    summaries = [RankSummary(0, written=3, out_pixels=1200), RankSummary(1, stopped="cannot load the model: no GPU")]
+    outcome = ShardOutcome(0, 2, 5, [], summaries, merged=True, planned=6)
+    console = Console(record=True, width=120)
+    print_job_summary(console, outcome)
+    text = console.export_text()
+    assert "6 files over 2 processes" in text and "rank 1 stopped: cannot load the model: no GPU" in text
+    assert re.search(r"^1\s+0\s+0\s+0 \(stopped\)\s+0\s", text, re.M)
+    assert re.search(r"^total\s+3\s+0\s+0 \(stopped\)\s+1,200\s", text, re.M)
+    with pytest.raises(JobFailed, match="^rank 1 stopped over 2 processes$") as failed:
+        outcome.raise_for_status()
+    assert failed.value.exit_code == 5
+    with pytest.raises(JobFailed, match="rank 0's summary") as failed:
+        ShardOutcome(1, 2, 5, [], summaries, merged=True, planned=6).raise_for_status()
+    assert failed.value.exit_code == 5
+    ShardOutcome(0, 2, 0, [], summaries[:1], merged=True, planned=3).raise_for_status()  # all went well: no error
+
+
 def one_process(inputs: Path, out: Path) -> None:
     result = CliRunner().invoke(main, ["upscale", str(inputs), "-o", str(out), "-q", *ARGS], catch_exceptions=False)
     assert result.exit_code == 0, result.output
