@@ -238,7 +238,7 @@ def test_sigterm_to_a_rank_is_an_interrupt_that_leaves_no_partial_file(tmp_path)
     proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)  # rank 0 of 2, alone: 3 files
     try:
         deadline = time.monotonic() + 120
-        while not (out.is_dir() and any(out.iterdir())):  # under way: its first output is in place
+        while not (out.is_dir() and _stamps(out)):  # under way: its first output is in place
             assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1]
             time.sleep(0.02)
         proc.send_signal(signal.SIGTERM)  # what torchrun sends when another rank dies, Slurm on preemption
