@@ -638,9 +638,14 @@ def upscale_cmd(
 
 def _upscale_shards(inputs: list[str], options, model: str, opts: dict, quiet: bool) -> None:
     """`liif upscale` as one of several processes: this rank's share, then rank 0 prints the job's summary."""
+    import os
+    import signal
+    import sys
+
     from . import api, distributed
     from .batch.shards import run_shards
     from .cli_report import ConsoleReporter, print_job_summary
+    from .errors import LiifError
 
     device = opts.pop("device", "auto")
     rank = distributed.detect_launch().rank
@@ -650,6 +655,18 @@ def _upscale_shards(inputs: list[str], options, model: str, opts: dict, quiet: b
         if group.warning and group.is_main:  # said once, by rank 0
             reporter.warn(group.warning)
 
+    def summarize(outcome) -> None:
+        """Say everything while the ranks still wait for each other: torchrun stops the other processes
+        as soon as one exits with an error, so a rank may get SIGTERM as soon as this returns."""
+        reporter.close()
+        if outcome.merged and outcome.rank == 0 and not (quiet and not outcome.exit_code):
+            print_job_summary(reporter.console, outcome)
+        try:
+            outcome.raise_for_status()
+        except LiifError as exc:
+            click.echo(f"error: {exc}", err=True)
+        signal.signal(signal.SIGTERM, lambda *_: os._exit(outcome.exit_code))  # the job's status, whatever comes
+
     try:
         outcome = run_shards(
             inputs,
@@ -658,12 +675,12 @@ def _upscale_shards(inputs: list[str], options, model: str, opts: dict, quiet: b
             reporter,
             device=device,
             on_group=say_why_not_merged,
+            on_outcome=summarize,
         )
     finally:
         reporter.close()
-    if outcome.merged and outcome.rank == 0 and not (quiet and not outcome.exit_code):
-        print_job_summary(reporter.console, outcome)
-    outcome.raise_for_status()
+    if outcome.exit_code:
+        sys.exit(outcome.exit_code)  # its error line is out already
 
 
 # --- liif serve (local web page and HTTP API; the optional 'serve' extra) ---------------------------

@@ -169,7 +169,8 @@ def _terminate_as_interrupt() -> Iterator[None]:
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if signal.getsignal(signal.SIGTERM) is interrupt:  # unless the caller chose another meanwhile
+            signal.signal(signal.SIGTERM, previous)
 
 
 def run_shards(
@@ -180,11 +181,15 @@ def run_shards(
     *,
     device: str | None = "auto",
     on_group: Callable[[distributed.Group], None] | None = None,
+    on_outcome: Callable[[ShardOutcome], None] | None = None,
 ) -> ShardOutcome:
     """This process's part of a batch launched several times (torchrun, srun); see the module's docstring.
 
     `load(device)` loads the model on this rank's device (lazily, as `run_batch` does). `on_group(group)` is
     called once the group is formed (or known to be impossible), before planning: e.g. to say why not.
+    `on_outcome(outcome)` is called on every rank while the group still stands, e.g. for rank 0 to print the
+    job's summary: no rank exits before every rank has returned from it (torchrun stops the other processes
+    as soon as one exits with an error, which could cut rank 0's summary short).
     A plan error (no input, a bad -o...) is raised on every rank; any other LiifError on a rank is caught and
     becomes that rank's status, so no rank waits for another forever.
     """
@@ -212,6 +217,12 @@ def run_shards(
         summary = RankSummary.of(group.rank, results, time.monotonic() - t0)
         summary.stopped = stopped
         out = distributed.conclude(group, summary, code)
-        return ShardOutcome(
+        outcome = ShardOutcome(
             group.rank, group.world_size, out.exit_code, results, out.summaries, out.merged, len(jobs), group.warning
         )
+        try:
+            if on_outcome is not None:
+                on_outcome(outcome)
+        finally:  # nobody exits before rank 0 has reported: a launcher stops the others when one exits non-zero
+            distributed.gather(group, None)
+        return outcome
