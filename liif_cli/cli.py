@@ -624,6 +624,10 @@ def upscale_cmd(
         opts["offline"] = True
     opts["progress"] = not quiet  # download progress
     registry.check_model_ref(model)  # an unknown model fails now (exit 5), even if every output exists
+    from . import distributed
+
+    if distributed.detect_launch().distributed:  # under torchrun or srun (docs/scale-out.md)
+        return _upscale_shards(list(inputs), options, model, opts, quiet)
     jobs = plan_batch(list(inputs), options)
     reporter = ConsoleReporter(quiet=quiet)
     try:
@@ -634,6 +638,53 @@ def upscale_cmd(
     finally:
         reporter.close()
     raise_for_failures(results, single_input=len({job.input for job in jobs}) == 1)
+
+
+def _upscale_shards(inputs: list[str], options, model: str, opts: dict, quiet: bool) -> None:
+    """`liif upscale` as one of several processes: this rank's share, then rank 0 prints the job's summary."""
+    import os
+    import signal
+    import sys
+
+    from . import api, distributed
+    from .batch.shards import run_shards
+    from .cli_report import ConsoleReporter, print_job_summary
+    from .errors import LiifError
+
+    device = opts.pop("device", "auto")
+    rank = distributed.detect_launch().rank
+    reporter = ConsoleReporter(quiet=quiet, interactive=False, label=f"rank {rank}: ")  # no live bars: N consoles
+
+    def say_why_not_merged(group) -> None:
+        if group.warning and group.is_main:  # said once, by rank 0
+            reporter.warn(group.warning)
+
+    def summarize(outcome) -> None:
+        """Say everything while the ranks still wait for each other: torchrun stops the other processes
+        as soon as one exits with an error, so a rank may get SIGTERM as soon as this returns."""
+        reporter.close()
+        if outcome.merged and outcome.rank == 0 and not (quiet and not outcome.exit_code):
+            print_job_summary(reporter.console, outcome)
+        try:
+            outcome.raise_for_status()
+        except LiifError as exc:
+            click.echo(f"error: {exc}", err=True)
+        signal.signal(signal.SIGTERM, lambda *_: os._exit(outcome.exit_code))  # the job's status, whatever comes
+
+    try:
+        outcome = run_shards(
+            inputs,
+            options,
+            lambda dev: api.load_model(model, **{**opts, "device": dev}),
+            reporter,
+            device=device,
+            on_group=say_why_not_merged,
+            on_outcome=summarize,
+        )
+    finally:
+        reporter.close()
+    if outcome.exit_code:
+        sys.exit(outcome.exit_code)  # its error line is out already
 
 
 # --- liif encode / liif render (saved encodings: encode once, render any size or region later) -------

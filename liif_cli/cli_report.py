@@ -20,6 +20,7 @@ class ConsoleReporter(Reporter):
     console: Any = None
     quiet: bool = False
     interactive: bool | None = None
+    label: str = ""  # before the closing count line: "rank 1: " when the process is one of several
     _progress: Any = field(default=None, init=False)
     _files_task: Any = field(default=None, init=False)
     _tiles_task: Any = field(default=None, init=False)
@@ -114,9 +115,32 @@ class ConsoleReporter(Reporter):
                 table.add_row(r.status, str(r.input), r.message, style="red" if r.status == "failed" else "yellow")
             self.console.print(table)
         self.console.print(
-            f"{counts['written']} written, {counts['skipped']} skipped, {counts['failed']} failed in {seconds:.1f} s",
+            f"{self.label}{counts['written']} written, {counts['skipped']} skipped, {counts['failed']} failed in {seconds:.1f} s",
             highlight=False,
             markup=False,
         )
 
 
+def print_job_summary(console: Any, outcome: Any) -> None:
+    """Rank 0's summary of a batch run over several processes (a `batch.shards.ShardOutcome`, merged): what
+    each rank wrote, skipped and failed, the totals, and every failed file with its rank and reason."""
+    from rich import box
+    from rich.table import Table
+
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, title_justify="left")
+    table.title = f"{outcome.planned} files over {outcome.world_size} processes"
+    for name in ("rank", "written", "skipped", "failed", "output px", "seconds"):
+        table.add_column(name, justify="right" if name != "rank" else "left", no_wrap=True)
+    total = outcome.total
+    rows = [(str(s.rank), s) for s in outcome.summaries] + [("total", total)]
+    for label, s in rows:
+        failed = str(len(s.failed)) + (" (stopped)" if s.stopped else "")
+        style = "red" if s.failed or s.stopped else None
+        cells = (label, str(s.written), str(s.skipped), failed, f"{s.out_pixels:,}", f"{s.seconds:.1f}")
+        table.add_row(*cells, style=style, end_section=label != "total" and s is outcome.summaries[-1])
+    console.print(table)
+    for s in outcome.summaries:
+        if s.stopped:
+            console.print(f"rank {s.rank} stopped: {s.stopped}", style="red", markup=False, highlight=False)
+    for name, why in total.failed:
+        console.print(f"failed {name}: {why}", style="red", markup=False, highlight=False, soft_wrap=True)

@@ -105,15 +105,20 @@ def run_batch(
     reporter: Reporter | None = None,
     *,
     estimate: Callable[[tuple[int, int], tuple[int, int]], str | None] | None = None,
+    protect: Sequence[Job] | None = None,
 ) -> list[FileResult]:
     """Process every job; a failing file is recorded and the batch goes on.
 
     Errors from loading the model (ModelError, a bad device...) stop the batch and propagate, as does
     KeyboardInterrupt (no partial output is left: files are written atomically at the end of each job).
     `estimate(in_hw, out_hw)` may return a line to print before outputs of BIG_JOB_PIXELS or more.
+    `protect`: the whole plan when `jobs` is a share of it (batch/shards.py): no output may replace any of its
+    inputs, not only this share's.
     """
     rep = reporter or Reporter()
-    guard = InputGuard(j.input for j in jobs if j.input.exists() and not j.earlier_output)
+    guard = InputGuard(
+        j.input for j in (jobs if protect is None else protect) if j.input.exists() and not j.earlier_output
+    )
     shared = _SharedEncodings(jobs, options)
     results: list[FileResult] = []
     t_batch = time.monotonic()
