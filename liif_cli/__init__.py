@@ -4,7 +4,7 @@
 Importing the package changes nothing outside it (no environment variables, no logging handlers).
 """
 
-__all__ = ["Upscaler", "load_model", "output_size", "upscale"]
+__all__ = ["Upscaler", "iter_upscaled", "load_model", "output_size", "upscale", "upscale_video"]
 
 
 def _version() -> str:
@@ -20,6 +20,10 @@ def _version() -> str:
 def __getattr__(name: str):
     if name == "__version__":  # looked up on first use: importlib.metadata costs ~70 ms at start-up
         return _version()
+    if name in ("iter_upscaled", "upscale_video"):  # video (PyAV) functions, taking an Upscaler first
+        from . import video
+
+        return getattr(video, name)
     if name in __all__:
         from . import api
 

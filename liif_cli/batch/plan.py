@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..choices import ALPHA_METHODS, EXT_CHOICES, MAX_SIDE
@@ -22,6 +22,7 @@ from ..imageio import (
     InputGuard,
     format_for_path,
 )
+from .media import MEDIA_EXTENSIONS, VideoOptions, check_output_file, check_video_options, media_extension, media_kind
 
 
 def _fmt(x: float) -> str:
@@ -97,6 +98,7 @@ class BatchOptions:
     lossless: bool = False
     max_pixels: int | None = DEFAULT_MAX_INPUT_PIXELS
     max_out_pixels: int | None = DEFAULT_MAX_OUTPUT_PIXELS
+    video: VideoOptions = field(default_factory=VideoOptions)  # codec, crf, frames...: for videos only
 
     def __post_init__(self) -> None:
         if self.alpha not in ALPHA_METHODS:
@@ -125,6 +127,7 @@ class Job:
     skip: str | None = None  # why the file is skipped
     error: LiifError | None = None  # why the file fails before it is read
     earlier_output: bool = False  # found in a folder, named like an output of this command: not an input
+    kind: str = "still"  # "still", "video" or "animation" (batch.media.media_kind)
 
 
 def _looks_like_output(path: Path, root: Path | None, suffix: str) -> bool:
@@ -135,7 +138,7 @@ def collect_inputs(paths: Iterable[str | os.PathLike], recursive: bool = False) 
     """(file, the folder it was found in or None) for each input.
 
     Files named explicitly are always tried, whatever their extension (a missing one fails later, as a
-    file of the batch). Folders give their image files (by extension, hidden files skipped), sorted;
+    file of the batch). Folders give their image and video files (by extension, hidden files skipped), sorted;
     sub-folders only with `recursive`. The same file named twice is taken once.
     """
     out: list[tuple[Path, Path | None]] = []
@@ -160,7 +163,7 @@ def collect_inputs(paths: Iterable[str | os.PathLike], recursive: bool = False) 
         else:
             found = [c for c in p.iterdir() if c.is_file()]
         for f in sorted(found, key=lambda q: q.as_posix()):
-            if not f.name.startswith(".") and f.suffix.lower() in READ_EXTENSIONS and f.is_file():
+            if not f.name.startswith(".") and f.suffix.lower() in READ_EXTENSIONS | MEDIA_EXTENSIONS and f.is_file():
                 add(f, p)
     return out
 
@@ -186,26 +189,32 @@ def plan_batch(paths: Sequence[str | os.PathLike], options: BatchOptions) -> lis
         raise UsageError("no input given")
     items = collect_inputs(paths, options.recursive)
     if not items:
-        raise InputError(f"no image files found in {', '.join(str(p) for p in paths)}")
+        raise InputError(f"no image or video files found in {', '.join(str(p) for p in paths)}")
     suffix = options.spec.tag() if options.suffix is None else options.suffix
     out = options.output
     out_is_file = False
-    if out is not None and not out.is_dir() and out.suffix.lower() in (READ_EXTENSIONS | set(WRITE_FORMATS)):
+    kinds = [media_kind(p, explicit=root is None) for p, root in items]
+    file_suffixes = READ_EXTENSIONS | set(WRITE_FORMATS) | MEDIA_EXTENSIONS
+    if out is not None and not out.is_dir() and out.suffix.lower() in file_suffixes:
         if len(paths) != 1 or Path(paths[0]).is_dir():
             raise UsageError(f"-o {out} names a file, but the inputs are several files; give a folder")
-        try:
-            format_for_path(out)
-        except OutputError as exc:
-            raise UsageError(str(exc)) from None
-        if options.ext != "auto" and output_extension(out, options.ext) != out.suffix.lower():
-            raise UsageError(f"-o {out} and --ext {options.ext} disagree; the extension of -o decides")
+        if kinds[0] != "still":
+            check_output_file(out, kinds[0])
+        else:
+            try:
+                format_for_path(out)
+            except OutputError as exc:
+                raise UsageError(str(exc)) from None
+            if options.ext != "auto" and output_extension(out, options.ext) != out.suffix.lower():
+                raise UsageError(f"-o {out} and --ext {options.ext} disagree; the extension of -o decides")
         out_is_file = True
     guard = InputGuard(p for p, root in items if p.exists() and not _looks_like_output(p, root, suffix))
     claimed: dict[str, Path] = {}
     jobs: list[Job] = []
-    for path, root in items:
+    for (path, root), kind in zip(items, kinds, strict=True):
         name = f"{path.stem}_{suffix}" if suffix else path.stem
-        name += output_extension(path, options.ext)
+        media_ext = media_extension(path, kind, options.ext) if kind != "still" else None
+        name += media_ext or output_extension(path, options.ext)
         if out is None:
             target = path.parent / name
         elif out_is_file:
@@ -214,11 +223,13 @@ def plan_batch(paths: Sequence[str | os.PathLike], options: BatchOptions) -> lis
             target = out / path.relative_to(root).parent / name
         else:
             target = out / name
-        job = Job(path, target)
+        job = Job(path, target, kind=kind)
         key = os.path.normcase(os.path.abspath(target))
         if _looks_like_output(path, root, suffix):
             job.skip = f"looks like an output of this command (name ends in _{suffix})"
             job.earlier_output = True
+        elif kind == "animation" and media_ext is None and not out_is_file:
+            job.error = UsageError(f"{path}: an animation cannot be written as .{options.ext} (use png or webp)")
         elif guard.covers(target):
             job.error = OutputError(f"{target}: output would overwrite an input file (use -o or --suffix)")
         elif key in claimed:
@@ -229,6 +240,7 @@ def plan_batch(paths: Sequence[str | os.PathLike], options: BatchOptions) -> lis
             job.skip = f"{target} exists (use --overwrite)"
         claimed.setdefault(key, path)
         jobs.append(job)
+    check_video_options(jobs, options.video)
     return jobs
 
 
