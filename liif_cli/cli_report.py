@@ -64,7 +64,7 @@ class ConsoleReporter(Reporter):
     def file_sizes(self, in_hw, out_hw) -> None:
         if self._progress is not None:
             desc = f"{in_hw[1]}x{in_hw[0]} → {out_hw[1]}x{out_hw[0]}"
-            self._progress.update(self._tiles_task, description=desc, visible=True)
+            self._progress.update(self._tiles_task, description=desc, visible=True, sizes=desc)
 
     def progress(self, done: int, total: int) -> None:
         if self._progress is not None:
@@ -73,7 +73,16 @@ class ConsoleReporter(Reporter):
     def frames(self, done: int, total: int | None) -> None:
         """Frames done / total with fps and ETA: the live bar, or a line every `frames_line_every` seconds."""
         if self._progress is not None:
-            self._progress.update(self._tiles_task, completed=done, total=max(total or done + 1, 1), unit="frames")
+            task = self._progress.tasks[self._tiles_task]
+            sizes = task.fields.get("sizes") or task.description
+            self._progress.update(
+                self._tiles_task,
+                description=f"{sizes}  frame {done}/{total or '?'}",
+                completed=done,
+                total=max(total or done + 1, 1),
+                unit="frames",
+                sizes=sizes,
+            )
             return
         now = time.monotonic()
         if self.quiet or now - self._frames_line_at < self.frames_line_every:
