@@ -45,6 +45,26 @@ def animation(path: Path, n: int = 3, **save) -> Path:
     return path
 
 
+def test_plan_probes_named_files_and_names_outputs_by_container(tmp_path):
+    from liif_cli.batch import BatchOptions, SizeSpec, VideoOptions, plan_batch
+
+    clip = make_clip(tmp_path / "clip.mp4", n=2, w=16, h=12, rotation=0, audio=False)
+    raw = tmp_path / "raw.bin"
+    raw.write_bytes(clip.read_bytes())  # a video by its content, not its name
+    anim = animation(tmp_path / "anim.gif")
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "one.gif")  # one frame: a still
+    inputs = [clip, raw, anim, tmp_path / "one.gif"]
+    jobs = plan_batch(inputs, BatchOptions(spec=SizeSpec(scale=2.0), ext="webp", video=VideoOptions(codec="vp9")))
+    assert [(j.kind, j.output.name) for j in jobs] == [
+        ("video", "clip_x2.mp4"),  # --ext is for images: a video keeps its container
+        ("video", "raw_x2.mkv"),
+        ("animation", "anim_x2.webp"),
+        ("still", "one_x2.webp"),
+    ]
+    jobs = plan_batch([anim], BatchOptions(spec=SizeSpec(scale=2.0), ext="jpg"))
+    assert "cannot be written as .jpg" in str(jobs[0].error)
+
+
 def test_mp4_at_1_5x_keeps_frames_rate_duration_rotation_and_audio(tmp_path):
     src = make_clip(tmp_path / "clip.mp4", n=24, w=64, h=48)
     result = run(src, "--scale", "1.5")

@@ -123,7 +123,8 @@ def check_video_options(jobs: list[Job], video: VideoOptions) -> None:
     """Video options with no video among the inputs are a mistake worth stopping for (exit 2)."""
     given = video.given()
     if given and not any(j.kind == "video" for j in jobs):
-        raise UsageError(f"{', '.join(given)} apply to videos only, and no input is a video")
+        verb = "applies" if len(given) == 1 else "apply"
+        raise UsageError(f"{', '.join(given)} {verb} to videos only, and no input is a video")
 
 
 def run_media_job(
@@ -212,6 +213,10 @@ def _input_size(job: Job, options: BatchOptions) -> tuple[int, int]:
     if job.kind == "video":
         from ..video import probe
 
+        try:
+            import av  # noqa: F401
+        except ImportError:
+            raise InputError(f"{job.input}: videos need PyAV (pip install 'liif-cli[video]')") from None
         info = probe(job.input, max_pixels=options.max_pixels)
         return info.height, info.width
     from PIL import Image, UnidentifiedImageError
