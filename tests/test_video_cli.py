@@ -7,6 +7,7 @@ official EDSR-baseline-LIIF checkpoint; no mocks.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -63,6 +64,8 @@ def test_plan_probes_named_files_and_names_outputs_by_container(tmp_path):
     ]
     jobs = plan_batch([anim], BatchOptions(spec=SizeSpec(scale=2.0), ext="jpg"))
     assert "cannot be written as .jpg" in str(jobs[0].error)
+    stills = plan_batch([tmp_path], BatchOptions(spec=SizeSpec(scale=2.0), media=False))  # what `liif serve` plans
+    assert [(j.kind, j.input.name) for j in stills] == [("still", "anim.gif"), ("still", "one.gif")]
 
 
 def test_mp4_at_1_5x_keeps_frames_rate_duration_rotation_and_audio(tmp_path):
@@ -138,9 +141,19 @@ def test_truncated_mp4_fails_alone_and_the_others_are_written(tmp_path):
 
 def test_frames_and_time_render_a_part_with_the_chosen_codec(tmp_path):
     src = make_clip(tmp_path / "clip.mp4", n=10, w=16, h=12, rotation=0, audio=False)
-    assert run(src, "--scale", "2", "--frames", "2:5", "--codec", "ffv1", "--suffix", "f").exit_code == 0
+    quiet = run(src, "--scale", "2", "--frames", "2:5", "--codec", "ffv1", "--suffix", "f", "-q")
+    assert quiet.exit_code == 0 and quiet.stderr == ""
     part = probe(tmp_path / "clip_f.mp4")
     assert (part.codec, part.frames, part.width) == ("ffv1", 3, 32)
+    # lossless: each frame is `liif upscale` of that decoded frame as a still, pixel for pixel
+    stills = tmp_path / "stills"
+    stills.mkdir()
+    for f in iter_frames(src, frames=(2, 5)):
+        Image.fromarray(f.rgb).save(stills / f"{f.index}.png")
+    assert run(stills, "--scale", "2", "-q").exit_code == 0
+    for i, f in enumerate(iter_frames(tmp_path / "clip_f.mp4")):
+        np.testing.assert_array_equal(f.rgb, np.asarray(Image.open(stills / f"{i + 2}_x2.png")))
+    shutil.rmtree(stills)
     assert run(src, "--scale", "2", "--time", "0.2:", "--crf", "30", "--suffix", "t").exit_code == 0
     times = [f.time for f in iter_frames(tmp_path / "clip_t.mp4")]
     assert len(times) == 10 - round(0.2 * RATE) and times[0] == 0.0
@@ -152,7 +165,7 @@ def test_frames_and_time_render_a_part_with_the_chosen_codec(tmp_path):
     assert crf.exit_code == 2 and "lossless" in crf.stderr
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "still.png")
     stills = run(tmp_path / "still.png", "--scale", "2", "--codec", "h265")
-    assert stills.exit_code == 2 and "apply to videos only" in stills.stderr
+    assert stills.exit_code == 2 and "applies to videos only" in stills.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4", "clip_f.mp4", "clip_t.mp4", "still.png"]
 
 

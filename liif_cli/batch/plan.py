@@ -99,6 +99,7 @@ class BatchOptions:
     max_pixels: int | None = DEFAULT_MAX_INPUT_PIXELS
     max_out_pixels: int | None = DEFAULT_MAX_OUTPUT_PIXELS
     video: VideoOptions = field(default_factory=VideoOptions)  # codec, crf, frames...: for videos only
+    media: bool = True  # videos and animations as such; False: every file is a still (its first frame)
 
     def __post_init__(self) -> None:
         if self.alpha not in ALPHA_METHODS:
@@ -134,12 +135,14 @@ def _looks_like_output(path: Path, root: Path | None, suffix: str) -> bool:
     return root is not None and bool(suffix) and path.stem.endswith(f"_{suffix}")
 
 
-def collect_inputs(paths: Iterable[str | os.PathLike], recursive: bool = False) -> list[tuple[Path, Path | None]]:
+def collect_inputs(
+    paths: Iterable[str | os.PathLike], recursive: bool = False, media: bool = True
+) -> list[tuple[Path, Path | None]]:
     """(file, the folder it was found in or None) for each input.
 
     Files named explicitly are always tried, whatever their extension (a missing one fails later, as a
     file of the batch). Folders give their image and video files (by extension, hidden files skipped), sorted;
-    sub-folders only with `recursive`. The same file named twice is taken once.
+    sub-folders only with `recursive`; video files too with `media`. The same file named twice is taken once.
     """
     out: list[tuple[Path, Path | None]] = []
     seen: set[str] = set()
@@ -150,6 +153,7 @@ def collect_inputs(paths: Iterable[str | os.PathLike], recursive: bool = False) 
             seen.add(key)
             out.append((p, root))
 
+    wanted = READ_EXTENSIONS | MEDIA_EXTENSIONS if media else READ_EXTENSIONS
     for raw in paths:
         p = Path(raw)
         if not p.is_dir():
@@ -163,7 +167,7 @@ def collect_inputs(paths: Iterable[str | os.PathLike], recursive: bool = False) 
         else:
             found = [c for c in p.iterdir() if c.is_file()]
         for f in sorted(found, key=lambda q: q.as_posix()):
-            if not f.name.startswith(".") and f.suffix.lower() in READ_EXTENSIONS | MEDIA_EXTENSIONS and f.is_file():
+            if not f.name.startswith(".") and f.suffix.lower() in wanted and f.is_file():
                 add(f, p)
     return out
 
@@ -187,13 +191,13 @@ def plan_batch(paths: Sequence[str | os.PathLike], options: BatchOptions) -> lis
     """
     if not paths:
         raise UsageError("no input given")
-    items = collect_inputs(paths, options.recursive)
+    items = collect_inputs(paths, options.recursive, options.media)
     if not items:
         raise InputError(f"no image or video files found in {', '.join(str(p) for p in paths)}")
     suffix = options.spec.tag() if options.suffix is None else options.suffix
     out = options.output
     out_is_file = False
-    kinds = [media_kind(p, explicit=root is None) for p, root in items]
+    kinds = [media_kind(p, explicit=root is None) if options.media else "still" for p, root in items]
     file_suffixes = READ_EXTENSIONS | set(WRITE_FORMATS) | MEDIA_EXTENSIONS
     if out is not None and not out.is_dir() and out.suffix.lower() in file_suffixes:
         if len(paths) != 1 or Path(paths[0]).is_dir():
