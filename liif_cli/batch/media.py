@@ -74,14 +74,28 @@ def media_kind(path: Path, *, explicit: bool) -> str:
     if not path.is_file():
         return "still"
     if suffix in ANIMATED_SUFFIXES:
-        from ..animated import is_animated
-
-        return "animation" if is_animated(path) else "still"
+        return "animation" if _is_animated(path) else "still"
     from ..imageio import READ_EXTENSIONS
 
     if explicit and suffix not in READ_EXTENSIONS and _has_video_stream(path):
         return "video"
     return "still"
+
+
+def _is_animated(path: Path) -> bool:
+    """Header only; a file Pillow refuses (a decompression bomb too) is left to the still reader's one-line error."""
+    import warnings
+
+    from PIL import Image
+
+    from ..animated import is_animated
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the still reader says it, once
+        try:
+            return is_animated(path)
+        except Image.DecompressionBombError:
+            return False
 
 
 def _has_video_stream(path: Path) -> bool:
@@ -219,13 +233,18 @@ def _input_size(job: Job, options: BatchOptions) -> tuple[int, int]:
             raise InputError(f"{job.input}: videos need PyAV (pip install 'liif-cli[video]')") from None
         info = probe(job.input, max_pixels=options.max_pixels)
         return info.height, info.width
+    import warnings
+
     from PIL import Image, UnidentifiedImageError
 
     from ..imageio import check_pixels
 
     try:
-        with Image.open(job.input) as im:
+        with warnings.catch_warnings():  # --max-pixels is the limit that counts
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(job.input)
+        with im:
             check_pixels(im.width, im.height, options.max_pixels, f"{job.input}: image of", "--max-pixels")
             return im.height, im.width
-    except (OSError, UnidentifiedImageError) as exc:
-        raise InputError(f"{job.input}: not a readable image ({exc})") from None
+    except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as exc:
+        raise InputError(f"{job.input}: not a readable image ({first_line(exc)})") from None
