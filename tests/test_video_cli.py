@@ -68,6 +68,13 @@ def test_plan_probes_named_files_and_names_outputs_by_container(tmp_path):
     assert [(j.kind, j.input.name) for j in stills] == [("still", "anim.gif"), ("still", "one.gif")]
 
 
+def test_codec_choices_are_the_library_codecs():
+    from liif_cli.choices import VIDEO_CODECS
+    from liif_cli.video import CODECS
+
+    assert VIDEO_CODECS == tuple(CODECS)  # --help and completion offer exactly what the library encodes
+
+
 def test_mp4_at_1_5x_keeps_frames_rate_duration_rotation_and_audio(tmp_path):
     src = make_clip(tmp_path / "clip.mp4", n=24, w=64, h=48)
     result = run(src, "--scale", "1.5")
