@@ -4,7 +4,16 @@
 Importing the package changes nothing outside it (no environment variables, no logging handlers).
 """
 
-__all__ = ["Encoding", "Upscaler", "load_encoding", "load_model", "output_size", "upscale"]
+__all__ = [
+    "Encoding",
+    "Upscaler",
+    "iter_upscaled",
+    "load_encoding",
+    "load_model",
+    "output_size",
+    "upscale",
+    "upscale_video",
+]
 
 
 def _version() -> str:
@@ -24,6 +33,10 @@ def __getattr__(name: str):
         from . import encoding
 
         return getattr(encoding, name)
+    if name in ("iter_upscaled", "upscale_video"):  # video (PyAV) functions, taking an Upscaler first
+        from . import video
+
+        return getattr(video, name)
     if name in __all__:
         from . import api
 

@@ -75,6 +75,19 @@ class Upscaler:
     def precision(self) -> str:
         return self.renderer.options.precision
 
+    def upscale_video(self, src: str | Path, dst: str | Path, **options):
+        """Upscale a video file into `dst`, streaming; options and errors as `liif_cli.video.upscale_video`
+        (out_hw= or size=, codec=, crf=, pix_fmt=, frames=, time=, progress=, warn=, overwrite=...)."""
+        from .video import upscale_video
+
+        return upscale_video(self, src, dst, **options)
+
+    def iter_video(self, src: str | Path, **options):
+        """(decoded frame, upscaled pixels) pairs, one at a time: `liif_cli.video.iter_upscaled` with this model."""
+        from .video import iter_upscaled
+
+        return iter_upscaled(self, src, **options)
+
     def estimate(self, in_hw: tuple[int, int], out_hw: tuple[int, int]) -> str:
         """A one-line forecast of time and working memory, printed before big jobs."""
         seconds, peak = self.renderer.estimate(in_hw, out_hw)

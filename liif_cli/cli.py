@@ -6,7 +6,7 @@ import logging
 
 import click
 
-from .cli_options import ALPHA, DEVICE, EXT, PIXELS, PRECISION, REGION, SCALE, SIDE, SIZE
+from .cli_options import ALPHA, CODEC, DEVICE, EXT, FRAMES, PIXELS, PRECISION, REGION, SCALE, SIDE, SIZE, TIME
 from .encoders import ENCODER_NAMES, NORMALIZATION_NAMES
 
 
@@ -543,7 +543,7 @@ def train_export_cmd(checkpoint: str, output: str, normalization: str | None) ->
     metavar="TEXT",
     help="Output name <name>_<suffix>.<ext>; '' for none.  [default: x2, x7.5, 4000x3000...]",
 )
-@click.option("-r", "--recursive", is_flag=True, help="Also collect images in sub-folders of input folders.")
+@click.option("-r", "--recursive", is_flag=True, help="Also collect images and videos in sub-folders of input folders.")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs (inputs are never overwritten).")
 @click.option(
     "--max-pixels", type=PIXELS, default="100M", show_default=True, help="Largest input accepted (0: no limit)."
@@ -551,6 +551,11 @@ def train_export_cmd(checkpoint: str, output: str, normalization: str | None) ->
 @click.option(
     "--max-out-pixels", type=PIXELS, default="400M", show_default=True, help="Largest output accepted (0: no limit)."
 )
+@click.option("--codec", type=CODEC, help="Video codec.  [default: h264; vp9 for WebM]")
+@click.option("--crf", type=click.IntRange(0, 63), metavar="N", help="Video quality (lower is better).  [default: per codec]")
+@click.option("--pix-fmt", metavar="FMT", help="Video pixel format (yuv420p, yuv444p...).  [default: the input's]")
+@click.option("--frames", "frame_range", type=FRAMES, help="Only video frames A <= n < B (from 0; 'A:' to the end).")
+@click.option("--time", "time_range", type=TIME, help="Only seconds T0 <= t < T1 of a video ('T0:' to the end).")
 @click.option("--allow-unverified", is_flag=True, help="Use a model whose sha256 is not pinned.")
 @click.option("--offline", is_flag=True, help="Never download; use the cache only.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output; warnings and errors only.")
@@ -578,11 +583,17 @@ def upscale_cmd(
     overwrite,
     max_pixels,
     max_out_pixels,
+    codec,
+    crf,
+    pix_fmt,
+    frame_range,
+    time_range,
     allow_unverified,
     offline,
     quiet,
 ) -> None:
-    """Upscale image files and folders (PNG, JPEG, WebP, TIFF, BMP, GIF... in; PNG, JPEG, WebP, TIFF out).
+    """Upscale image files and folders (PNG, JPEG, WebP, TIFF, BMP, GIF... in; PNG, JPEG, WebP, TIFF out),
+    videos (MP4, MKV, MOV, WebM, AVI; same container out) and animated GIF, WebP and APNG.
 
     \b
       liif upscale photo.jpg --scale 2                 # photo_x2.jpg beside it
@@ -590,14 +601,17 @@ def upscale_cmd(
       liif upscale logo.png --size 1920x1080 -o hd.png
       liif upscale photo.jpg --width 640 --width 1920  # encoded once: photo_w640.jpg, photo_w1920.jpg
       liif upscale photo.jpg --region 1200,800,64,48 --scale 20   # photo_r1200,800,64,48_x20.jpg
+      liif upscale clip.mp4 --height 1080 --time 10:15  # a 5-second preview
 
     Mode, bit depth (16-bit stays 16-bit in PNG/TIFF), transparency, ICC profile, DPI and EXIF are
-    kept; EXIF orientation is applied. A bad file is reported and the others go on; exit 1 if any failed.
+    kept; EXIF orientation is applied. Videos keep frame rate, timestamps, rotation, colour tags and audio;
+    --codec, --crf, --pix-fmt, --frames and --time apply to videos only. A bad file is reported and the
+    others go on; exit 1 if any failed.
     """
     from pathlib import Path
 
     from . import registry
-    from .batch import BatchOptions, LazyModel, plan_batch, raise_for_failures, run_batch
+    from .batch import BatchOptions, LazyModel, VideoOptions, plan_batch, raise_for_failures, run_batch
     from .cli_options import size_specs
     from .cli_report import ConsoleReporter
 
@@ -613,6 +627,7 @@ def upscale_cmd(
         lossless=lossless,
         max_pixels=max_pixels,
         max_out_pixels=max_out_pixels,
+        video=VideoOptions(codec=codec, crf=crf, pix_fmt=pix_fmt, frames=frame_range, time=time_range),
     )
     given = {"device": device, "precision": precision, "tile": tile or None, "threads": threads}
     opts: dict = {k: v for k, v in given.items() if v is not None}

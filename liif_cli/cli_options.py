@@ -11,7 +11,7 @@ import re
 
 import click
 
-from .choices import ALPHA_METHODS, DEVICE_EXAMPLES, EXT_CHOICES, MAX_SIDE, PRECISIONS
+from .choices import ALPHA_METHODS, DEVICE_EXAMPLES, EXT_CHOICES, MAX_SIDE, PRECISIONS, VIDEO_CODECS
 from .errors import UsageError
 
 # --- parsing values ----------------------------------------------------------------------------------
@@ -107,6 +107,44 @@ def parse_pixels(text: str, what: str) -> int | None:
     return int(value)
 
 
+def _range(text: str, what: str, number) -> tuple:
+    s = str(text).strip()
+    if s.count(":") != 1:
+        raise UsageError(f"{what} must be START:END (END may be left out: START:), got {text!r}")
+    a, b = (part.strip() for part in s.split(":"))
+    start = number(a) if a else 0
+    end = number(b) if b else None
+    if start < 0 or (end is not None and end <= start):
+        raise UsageError(f"{what} {text!r} is empty or negative (END must be after START)")
+    return start, end
+
+
+def parse_frames(text: str, what: str = "--frames") -> tuple[int, int | None]:
+    """'A:B' frame numbers (from 0, B not included); 'A:' to the end, ':B' from the start."""
+
+    def number(part: str) -> int:
+        if not re.fullmatch(r"\d+", part):
+            raise UsageError(f"{what} takes whole frame numbers START:END, got {text!r}")
+        return int(part)
+
+    return _range(text, what, number)
+
+
+def parse_time(text: str, what: str = "--time") -> tuple[float, float | None]:
+    """'T0:T1' in seconds (decimals allowed, T1 not included); 'T0:' to the end, ':T1' from the start."""
+
+    def number(part: str) -> float:
+        try:
+            value = float(part)
+        except ValueError:
+            raise UsageError(f"{what} takes seconds START:END (e.g. 10:12.5), got {text!r}") from None
+        if not math.isfinite(value):
+            raise UsageError(f"{what} takes finite seconds, got {text!r}")
+        return value
+
+    return _range(text, what, number)
+
+
 def size_spec(scale=None, size=None, width=None, height=None):
     """The SizeSpec of exactly one of the four options (values as the option types return them)."""
     from .batch import SizeSpec
@@ -170,6 +208,9 @@ SIZE = _Parsed("size", lambda text, _flag: parse_size(text), "WxH")
 SIDE = _Parsed("side", lambda text, flag: parse_int(text, flag, maximum=MAX_SIDE), "PX")
 PIXELS = _Parsed("pixels", parse_pixels, "N")
 REGION = _Parsed("region", lambda text, _flag: parse_region(text), "X,Y,W,H")
+FRAMES = _Parsed("frames", parse_frames, "A:B")
+TIME = _Parsed("time", parse_time, "T0:T1")
+CODEC = click.Choice(VIDEO_CODECS, case_sensitive=False)
 
 
 class DeviceType(click.ParamType):

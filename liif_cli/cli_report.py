@@ -6,6 +6,7 @@ and for the batch) is the shared display of `liif_cli.progress`.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +26,9 @@ class ConsoleReporter(Reporter):
     _files_task: Any = field(default=None, init=False)
     _tiles_task: Any = field(default=None, init=False)
     _total: int = field(default=0, init=False)
+    frames_line_every: float = 10.0  # seconds between frame-progress lines when stderr is not a terminal
+    _file_t0: float = field(default=0.0, init=False)
+    _frames_line_at: float = field(default=0.0, init=False)
 
     def __post_init__(self) -> None:
         if self.console is None:
@@ -50,6 +54,7 @@ class ConsoleReporter(Reporter):
         self._tiles_task = self._progress.add_task("", total=1, visible=False, unit="px")
 
     def file_start(self, index: int, job: Job) -> None:
+        self._file_t0 = self._frames_line_at = time.monotonic()
         if self.quiet:
             return
         if self._progress is not None:
@@ -60,23 +65,46 @@ class ConsoleReporter(Reporter):
     def file_sizes(self, in_hw, out_hw) -> None:
         if self._progress is not None:
             desc = f"{in_hw[1]}x{in_hw[0]} → {out_hw[1]}x{out_hw[0]}"
-            self._progress.update(self._tiles_task, description=desc, visible=True)
+            self._progress.update(self._tiles_task, description=desc, visible=True, sizes=desc)
 
     def progress(self, done: int, total: int) -> None:
         if self._progress is not None:
-            self._progress.update(self._tiles_task, completed=done, total=max(total, 1))
+            self._progress.update(self._tiles_task, completed=done, total=max(total, 1), unit="px")
+
+    def frames(self, done: int, total: int | None) -> None:
+        """Frames done / total with fps and ETA: the live bar, or a line every `frames_line_every` seconds."""
+        if self._progress is not None:
+            task = self._progress.tasks[self._tiles_task]
+            sizes = task.fields.get("sizes") or task.description
+            self._progress.update(
+                self._tiles_task,
+                description=f"{sizes}  frame {done}/{total or '?'}",
+                completed=done,
+                total=max(total or done + 1, 1),
+                unit="frames",
+                sizes=sizes,
+            )
+            return
+        now = time.monotonic()
+        if self.quiet or now - self._frames_line_at < self.frames_line_every:
+            return
+        self._frames_line_at = now
+        fps = done / max(now - self._file_t0, 1e-9)
+        eta = f", {(total - done) / fps:.0f} s left" if total and fps > 0 else ""
+        self._print(f"  frame {done}/{total or '?'}, {fps:.3g} fps{eta}")
 
     def file_end(self, result: FileResult) -> None:
         if self._progress is not None:
             done_mpx = self._progress.tasks[self._files_task].fields["mpx"]
             if result.status == "written" and result.out_hw:
-                done_mpx += result.out_hw[0] * result.out_hw[1] / 1e6
+                done_mpx += result.out_hw[0] * result.out_hw[1] * (result.frames or 1) / 1e6
             self._progress.update(self._files_task, advance=1, mpx=done_mpx)
             self._progress.update(self._tiles_task, visible=False)
         if self.quiet:
             return
         if result.status == "written":
             size = f"{result.out_hw[1]}x{result.out_hw[0]}" if result.out_hw else ""
+            size += f", {result.frames} frames" if result.frames is not None else ""
             self._print(f"  wrote {result.output} ({size}, {result.seconds:.1f} s)")
         elif result.status == "skipped":
             self._print(f"  skipped {result.input}: {result.message}", style="yellow")

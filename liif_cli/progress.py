@@ -1,7 +1,8 @@
 """The one progress display for long work (upscale, bench, train): percent done, rate and time left.
 
 Upscaling and benchmarking count megapixels per second, training iterations per second. A task says which
-with its `unit` field ("px": completed counts output pixels; "it": iterations), or reports the megapixels it
+with its `unit` field ("px": completed counts output pixels; "frames": video frames, shown as fps; "it":
+iterations), or reports the megapixels it
 has produced in an `mpx` field when its own steps are files or images.
 """
 
@@ -33,6 +34,8 @@ class RateColumn(ProgressColumn):
             return Text("")
         if fields.get("unit") == "px":
             return Text(f"{speed / 1e6:.3g} MP/s", style="progress.data.speed")
+        if fields.get("unit") == "frames":
+            return Text(f"{speed:.3g} fps", style="progress.data.speed")
         return Text(f"{speed:.3g} it/s", style="progress.data.speed")
 
 

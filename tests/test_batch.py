@@ -160,7 +160,7 @@ def test_plan_output_file_and_mirrored_folder(tmp_path):
         plan_batch([a], BatchOptions(spec=SizeSpec(scale=2.0), output=tmp_path / "x.png", ext="jpg"))
     with pytest.raises(UsageError, match="cannot write"):
         plan_batch([a], BatchOptions(spec=SizeSpec(scale=2.0), output=tmp_path / "x.bmp"))
-    with pytest.raises(InputError, match="no image files"):
+    with pytest.raises(InputError, match="no image or video files"):
         (tmp_path / "empty").mkdir()
         plan_batch([tmp_path / "empty"], BatchOptions(spec=SizeSpec(scale=2.0)))
 

@@ -203,7 +203,7 @@ def test_bad_files_one_line_errors_exit_3_without_loading(tmp_path, loads):
         assert len(lines) == 1 and str(path.name) in lines[0], result.output
     assert "over the limit" in run(bad["bomb"], "--scale", "2", *MODEL).stderr
     result = run(tmp_path / "adir", "--scale", "2", *MODEL)  # a folder without images
-    assert result.exit_code == 3 and "no image files" in result.stderr
+    assert result.exit_code == 3 and "no image or video files" in result.stderr
     result = run(*bad.values(), "--scale", "2", *MODEL)
     assert result.exit_code == 1 and error_lines(result) == [f"error: {len(bad)} of {len(bad)} files failed"]
     assert loads == []

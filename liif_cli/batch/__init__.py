@@ -7,6 +7,7 @@
 Option parsing lives beside the CLI (`liif_cli.cli_options`), the console display too (`liif_cli.cli_report`).
 """
 
+from .media import VideoOptions, media_kind
 from .plan import (
     ALPHA_METHODS,
     EXT_CHOICES,
@@ -38,7 +39,9 @@ __all__ = [
     "LazyModel",
     "Reporter",
     "SizeSpec",
+    "VideoOptions",
     "collect_inputs",
+    "media_kind",
     "output_extension",
     "plan_batch",
     "raise_for_failures",

@@ -23,6 +23,7 @@ from ..imageio import (
     InputGuard,
     format_for_path,
 )
+from .media import MEDIA_EXTENSIONS, VideoOptions, check_output_file, check_video_options, media_extension, media_kind
 
 
 def _fmt(x: float) -> str:
@@ -116,6 +117,8 @@ class BatchOptions:
     lossless: bool = False
     max_pixels: int | None = DEFAULT_MAX_INPUT_PIXELS
     max_out_pixels: int | None = DEFAULT_MAX_OUTPUT_PIXELS
+    video: VideoOptions = field(default_factory=VideoOptions)  # codec, crf, frames...: for videos only
+    media: bool = True  # videos and animations as such; False: every file is a still (its first frame)
     specs: tuple[SizeSpec, ...] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -152,6 +155,7 @@ class Job:
     error: LiifError | None = None  # why the file fails before it is read
     earlier_output: bool = False  # found in a folder, named like an output of this command: not an input
     spec: SizeSpec | None = None  # the size this output is rendered at (None: the options' one spec)
+    kind: str = "still"  # "still", "video" or "animation" (batch.media.media_kind)
 
 
 def _looks_like_output(path: Path, root: Path | None, suffixes: Sequence[str]) -> str | None:
@@ -161,12 +165,14 @@ def _looks_like_output(path: Path, root: Path | None, suffixes: Sequence[str]) -
     return next((s for s in suffixes if s and path.stem.endswith(f"_{s}")), None)
 
 
-def collect_inputs(paths: Iterable[str | os.PathLike], recursive: bool = False) -> list[tuple[Path, Path | None]]:
+def collect_inputs(
+    paths: Iterable[str | os.PathLike], recursive: bool = False, media: bool = True
+) -> list[tuple[Path, Path | None]]:
     """(file, the folder it was found in or None) for each input.
 
     Files named explicitly are always tried, whatever their extension (a missing one fails later, as a
-    file of the batch). Folders give their image files (by extension, hidden files skipped), sorted;
-    sub-folders only with `recursive`. The same file named twice is taken once.
+    file of the batch). Folders give their image and video files (by extension, hidden files skipped), sorted;
+    sub-folders only with `recursive`; video files too with `media`. The same file named twice is taken once.
     """
     out: list[tuple[Path, Path | None]] = []
     seen: set[str] = set()
@@ -177,6 +183,7 @@ def collect_inputs(paths: Iterable[str | os.PathLike], recursive: bool = False) 
             seen.add(key)
             out.append((p, root))
 
+    wanted = READ_EXTENSIONS | MEDIA_EXTENSIONS if media else READ_EXTENSIONS
     for raw in paths:
         p = Path(raw)
         if not p.is_dir():
@@ -190,7 +197,7 @@ def collect_inputs(paths: Iterable[str | os.PathLike], recursive: bool = False) 
         else:
             found = [c for c in p.iterdir() if c.is_file()]
         for f in sorted(found, key=lambda q: q.as_posix()):
-            if not f.name.startswith(".") and f.suffix.lower() in READ_EXTENSIONS and f.is_file():
+            if not f.name.startswith(".") and f.suffix.lower() in wanted and f.is_file():
                 add(f, p)
     return out
 
@@ -215,31 +222,37 @@ def plan_batch(paths: Sequence[str | os.PathLike], options: BatchOptions) -> lis
     """
     if not paths:
         raise UsageError("no input given")
-    items = collect_inputs(paths, options.recursive)
+    items = collect_inputs(paths, options.recursive, options.media)
     if not items:
-        raise InputError(f"no image files found in {', '.join(str(p) for p in paths)}")
+        raise InputError(f"no image or video files found in {', '.join(str(p) for p in paths)}")
     suffixes = [spec.tag() if options.suffix is None else options.suffix for spec in options.specs]
     out = options.output
     out_is_file = False
-    if out is not None and not out.is_dir() and out.suffix.lower() in (READ_EXTENSIONS | set(WRITE_FORMATS)):
+    kinds = [media_kind(p, explicit=root is None) if options.media else "still" for p, root in items]
+    file_suffixes = READ_EXTENSIONS | set(WRITE_FORMATS) | MEDIA_EXTENSIONS
+    if out is not None and not out.is_dir() and out.suffix.lower() in file_suffixes:
         if len(paths) != 1 or Path(paths[0]).is_dir():
             raise UsageError(f"-o {out} names a file, but the inputs are several files; give a folder")
         if len(options.specs) > 1:
             raise UsageError(f"-o {out} names a file, but there are several sizes; give a folder")
-        try:
-            format_for_path(out)
-        except OutputError as exc:
-            raise UsageError(str(exc)) from None
-        if options.ext != "auto" and output_extension(out, options.ext) != out.suffix.lower():
-            raise UsageError(f"-o {out} and --ext {options.ext} disagree; the extension of -o decides")
+        if kinds[0] != "still":
+            check_output_file(out, kinds[0])
+        else:
+            try:
+                format_for_path(out)
+            except OutputError as exc:
+                raise UsageError(str(exc)) from None
+            if options.ext != "auto" and output_extension(out, options.ext) != out.suffix.lower():
+                raise UsageError(f"-o {out} and --ext {options.ext} disagree; the extension of -o decides")
         out_is_file = True
     guard = InputGuard(p for p, root in items if p.exists() and not _looks_like_output(p, root, suffixes))
     claimed: dict[str, Path] = {}
     jobs: list[Job] = []
     targets = list(zip(options.specs, suffixes, strict=True))
-    for (path, root), (spec, suffix) in itertools.product(items, targets):
+    for ((path, root), kind), (spec, suffix) in itertools.product(zip(items, kinds, strict=True), targets):
         name = f"{path.stem}_{suffix}" if suffix else path.stem
-        name += output_extension(path, options.ext)
+        media_ext = media_extension(path, kind, options.ext) if kind != "still" else None
+        name += media_ext or output_extension(path, options.ext)
         if out is None:
             target = path.parent / name
         elif out_is_file:
@@ -248,7 +261,7 @@ def plan_batch(paths: Sequence[str | os.PathLike], options: BatchOptions) -> lis
             target = out / path.relative_to(root).parent / name
         else:
             target = out / name
-        job = Job(path, target, spec=spec)
+        job = Job(path, target, spec=spec, kind=kind)
         key = os.path.normcase(os.path.abspath(target))
         earlier = _looks_like_output(path, root, suffixes)
         if earlier is not None and spec is not options.specs[0]:
@@ -256,6 +269,8 @@ def plan_batch(paths: Sequence[str | os.PathLike], options: BatchOptions) -> lis
         if earlier is not None:
             job.skip = f"looks like an output of this command (name ends in _{earlier})"
             job.earlier_output = True
+        elif kind == "animation" and media_ext is None and not out_is_file:
+            job.error = UsageError(f"{path}: an animation cannot be written as .{options.ext} (use png or webp)")
         elif guard.covers(target):
             job.error = OutputError(f"{target}: output would overwrite an input file (use -o or --suffix)")
         elif key in claimed:
@@ -266,6 +281,7 @@ def plan_batch(paths: Sequence[str | os.PathLike], options: BatchOptions) -> lis
             job.skip = f"{target} exists (use --overwrite)"
         claimed.setdefault(key, path)
         jobs.append(job)
+    check_video_options(jobs, options.video)
     return jobs
 
 

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import BatchError, LiifError, ModelError, first_line
 from ..imageio import DecodedImage, InputGuard, check_output_size, format_for_path, read_image, write_image
+from .media import run_media_job
 from .plan import BatchOptions, Job
 
 if TYPE_CHECKING:
@@ -73,6 +74,7 @@ class FileResult:
     seconds: float = 0.0
     in_hw: tuple[int, int] | None = None
     out_hw: tuple[int, int] | None = None
+    frames: int | None = None  # frames written, for a video or an animation
 
 
 class Reporter:
@@ -85,6 +87,9 @@ class Reporter:
     def file_sizes(self, in_hw: tuple[int, int], out_hw: tuple[int, int]) -> None: ...
 
     def progress(self, done: int, total: int) -> None: ...
+
+    def frames(self, done: int, total: int | None) -> None:
+        """Frames of a video or animation written so far (called from the video's encoder thread)."""
 
     def file_end(self, result: FileResult) -> None: ...
 
@@ -131,6 +136,8 @@ def run_batch(
             res.message, res.error = str(job.error), job.error
         elif job.skip is not None:
             res.status, res.message = "skipped", job.skip
+        elif job.kind != "still":
+            res = run_media_job(job, options, model, rep, guard, res)
         else:
             res = _run_job(job, options, model, rep, guard, estimate, res, shared)
             shared.done(job)

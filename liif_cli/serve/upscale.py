@@ -48,6 +48,7 @@ class UpscaleRequest:
                 quality=parse_int(self.quality, "quality", minimum=1, maximum=100),
                 max_pixels=max_pixels,
                 max_out_pixels=max_out_pixels,
+                media=False,  # one still image per request: an animation's first frame, no videos
             )
         except UsageError as exc:  # the CLI's words name its options; here they are form fields
             raise UsageError(re.sub(r"--(scale|size|width|height|quality)\b", r"\1", str(exc))) from None

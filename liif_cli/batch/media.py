@@ -1,0 +1,250 @@
+"""Videos and animated images in a batch: which kind each input is, its output name, and how it is run.
+
+    kind = media_kind(Path("clip.mp4"), explicit=True)       # "video", "animation" or "still"
+
+A batch treats a video or an animation like a still: the same size spec, output names and limits, the same
+lazily loaded model, the same reporter, and a failure in one file does not stop the others. The work itself
+is `liif_cli.video.upscale_video` and `liif_cli.animated.upscale_animation`; this module only picks the kind,
+the output extension and the options, and turns the result into the batch's FileResult.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..errors import InputError, LiifError, UsageError, first_line
+from ..video import CONTAINER_FORMATS, VIDEO_EXTENSIONS
+
+if TYPE_CHECKING:
+    from .plan import BatchOptions, Job
+    from .run import FileResult, LazyModel, Reporter
+
+log = logging.getLogger(__name__)
+
+ANIMATED_SUFFIXES = frozenset({".gif", ".png", ".apng", ".webp"})
+"""Extensions whose files may hold several frames (Pillow tells, by reading the header)."""
+MEDIA_EXTENSIONS = VIDEO_EXTENSIONS | {".apng"}
+"""Extensions a folder scan collects beside the still-image ones."""
+ANIMATION_EXTENSIONS = {"png": ".png", "webp": ".webp"}
+"""--ext values an animation can be written as (GIF only through -o NAME.gif or by keeping a GIF's own)."""
+
+
+@dataclass(frozen=True)
+class VideoOptions:
+    """What `liif upscale` passes to `video.upscale_video` for each video (stills and animations ignore it)."""
+
+    codec: str | None = None  # None: h264, vp9 for WebM
+    crf: int | None = None  # None: the codec's default
+    pix_fmt: str | None = None  # None: the input's when the codec takes it
+    frames: tuple[int, int | None] | None = None
+    time: tuple[float, float | None] | None = None
+
+    def __post_init__(self) -> None:
+        from ..video import _choose_codec, _range_check
+
+        _range_check(self.frames, self.time)
+        if self.codec is not None:
+            codec = _choose_codec("", self.codec)
+            if self.crf is not None and codec.crf_range is None:
+                raise UsageError(f"--crf: {codec.name} is lossless and takes no crf")
+            if self.crf is not None and not codec.crf_range[0] <= self.crf <= codec.crf_range[1]:
+                lo, hi = codec.crf_range
+                raise UsageError(f"--crf for {codec.name} must be between {lo} and {hi}, got {self.crf}")
+
+    def given(self) -> list[str]:
+        """The options set, as their flags (for the error when no input is a video)."""
+        names = ("--codec", "--crf", "--pix-fmt", "--frames", "--time")
+        values = (self.codec, self.crf, self.pix_fmt, self.frames, self.time)
+        return [n for n, v in zip(names, values, strict=True) if v is not None]
+
+
+def media_kind(path: Path, *, explicit: bool) -> str:
+    """'video', 'animation' (GIF / WebP / PNG with several frames) or 'still'.
+
+    A video extension decides alone; an image that may be animated is asked (header only). A file named
+    explicitly with an unknown extension is probed with PyAV, so `clip.ts` or `clip.flv` works as a video.
+    A missing or unreadable file is a 'still' and fails later with the image reader's error.
+    """
+    suffix = path.suffix.lower()
+    if suffix in VIDEO_EXTENSIONS:
+        return "video"
+    if not path.is_file():
+        return "still"
+    if suffix in ANIMATED_SUFFIXES:
+        return "animation" if _is_animated(path) else "still"
+    from ..imageio import READ_EXTENSIONS
+
+    if explicit and suffix not in READ_EXTENSIONS and _has_video_stream(path):
+        return "video"
+    return "still"
+
+
+def _is_animated(path: Path) -> bool:
+    """Header only; a file Pillow refuses (a decompression bomb too) is left to the still reader's one-line error."""
+    import warnings
+
+    from PIL import Image
+
+    from ..animated import is_animated
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the still reader says it, once
+        try:
+            return is_animated(path)
+        except Image.DecompressionBombError:
+            return False
+
+
+def _has_video_stream(path: Path) -> bool:
+    try:
+        import av
+    except ImportError:
+        return False
+    try:
+        with av.open(str(path), "r") as container:
+            return bool(container.streams.video)
+    except (av.FFmpegError, OSError, UnicodeDecodeError):
+        return False
+
+
+def media_extension(path: Path, kind: str, ext: str) -> str | None:
+    """The output extension of a video or animation; None when `--ext` names a format it cannot be.
+
+    Videos keep their container (Matroska for one FFmpeg reads but cannot write by that extension); `--ext`
+    is for images and leaves them alone. Animations keep their format unless `--ext png|webp` is given.
+    """
+    suffix = path.suffix.lower()
+    if kind == "video":
+        return suffix if suffix in CONTAINER_FORMATS else ".mkv"
+    if ext == "auto":
+        return suffix if suffix in ANIMATED_SUFFIXES else ".png"
+    return ANIMATION_EXTENSIONS.get(ext)
+
+
+def check_output_file(out: Path, kind: str) -> None:
+    """`-o FILE` for a single video or animation: its extension must be one that kind can be written as."""
+    suffix = out.suffix.lower()
+    if kind == "video" and suffix not in CONTAINER_FORMATS:
+        raise UsageError(f"-o {out}: a video is written as {', '.join(CONTAINER_FORMATS)}")
+    if kind == "animation" and suffix not in ANIMATED_SUFFIXES:
+        raise UsageError(f"-o {out}: an animation is written as {', '.join(sorted(ANIMATED_SUFFIXES))}")
+
+
+def check_video_options(jobs: list[Job], video: VideoOptions) -> None:
+    """Video options with no video among the inputs are a mistake worth stopping for (exit 2)."""
+    given = video.given()
+    if given and not any(j.kind == "video" for j in jobs):
+        verb = "applies" if len(given) == 1 else "apply"
+        raise UsageError(f"{', '.join(given)} {verb} to videos only, and no input is a video")
+
+
+def run_media_job(
+    job: Job, options: BatchOptions, model: LazyModel, rep: Reporter, guard, res: FileResult
+) -> FileResult:
+    """Upscale one video or animation into `job.output`; errors are recorded in `res` (the batch goes on).
+
+    The input is probed and the output size checked before the model is asked for, so a batch of broken
+    files never loads it. KeyboardInterrupt and model-loading errors propagate, as for stills.
+    """
+    try:
+        in_hw = _input_size(job, options)
+        out_hw = (job.spec or options.spec).resolve(in_hw, options.max_out_pixels)
+    except LiifError as exc:
+        res.message, res.error = str(exc), exc
+        return res
+    res.in_hw, res.out_hw = in_hw, out_hw
+    upscaler = model.get()
+    rep.file_sizes(in_hw, out_hw)
+    try:
+        if job.kind == "video":
+            v = options.video
+            result = upscaler.upscale_video(
+                job.input,
+                job.output,
+                out_hw=out_hw,
+                codec=v.codec,
+                crf=v.crf,
+                pix_fmt=v.pix_fmt,
+                frames=v.frames,
+                time=v.time,
+                progress=rep.frames,
+                warn=rep.warn,
+                overwrite=options.overwrite,
+                protect=guard,
+                max_pixels=options.max_pixels,
+                max_out_pixels=options.max_out_pixels,
+            )
+            res.frames = result.frames
+            if result.copied:
+                rep.note(f"{job.input}: copied unchanged: {', '.join(result.copied)}")
+        else:
+            from ..animated import upscale_animation
+
+            count = {"frames": 0}
+
+            def progress(done: int, total: int | None) -> None:
+                count["frames"] = done
+                rep.frames(done, total)
+
+            upscale_animation(
+                upscaler,
+                job.input,
+                job.output,
+                size=lambda _hw: out_hw,
+                quality=None if options.lossless else options.quality,
+                overwrite=options.overwrite,
+                protect=guard,
+                progress=progress,
+                max_pixels=options.max_pixels,
+            )
+            res.frames = count["frames"]
+    except LiifError as exc:
+        res.message, res.error = str(exc), exc
+        return res
+    except MemoryError as exc:
+        res.message, res.error = "out of memory (try a smaller --tile, or a smaller output)", exc
+        return res
+    except Exception as exc:  # a bug or an engine failure, as for stills: report it, go on with the others
+        from .run import _is_oom
+
+        res.error = exc
+        res.message = (
+            "out of memory on the device (try a smaller --tile or --batch-size)"
+            if _is_oom(exc)
+            else f"internal error: {type(exc).__name__}: {first_line(exc)}"
+        )
+        log.debug("%s: internal error", job.input, exc_info=exc)
+        return res
+    res.status, res.message = "written", str(job.output)
+    return res
+
+
+def _input_size(job: Job, options: BatchOptions) -> tuple[int, int]:
+    """(h, w) of the stored frames, checked against --max-pixels; InputError for a file that cannot be read."""
+    if job.kind == "video":
+        from ..video import probe
+
+        try:
+            import av  # noqa: F401
+        except ImportError:
+            raise InputError(f"{job.input}: videos need PyAV (pip install 'liif-cli[video]')") from None
+        info = probe(job.input, max_pixels=options.max_pixels)
+        return info.height, info.width
+    import warnings
+
+    from PIL import Image, UnidentifiedImageError
+
+    from ..imageio import check_pixels
+
+    try:
+        with warnings.catch_warnings():  # --max-pixels is the limit that counts
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(job.input)
+        with im:
+            check_pixels(im.width, im.height, options.max_pixels, f"{job.input}: image of", "--max-pixels")
+            return im.height, im.width
+    except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as exc:
+        raise InputError(f"{job.input}: not a readable image ({first_line(exc)})") from None
