@@ -150,8 +150,11 @@ def run_media_job(
     files never loads it. KeyboardInterrupt and model-loading errors propagate, as for stills.
     """
     try:
+        spec = job.spec or options.spec
+        if spec.region is not None:
+            raise UsageError(f"{job.input}: --region renders a window of a still image, not of a video or animation")
         in_hw = _input_size(job, options)
-        out_hw = (job.spec or options.spec).resolve(in_hw, options.max_out_pixels)
+        out_hw = spec.resolve(in_hw, options.max_out_pixels)
     except LiifError as exc:
         res.message, res.error = str(exc), exc
         return res
