@@ -10,7 +10,6 @@ the output extension and the options, and turns the result into the batch's File
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,7 +21,6 @@ if TYPE_CHECKING:
     from .plan import BatchOptions, Job
     from .run import FileResult, LazyModel, Reporter
 
-log = logging.getLogger(__name__)
 
 ANIMATED_SUFFIXES = frozenset({".gif", ".png", ".apng", ".webp"})
 """Extensions whose files may hold several frames (Pillow tells, by reading the header)."""
@@ -204,23 +202,10 @@ def run_media_job(
                 max_pixels=options.max_pixels,
             )
             res.frames = count["frames"]
-    except LiifError as exc:
-        res.message, res.error = str(exc), exc
-        return res
-    except MemoryError as exc:
-        res.message, res.error = "out of memory (try a smaller --tile, or a smaller output)", exc
-        return res
-    except Exception as exc:  # a bug or an engine failure, as for stills: report it, go on with the others
-        from .run import _is_oom
+    except Exception as exc:  # as for stills: the file fails, the batch goes on
+        from .run import record_failure
 
-        res.error = exc
-        res.message = (
-            "out of memory on the device (try a smaller --tile or --batch-size)"
-            if _is_oom(exc)
-            else f"internal error: {type(exc).__name__}: {first_line(exc)}"
-        )
-        log.debug("%s: internal error", job.input, exc_info=exc)
-        return res
+        return record_failure(res, exc)
     res.status, res.message = "written", str(job.output)
     return res
 

@@ -228,21 +228,26 @@ def _run_job(job, options, model, rep, guard, estimate, res: FileResult, shared:
             protect=guard,
             warn=warn,
         )
-    except LiifError as exc:
-        res.message, res.error = str(exc), exc
-        return res
-    except MemoryError as exc:
-        res.message, res.error = "out of memory (try a smaller --tile, or a smaller output)", exc
-        return res
-    except Exception as exc:  # a bug or an engine failure: report it, keep going with the other files
-        if _is_oom(exc):
-            res.message = "out of memory on the device (try a smaller --tile or --batch-size)"
-        else:
-            res.message = f"internal error: {type(exc).__name__}: {first_line(exc)}"
-            log.debug("%s: internal error", job.input, exc_info=exc)  # the CLI shows it with LIIF_DEBUG=1
-        res.error = exc
-        return res
+    except Exception as exc:  # the file fails; the batch goes on with the others
+        return record_failure(res, exc)
     res.status, res.message = "written", str(job.output)
+    return res
+
+
+def record_failure(res: FileResult, exc: Exception) -> FileResult:
+    """A file's failure as its result. A LiifError says what is wrong with the file; running out of memory
+    says what to lower; anything else is a bug or an engine failure, reported in one line (the traceback goes
+    to the debug log, which the CLI shows with LIIF_DEBUG=1)."""
+    res.error = exc
+    if isinstance(exc, LiifError):
+        res.message = str(exc)
+    elif isinstance(exc, MemoryError):
+        res.message = "out of memory (try a smaller --tile, or a smaller output)"
+    elif _is_oom(exc):
+        res.message = "out of memory on the device (try a smaller --tile or --batch-size)"
+    else:
+        res.message = f"internal error: {type(exc).__name__}: {first_line(exc)}"
+        log.debug("%s: internal error", res.input, exc_info=exc)
     return res
 
 
