@@ -200,8 +200,10 @@ def test_a_broken_file_on_rank_one_fails_the_job_and_rank_zero_names_it(tmp_path
     logs = tmp_path / "logs"
     proc = _torchrun(["-m", "liif_cli", "upscale", str(inputs), "-o", str(tmp_path / "out"), *ARGS], logs)
     assert proc.returncode != 0
-    # every rank that torchrun saw end exited with the job's status (it stops the others once one has failed)
-    assert set(re.findall(r"exitcode  : (-?\d+)", proc.stderr)) == {"1"}
+    # the ranks torchrun saw end exited with the job's status; once one has, torchrun stops the others with
+    # SIGTERM, which may land before a rank's own handler is in place (reported as -15)
+    codes = set(re.findall(r"exitcode  : (-?\d+)", proc.stderr))
+    assert "1" in codes and codes <= {"1", "-15"}, proc.stderr[-2000:]
     zero, one = (_rank_log(logs, rank, "stderr") for rank in (0, 1))
     assert f"failed rank 1: {bad}: " in zero
     assert zero.rstrip().endswith("error: 1 of 6 files failed over 2 processes")
