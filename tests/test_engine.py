@@ -130,7 +130,7 @@ def test_upscale_runs_without_a_compiler_on_path(tmp_path):
     import subprocess
     import sys
 
-    from _shared import ROOT
+    from conftest import ROOT
 
     from liif_cli.engine import cpu_has_fast_bf16
 
