@@ -265,6 +265,7 @@ class FastDecoder:
         # oneDNN's linear with bias and ReLU fused in one pass (CPU only); plain addmm where it is missing.
         self._fused_linear = _onednn_linear_relu() if device.type == "cpu" else None
         self._hidden_oi = [wt.t().contiguous() for wt, _ in self.hidden] if self._fused_linear else []
+        self._reuse_outputs = device.type == "cpu" and dtype == torch.bfloat16 and len(self.hidden) >= 2
 
     def latent_table(self, feat: torch.Tensor, rel_cell: tuple[float, float]) -> torch.Tensor:
         """First layer minus the offset term, per latent: (H*W, 256) fp32, channels last."""
@@ -294,11 +295,7 @@ class FastDecoder:
         queries = 4 * pixels
         first, converted, mixed = self._buffers(pixels)
         h = self._first_layer(table, table_width, rows, cols, first[:queries])
-        for i, (wt, b) in enumerate(self.hidden):
-            if self._fused_linear is not None:
-                h = self._fused_linear(h, self._hidden_oi[i], b, "relu", [], "")
-            else:
-                h = torch.addmm(b, h, wt).relu_()
+        h = self._hidden_layers(h, converted[:queries] if converted is not None else None)
         # Local ensemble: each prediction weighted by the area of its diagonal opposite. The output layer
         # is affine, so it is applied once to the weighted mean of the four last activations.
         area = (ry_rel.view(2, 1, n_rows, 1) * cx_rel.view(1, 2, 1, n_cols)).abs_() + 1e-9
@@ -311,6 +308,30 @@ class FastDecoder:
             acc.addcmul_(h[a, :, b], weight[a, b])
         pred = torch.addmm(weight.sum(dim=(0, 1)).view(pixels, 1) * self.out_bias, acc.view(pixels, -1), self.out_weight)
         return pred.view(n_rows, n_cols, -1)
+
+    def _hidden_layers(self, h: torch.Tensor, spare: torch.Tensor | None) -> torch.Tensor:
+        """relu(h W^T + b) through the three 256x256 layers.
+
+        In bf16 on the CPU every layer writes into a reused buffer, ReLU being the int16 clamp: the first
+        two into the halves of `spare` (the fp32 buffer the ensemble reads later, idle until then), the
+        last back into `h`'s own storage. A fresh (4 x query_batch, 256) output per
+        layer costs a page fault per 4 KiB page (8k per layer, serialized in the kernel when two threads
+        fault), which measured 17% of the three GEMMs' CPU time on one thread and more on two. oneDNN's
+        fused linear has no out= form, and in fp32 it still beats addmm (MKL) by more than the faults cost,
+        so fp32 keeps it (and with it its exact results).
+        """
+        if self._reuse_outputs and spare is not None:
+            halves = spare.view(self.dtype).view(2, *h.shape).unbind(0)
+            outs = [halves[i % 2] for i in range(len(self.hidden) - 1)] + [h]  # never a layer's own input
+            for (wt, b), out in zip(self.hidden, outs, strict=True):
+                h = _relu_(torch.addmm(b, h, wt, out=out))
+            return h
+        for i, (wt, b) in enumerate(self.hidden):
+            if self._fused_linear is not None:
+                h = self._fused_linear(h, self._hidden_oi[i], b, "relu", [], "")
+            else:
+                h = torch.addmm(b, h, wt).relu_()
+        return h
 
     def _first_layer(self, table, table_width, rows, cols, out: torch.Tensor) -> torch.Tensor:
         """relu(table row + row offset term + column offset term) for the 4 x R x C queries, written
