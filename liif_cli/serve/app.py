@@ -296,7 +296,7 @@ def create_app(config: ServeConfig, workers: list | None = None) -> FastAPI:
         if unknown:
             raise UsageError(f"unknown parameter {unknown[0]!r} (parameters: {', '.join(sorted(RENDER_FIELDS))})")
         stored = encodings.get(encoding_id)
-        options = RenderRequest(region, scale, size, width, height, format, quality)
+        options = RenderRequest(scale, size, width, height, format, quality, region=region)
         options.plan(stored, config.max_out_pixels)  # a bad region or size answers before the queue
 
         def work(model, job):

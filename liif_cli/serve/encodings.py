@@ -1,7 +1,7 @@
 """Encodings for the zoom viewer: an upload encoded once, then any window of it rendered at any size.
 
     stored = encode_upload(data, "photo.jpg", model, max_pixels=...)     # the encoder runs once
-    tile = render_bytes(stored, RenderRequest("1200,800,8,8", size="256x256", format="png"), model, ...)
+    tile = render_bytes(stored, RenderRequest(region="1200,800,8,8", size="256x256", format="png"), model, ...)
 
 The upload is decoded as `liif upscale` decodes a file (`upscale.uploaded`: the same bombs, modes, EXIF,
 ICC, alpha and 16-bit handling), encoded by the library (`Upscaler.encode`), and a render is the library's
@@ -78,28 +78,20 @@ def parse_region(text: str) -> tuple[float, float, float, float]:
 
 
 @dataclass(frozen=True)
-class RenderRequest:
+class RenderRequest(UpscaleRequest):
     """One render of a stored encoding: an optional region and the CLI's size and format strings.
 
     The size (exactly one of scale / size / width / height) is of the region, as `--region` with `liif upscale`.
     """
 
-    region: str | None = None
-    scale: str | None = None
-    size: str | None = None
-    width: str | None = None
-    height: str | None = None
-    format: str = "auto"
-    quality: str = "95"
+    region: str | None = None  # the upscale's fields, plus the window to render
 
     def plan(self, stored: StoredEncoding, max_out_pixels: int | None):
         """(region or None, out_hw, extension, quality), every check done; a UsageError names the bad field."""
         from ..engine import check_region
         from ..imageio import WRITE_FORMATS, check_output_size
 
-        options = UpscaleRequest(self.scale, self.size, self.width, self.height, self.format, self.quality).options(
-            None, max_out_pixels
-        )
+        options = self.options(None, max_out_pixels)
         encoding = stored.encoding
         region = None if self.region is None else check_region(parse_region(self.region), encoding.in_hw)
         span = encoding.in_hw if region is None else (region[3], region[2])
