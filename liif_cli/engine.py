@@ -565,7 +565,7 @@ class Renderer:
         the tiles around the latents it touches are encoded.
         """
         in_hw = (int(rgb.shape[0]), int(rgb.shape[1]))
-        with _no_tf32(self.options.device.type == "cuda" and self.dtype == torch.float32):
+        with self._exact_fp32():
             self._render(in_hw, out_hw, sink, progress, region, lambda rb, cb: self._encode_span(rgb, rb.span, cb.span))
 
     @torch.inference_mode()
@@ -585,7 +585,7 @@ class Renderer:
         def features(rb: Band, cb: Band) -> torch.Tensor:
             return feat[:, :, rb.span[0] : rb.span[1], cb.span[0] : cb.span[1]].to(dev)
 
-        with _no_tf32(dev.type == "cuda" and self.dtype == torch.float32):
+        with self._exact_fp32():
             self._render(in_hw, out_hw, sink, progress, region, features)
 
     @torch.inference_mode()
@@ -598,7 +598,7 @@ class Renderer:
         in_h, in_w = rgb.shape[:2]
         tile = self.tile_size()
         feat = None
-        with _no_tf32(self.options.device.type == "cuda" and self.dtype == torch.float32):
+        with self._exact_fp32():
             for r0 in range(0, in_h, tile):
                 rb = Band(
                     (r0, min(in_h, r0 + tile)), (max(0, r0 - self.margin), min(in_h, r0 + tile + self.margin)), (0, 0)
@@ -618,6 +618,10 @@ class Renderer:
                     core = core[:, :, :, cb.core[0] - cb.span[0] : cb.core[1] - cb.span[0]]
                     feat[:, :, rb.core[0] : rb.core[1], cb.core[0] : cb.core[1]] = core.cpu()
         return feat
+
+    def _exact_fp32(self):
+        """fp32 on CUDA without TF32 for the duration (see `_no_tf32`); a no-op elsewhere."""
+        return _no_tf32(self.options.device.type == "cuda" and self.dtype == torch.float32)
 
     def _render(self, in_hw, out_hw, sink: TileSink, progress, region, features) -> None:
         """Decode the output tile by tile; `features(row_band, col_band)` gives each band pair's feature map."""
