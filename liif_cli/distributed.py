@@ -274,6 +274,20 @@ def gather(group: Group, obj: Any) -> list[Any]:
     return out
 
 
+def barrier(group: Group) -> None:
+    """Wait for every rank (e.g. while rank 0 downloads what the others then read); nothing without a group."""
+    if not group.formed:
+        return
+    import torch
+    import torch.distributed as dist
+
+    device = torch.device(group.device)
+    if dist.get_backend() == "nccl":
+        dist.barrier(device_ids=[device.index])
+    else:
+        dist.barrier()
+
+
 def broadcast(group: Group, obj: Any) -> Any:
     """Rank 0's `obj` on every rank: how a plan is made once. Planning on each rank could disagree (an
     output that a quick rank already wrote looks like a skip to a slow one, or file systems lag between

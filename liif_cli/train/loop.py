@@ -1,7 +1,6 @@
 """The training loop: one process, or one of many under `torchrun` (DistributedDataParallel).
 
-`train(cfg)` does everything `liif train` does. Under torchrun (WORLD_SIZE > 1 in the environment) each
-process trains a replica on its shard of every epoch's samples with DDP (NCCL on CUDA, gloo on CPU); the
+`train(cfg)` does everything `liif train` does. Under torchrun or srun (`distributed.join`) each process trains a replica on its shard of every epoch's samples with DDP (NCCL on CUDA, gloo on CPU); the
 global batch `cfg.batch_size` is split evenly over the processes, so the recipe (and the meaning of an
 epoch) does not depend on how many there are. Only rank 0 prints, logs and writes files; validation is
 split over all ranks.
@@ -17,11 +16,10 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import random
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +30,7 @@ from rich.console import Console
 from rich.progress import TextColumn
 from torch.nn.parallel import DistributedDataParallel
 
-from .. import atomic
+from .. import atomic, distributed
 from ..engine import resolve_device
 from ..errors import LiifError, ModelError, OutputError, UsageError
 from ..models import build_liif
@@ -56,53 +54,13 @@ LOG_NAME = "log.jsonl"
 # --- processes and devices ---------------------------------------------------------------------------
 
 
-@dataclass
-class DistInfo:
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def distributed(self) -> bool:
-        return self.world_size > 1
-
-
-def _device(name: str, local_rank: int) -> torch.device:
-    """`engine.resolve_device`, with a bare 'cuda' meaning this process's GPU under torchrun."""
-    device = resolve_device(name)
-    if device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", local_rank)
-    return device
-
-
-def setup_distributed(device_name: str) -> DistInfo:
-    """Join the process group when launched by torchrun; otherwise a single process."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return DistInfo(device=_device(device_name, 0))
-    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
-    device = _device(device_name, local_rank)
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
-        dist.init_process_group("nccl", device_id=device)
-    elif device.type == "cpu":
-        dist.init_process_group("gloo")
-    else:
-        raise UsageError(f"distributed training needs CUDA or CPU processes, not {device.type}")
-    return DistInfo(rank, world, local_rank, device)
-
-
-def _barrier(info: DistInfo) -> None:
-    if info.distributed:
-        if info.device.type == "cuda":
-            dist.barrier(device_ids=[info.device.index])
-        else:
-            dist.barrier()
+def _join(device_name: str) -> distributed.Group:
+    """The launcher's process group (torchrun or srun), as `liif upscale` forms it; training cannot run as
+    independent shards, so a launch whose ranks cannot meet is an error here, not a warning."""
+    group = distributed.join(device_name)
+    if group.world_size > 1 and not group.formed:
+        raise UsageError(f"training with {group.world_size} processes needs a process group: {group.warning}")
+    return group
 
 
 # --- results and logging -----------------------------------------------------------------------------
@@ -150,7 +108,7 @@ def param_hash(net: torch.nn.Module) -> str:
 # --- the model to train ------------------------------------------------------------------------------
 
 
-def _resolve_init(name_or_path: str, info: DistInfo) -> tuple[Path, str | None]:
+def _resolve_init(name_or_path: str, info: distributed.Group) -> tuple[Path, str | None]:
     """A checkpoint path, or a registry name resolved (rank 0 downloads first) with its normalization."""
     path = Path(name_or_path).expanduser()
     if path.is_file():
@@ -160,7 +118,7 @@ def _resolve_init(name_or_path: str, info: DistInfo) -> tuple[Path, str | None]:
     entry = registry.get_entry(name_or_path)
     if info.is_main:
         resolved = registry.resolve_weights(name_or_path, progress=True)
-    _barrier(info)
+    distributed.barrier(info)
     if not info.is_main:
         resolved = registry.resolve_weights(name_or_path, progress=False)
     return resolved, entry.normalization
@@ -180,7 +138,7 @@ def _resume_path(cfg: TrainConfig) -> Path | None:
     return path
 
 
-def _build_model(cfg: TrainConfig, info: DistInfo, resume: dict[str, Any] | None, resume_path: Path | None):
+def _build_model(cfg: TrainConfig, info: distributed.Group, resume: dict[str, Any] | None, resume_path: Path | None):
     """(net, encoder, normalization, description of where the weights came from)."""
     if resume is not None:
         loaded = load_model(resume_path, normalization=cfg.normalization)
@@ -230,7 +188,9 @@ class _Progress:
         self.bar = None
         if enabled:
             self.bar = work_progress(
-                TextColumn("epoch {task.fields[epoch]}  loss {task.fields[loss]}  lr {task.fields[lr]}  {task.fields[speed]}"),
+                TextColumn(
+                    "epoch {task.fields[epoch]}  loss {task.fields[loss]}  lr {task.fields[lr]}  {task.fields[speed]}"
+                ),
                 console=self.console,
                 transient=False,
             )
@@ -265,18 +225,17 @@ def train(cfg: TrainConfig) -> TrainResult:
     threads_before = torch.get_num_threads()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    info = setup_distributed(cfg.device)
+    group = _join(cfg.device)
     try:
-        return _train(cfg, info)
+        return _train(cfg, group)
     finally:
-        if info.distributed and dist.is_initialized():
-            dist.destroy_process_group()
+        distributed.leave(group)
         torch.set_num_threads(threads_before)
 
 
-def _train(cfg: TrainConfig, info: DistInfo) -> TrainResult:
+def _train(cfg: TrainConfig, info: distributed.Group) -> TrainResult:
     out = Path(cfg.out)
-    device = info.device
+    device = resolve_device(info.device)
     if cfg.batch_size % info.world_size:
         raise UsageError(f"--batch-size {cfg.batch_size} does not split evenly over {info.world_size} processes")
     per_rank_batch = cfg.batch_size // info.world_size
@@ -291,7 +250,7 @@ def _train(cfg: TrainConfig, info: DistInfo) -> TrainResult:
     net, encoder, norm, origin = _build_model(cfg, info, resume, resume_path)
     net.to(device).train()
     model: torch.nn.Module = net
-    if info.distributed:
+    if info.formed:
         # the only buffers are EDSR's constant MeanShift tensors: nothing to broadcast each step
         ids = [device.index] if device.type == "cuda" else None
         model = DistributedDataParallel(net, device_ids=ids, broadcast_buffers=False)
@@ -403,7 +362,7 @@ def _train(cfg: TrainConfig, info: DistInfo) -> TrainResult:
                 iteration += 1
                 progress.advance()
                 if n_in_window == cfg.log_every or step == len(loader):
-                    if info.distributed:
+                    if info.formed:
                         dist.all_reduce(loss_sum)
                         loss_sum /= info.world_size
                     last_loss = loss_sum.item() / n_in_window
@@ -459,7 +418,7 @@ def _train(cfg: TrainConfig, info: DistInfo) -> TrainResult:
             if cfg.debug_param_hash:
                 mine = (param_hash(net), hashlib.sha256(json.dumps(sorted(seen)).encode()).hexdigest(), len(seen))
                 gathered = [mine] * info.world_size
-                if info.distributed:
+                if info.formed:
                     dist.all_gather_object(gathered, mine)
                 log.write(
                     "param_hash",
@@ -497,7 +456,7 @@ def _train(cfg: TrainConfig, info: DistInfo) -> TrainResult:
         log.write("end", epoch=epoch, iteration=iteration, loss=last_loss, best_psnr=best)
     finally:
         progress.stop()
-    _barrier(info)
+    distributed.barrier(info)
     return TrainResult(out, epoch, iteration, last_loss, best, last_val, info.rank)
 
 
