@@ -120,7 +120,9 @@ class Upscaler:
         if dtype.kind != "f" and dtype not in (np.uint8, np.uint16):
             raise UsageError(f"unsupported output dtype {dtype}")
         engine.check_region(region, rgb.shape[:2])
-        plane = decoded.render_plane(self._plane(rgb, region), out_hw, np.float32 if dtype.kind == "f" else dtype, progress)
+        plane = decoded.render_plane(
+            self._plane(rgb, region), out_hw, np.float32 if dtype.kind == "f" else dtype, progress
+        )
         return plane.astype(dtype, copy=False)
 
     def upscale_image(

@@ -509,7 +509,9 @@ def train_export_cmd(checkpoint: str, output: str, normalization: str | None) ->
 @click.option("-s", "--scale", type=SCALE, multiple=True, help="Scale factor S (2, 7.5...) or SX,SY; repeatable.")
 @click.option("--size", type=SIZE, multiple=True, help="Output size WIDTHxHEIGHT (aspect ratio as given); repeatable.")
 @click.option("--width", type=SIDE, multiple=True, help="Output width in pixels (height keeps the aspect); repeatable.")
-@click.option("--height", type=SIDE, multiple=True, help="Output height in pixels (width keeps the aspect); repeatable.")
+@click.option(
+    "--height", type=SIDE, multiple=True, help="Output height in pixels (width keeps the aspect); repeatable."
+)
 @click.option("--region", type=REGION, help="Render only this window of the input (input pixels, floats allowed).")
 @click.option(
     "-o",
@@ -528,14 +530,23 @@ def train_export_cmd(checkpoint: str, output: str, normalization: str | None) ->
 @click.option("--device", type=DEVICE, help="auto, cpu, cuda, cuda:N or mps.  [default: auto]")
 @click.option("--precision", type=PRECISION, help="Engine precision.  [default: auto]")
 @click.option(
-    "-t", "--tile", type=click.IntRange(min=0), metavar="PX", help="Tile size in input pixels; 0 = from free memory.  [default: 0]"
+    "-t",
+    "--tile",
+    type=click.IntRange(min=0),
+    metavar="PX",
+    help="Tile size in input pixels; 0 = from free memory.  [default: 0]",
 )
 @click.option("--threads", type=click.IntRange(1, 4096), metavar="N", help="CPU threads.  [default: all cores]")
 @click.option("--batch-size", type=click.IntRange(min=1), metavar="N", help="Query points per decoder batch.")
 @click.option("--alpha", type=ALPHA, default="model", show_default=True, help="Transparency upscaling.")
 @click.option("--ext", type=EXT, default="auto", show_default=True, help="Output format (auto: as the input).")
 @click.option(
-    "--quality", type=click.IntRange(1, 100), default=95, show_default=True, metavar="Q", help="JPEG and WebP quality, 1-100."
+    "--quality",
+    type=click.IntRange(1, 100),
+    default=95,
+    show_default=True,
+    metavar="Q",
+    help="JPEG and WebP quality, 1-100.",
 )
 @click.option("--lossless", is_flag=True, help="Write WebP losslessly.")
 @click.option(
@@ -552,7 +563,9 @@ def train_export_cmd(checkpoint: str, output: str, normalization: str | None) ->
     "--max-out-pixels", type=PIXELS, default="400M", show_default=True, help="Largest output accepted (0: no limit)."
 )
 @click.option("--codec", type=CODEC, help="Video codec.  [default: h264; vp9 for WebM]")
-@click.option("--crf", type=click.IntRange(0, 63), metavar="N", help="Video quality (lower is better).  [default: per codec]")
+@click.option(
+    "--crf", type=click.IntRange(0, 63), metavar="N", help="Video quality (lower is better).  [default: per codec]"
+)
 @click.option("--pix-fmt", metavar="FMT", help="Video pixel format (yuv420p, yuv444p...).  [default: the input's]")
 @click.option("--frames", "frame_range", type=FRAMES, help="Only video frames A <= n < B (from 0; 'A:' to the end).")
 @click.option("--time", "time_range", type=TIME, help="Only seconds T0 <= t < T1 of a video ('T0:' to the end).")
@@ -710,7 +723,13 @@ def _engine_options(precision_default: str):
     decorators = [
         click.option("--device", type=DEVICE, help="auto, cpu, cuda, cuda:N or mps.  [default: auto]"),
         click.option("--precision", type=PRECISION, help=f"Engine precision.  [default: {precision_default}]"),
-        click.option("-t", "--tile", type=click.IntRange(min=0), metavar="PX", help="Tile size in input pixels; 0 = from free memory."),
+        click.option(
+            "-t",
+            "--tile",
+            type=click.IntRange(min=0),
+            metavar="PX",
+            help="Tile size in input pixels; 0 = from free memory.",
+        ),
         click.option("--threads", type=click.IntRange(1, 4096), metavar="N", help="CPU threads.  [default: all cores]"),
         click.option("--allow-unverified", is_flag=True, help="Use a model whose sha256 is not pinned."),
         click.option("--offline", is_flag=True, help="Never download; use the cache only."),
@@ -799,7 +818,12 @@ def encode_cmd(input_path, output, model, alpha, max_pixels, overwrite, **engine
 @click.option("-n", "--model", metavar="NAME|PATH", help="Model to render with.  [default: the one that encoded it]")
 @click.option("--batch-size", type=click.IntRange(min=1), metavar="N", help="Query points per decoder batch.")
 @click.option(
-    "--quality", type=click.IntRange(1, 100), default=95, show_default=True, metavar="Q", help="JPEG and WebP quality, 1-100."
+    "--quality",
+    type=click.IntRange(1, 100),
+    default=95,
+    show_default=True,
+    metavar="Q",
+    help="JPEG and WebP quality, 1-100.",
 )
 @click.option("--lossless", is_flag=True, help="Write WebP losslessly.")
 @click.option(
@@ -809,8 +833,20 @@ def encode_cmd(input_path, output, model, alpha, max_pixels, overwrite, **engine
 @_engine_options("the encoding's")
 @handle_errors
 def render_cmd(
-    encoding_path, scale, size, width, height, region, output, model, batch_size, quality, lossless, max_out_pixels,
-    overwrite, **engine,
+    encoding_path,
+    scale,
+    size,
+    width,
+    height,
+    region,
+    output,
+    model,
+    batch_size,
+    quality,
+    lossless,
+    max_out_pixels,
+    overwrite,
+    **engine,
 ) -> None:
     """Render ENCODING (made by `liif encode`) without the input image or the encoder.
 

@@ -174,7 +174,9 @@ def encode_image(upscaler: Upscaler, img: DecodedImage, *, alpha: str = "model")
     return Encoding(features, meta, alpha_features, plane, upscaler)
 
 
-def load_encoding(path: str | os.PathLike, model: Upscaler | str | os.PathLike | None = None, **load_options) -> Encoding:
+def load_encoding(
+    path: str | os.PathLike, model: Upscaler | str | os.PathLike | None = None, **load_options
+) -> Encoding:
     """Read a `.liif` file, bound to `model` (an Upscaler, or a name / checkpoint for `load_model`; by
     default the model named in the file, at the precision it was encoded in unless `precision` is given). Refused with one-line errors: a file that is not a complete
     encoding or comes from a newer format (EncodingError, exit 9), and an encoding made with other
@@ -191,7 +193,9 @@ def load_encoding(path: str | os.PathLike, model: Upscaler | str | os.PathLike |
             header = f.metadata() or {}
             tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not a mapping)
     except Exception as exc:  # safetensors reports a bad header, a short file... as assorted exceptions
-        raise EncodingError(f"{path}: not a readable .liif encoding (corrupt or truncated: {first_line(exc)})") from None
+        raise EncodingError(
+            f"{path}: not a readable .liif encoding (corrupt or truncated: {first_line(exc)})"
+        ) from None
     meta = _check_meta(path, header, tensors)
     if not isinstance(model, Upscaler) and load_options.get("precision") is None:
         load_options["precision"] = meta["precision"]  # decode as it was encoded: `auto` may pick bf16 here

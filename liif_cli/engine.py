@@ -306,7 +306,9 @@ class FastDecoder:
         acc = torch.mul(h[0, :, 0], weight[0, 0], out=mixed[:pixels].view(n_rows, n_cols, -1))
         for a, b in ((0, 1), (1, 0), (1, 1)):
             acc.addcmul_(h[a, :, b], weight[a, b])
-        pred = torch.addmm(weight.sum(dim=(0, 1)).view(pixels, 1) * self.out_bias, acc.view(pixels, -1), self.out_weight)
+        pred = torch.addmm(
+            weight.sum(dim=(0, 1)).view(pixels, 1) * self.out_bias, acc.view(pixels, -1), self.out_weight
+        )
         return pred.view(n_rows, n_cols, -1)
 
     def _hidden_layers(self, h: torch.Tensor, spare: torch.Tensor | None) -> torch.Tensor:

@@ -39,7 +39,9 @@ class RateColumn(ProgressColumn):
         return Text(f"{speed:.3g} it/s", style="progress.data.speed")
 
 
-def work_progress(*extra: ProgressColumn, console: Any = None, transient: bool = True, disable: bool = False) -> Progress:
+def work_progress(
+    *extra: ProgressColumn, console: Any = None, transient: bool = True, disable: bool = False
+) -> Progress:
     """A rich Progress with the shared columns: description, bar, percent, rate, ETA, then `extra`."""
     return Progress(
         TextColumn("{task.description}"),

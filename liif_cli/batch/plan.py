@@ -283,5 +283,3 @@ def plan_batch(paths: Sequence[str | os.PathLike], options: BatchOptions) -> lis
         jobs.append(job)
     check_video_options(jobs, options.video)
     return jobs
-
-

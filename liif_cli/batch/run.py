@@ -277,5 +277,3 @@ def raise_for_failures(results: Sequence[FileResult], single_input: bool = False
     if single_input and len(results) == 1:
         raise BatchError(failed[0].message)
     raise BatchError(f"{len(failed)} of {len(results)} files failed")
-
-

@@ -151,7 +151,18 @@ def _num(x: float | None, digits: int | None = 4) -> str:
 def _results_table(result: BenchResult, rows: list[Row]) -> str:
     mm = result.protocol == "mmagic"
     engines = result.settings.get("engines") or {}
-    head = ["model", "protocol", "precision", "scale", "images", "PSNR", "published", "&Delta;", "official code", "&Delta;"]
+    head = [
+        "model",
+        "protocol",
+        "precision",
+        "scale",
+        "images",
+        "PSNR",
+        "published",
+        "&Delta;",
+        "official code",
+        "&Delta;",
+    ]
     if mm:
         head += ["SSIM (RGB)", "SSIM 0.x (blue)", "published SSIM", "&Delta; (blue)"]
     head += ["s / image", "Mpx/s", "source of the reference"]
@@ -173,7 +184,12 @@ def _results_table(result: BenchResult, rows: list[Row]) -> str:
         cells += [_delta_cell(None if pub_psnr is None else r.psnr - pub_psnr)]
         cells += [_num(off_psnr), _delta_cell(None if off_psnr is None else r.psnr - off_psnr)]
         if mm:
-            cells += [_num(r.ssim), _num(r.ssim_blue), _num(r.published_ssim_blue, None), _delta_cell(r.delta_ssim_blue)]
+            cells += [
+                _num(r.ssim),
+                _num(r.ssim_blue),
+                _num(r.published_ssim_blue, None),
+                _delta_cell(r.delta_ssim_blue),
+            ]
         per_image = r.upscale_s / r.images if r.images else math.nan
         cells += [_num(per_image, 3), _num(r.mpx_per_s, 3)]
         cells += [f'<td class="l dim src">{html.escape(r.published_source or "—")}</td>']
@@ -235,7 +251,9 @@ def _strip_html(strip: Strip, result: BenchResult) -> str:
     bic = strip.panels.get(BICUBIC)
     lead = strip.panels.get(strip.lead) if strip.lead else None
     if lead is not None and bic is not None and lead.crop_psnr is not None and bic.crop_psnr is not None:
-        why = f"where {strip.lead} gains most over bicubic ({_signed(lead.crop_psnr - bic.crop_psnr, 2)} dB on the crop)"
+        why = (
+            f"where {strip.lead} gains most over bicubic ({_signed(lead.crop_psnr - bic.crop_psnr, 2)} dB on the crop)"
+        )
     else:
         why = "where bicubic does worst"
     head = f"{_title(strip.dataset)} / {strip.image} x{strip.scale}"

@@ -222,8 +222,21 @@ def run_bench(
 
 
 def _run(
-    group, datasets, models, *, protocol, scales, data_dir, limit, save_images, precision, threads, progress, offline,
-    loader, report
+    group,
+    datasets,
+    models,
+    *,
+    protocol,
+    scales,
+    data_dir,
+    limit,
+    save_images,
+    precision,
+    threads,
+    progress,
+    offline,
+    loader,
+    report,
 ) -> BenchResult:
     """`run_bench` in one process of the job (the only one when not launched): `group` says which."""
     device = group.device

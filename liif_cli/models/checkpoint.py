@@ -99,8 +99,6 @@ def model_spec(encoder: str) -> dict[str, Any]:
     }
 
 
-
-
 _MMAGIC_RENAMES = [rename for spec in ENCODERS.values() for rename in spec.mmagic_renames] + [(r"^imnet\.", "imnet.")]
 
 
