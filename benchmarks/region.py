@@ -57,7 +57,9 @@ def main() -> None:
             outputs[name] = run()
             times[name].append(time.perf_counter() - t0)
     med = {name: statistics.median(t) for name, t in times.items()}
-    print(f"{args.model} on {up.device.type} ({up.precision}), {torch.get_num_threads()} threads, {args.repeats} repeats")
+    print(
+        f"{args.model} on {up.device.type} ({up.precision}), {torch.get_num_threads()} threads, {args.repeats} repeats"
+    )
     print(f"region {x},{y},{w},{h} of 2000x1500 -> 1280x960: median {med['region']:.2f} s  {times['region']}")
     print(f"64x48 crop            -> 1280x960: median {med['crop']:.2f} s  {times['crop']}")
     print(f"ratio region / crop: {med['region'] / med['crop']:.3f}  (acceptance: <= 1.5)")

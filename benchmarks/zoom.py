@@ -85,7 +85,11 @@ def main() -> None:
         url = f"/v1/encodings/{made.json()['id']}/render"
         step = TILE / ZOOM
         tiles = [
-            {"region": f"{x + i * step:g},{y + j * step:g},{step:g},{step:g}", "size": f"{TILE}x{TILE}", "format": "png"}
+            {
+                "region": f"{x + i * step:g},{y + j * step:g},{step:g},{step:g}",
+                "size": f"{TILE}x{TILE}",
+                "format": "png",
+            }
             for j in (0, 1)
             for i in (0, 1)
         ]
@@ -113,7 +117,9 @@ def main() -> None:
             times[name].append(time.perf_counter() - t0)
     med = {name: statistics.median(t) for name, t in times.items()}
 
-    print(f"{args.model} on {up.device.type} ({up.precision}), {torch.get_num_threads()} threads, {args.repeats} repeats")
+    print(
+        f"{args.model} on {up.device.type} ({up.precision}), {torch.get_num_threads()} threads, {args.repeats} repeats"
+    )
     print(f"encode {IN_HW[1]}x{IN_HW[0]} once: {encode_s:.2f} s, {enc.nbytes / 2**20:.0f} MiB cached")
     for name, t in times.items():
         print(f"{name:13s} median {med[name] * 1000:7.1f} ms   {[round(v * 1000, 1) for v in t]}")

@@ -22,11 +22,14 @@ OFFICIAL = SHARED / "weights" / "edsr-baseline-liif.pth"  # the official EDSR-ba
 OFFICIAL_SHA256 = "1cf77e16f33ee17bd04049f497eaea1e06f25585dbb1919e4c7cd1d9d4d23d57"
 DATASETS = SHARED / "datasets"
 
-needs_shared = pytest.mark.skipif(not OFFICIAL.is_file(), reason="../shared (official weights) is not beside the checkout")
+needs_shared = pytest.mark.skipif(
+    not OFFICIAL.is_file(), reason="../shared (official weights) is not beside the checkout"
+)
 needs_datasets = pytest.mark.skipif(
     not (OFFICIAL.is_file() and (DATASETS / "Set5" / "HR").is_dir() and (DATASETS / "Set14" / "HR").is_dir()),
     reason="../shared weights and benchmark sets are not beside the checkout",
 )
+
 
 def fixture_cases() -> list[dict]:
     """The official-output fixtures' cases (../shared/fixtures/manifest.json), or none without ../shared."""

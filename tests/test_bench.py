@@ -320,7 +320,6 @@ def test_shared_sets_verify_against_reference_hashes():
 # --- the hub download path, against local stand-ins ---------------------------------------------------------
 
 
-
 def _hub_cache(hub: Path, repo_id: str, files: dict[str, bytes]) -> None:
     """Lay `files` out the way huggingface_hub caches a dataset repo at revision main."""
     repo = hub / f"datasets--{repo_id.replace('/', '--')}"

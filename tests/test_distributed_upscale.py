@@ -226,9 +226,13 @@ def test_without_a_process_group_the_ranks_split_the_work_and_rank_zero_says_so_
     assert [p.returncode for p in procs] == [0, 0], printed
     assert printed[0].count("independent shards") == 1 and "independent shards" not in printed[1]
     written = [sorted(Path(name).name for name, _, _ in WROTE.findall(text)) for text in printed]
-    assert sorted(written[0] + written[1]) == sorted(p.name for p in out.iterdir()) and len(written[0] + written[1]) == 6
+    assert (
+        sorted(written[0] + written[1]) == sorted(p.name for p in out.iterdir()) and len(written[0] + written[1]) == 6
+    )
     for rank in (0, 1):  # each reports its own share, and only it
-        assert printed[rank].rstrip().splitlines()[-1].startswith(f"rank {rank}: {len(written[rank])} written, 0 skipped")
+        assert (
+            printed[rank].rstrip().splitlines()[-1].startswith(f"rank {rank}: {len(written[rank])} written, 0 skipped")
+        )
         assert "files over" not in printed[rank]
 
 

@@ -40,7 +40,9 @@ def test_rgb_round_trip_equals_upscale(up, tmp_path):
     rendered, direct = enc.render(size=(67, 50)), up.upscale(DecodedImage(rgb=rgb), size=(67, 50))
     assert rendered.rgb.dtype == np.uint8 and np.array_equal(rendered.rgb, direct.rgb)
     region = (3.5, 2.0, 10.0, 8.0)
-    assert np.array_equal(enc.render(scale=3, region=region).rgb, up.upscale(DecodedImage(rgb=rgb), scale=3, region=region).rgb)
+    assert np.array_equal(
+        enc.render(scale=3, region=region).rgb, up.upscale(DecodedImage(rgb=rgb), scale=3, region=region).rgb
+    )
 
 
 def test_rgba_round_trip_equals_upscale(up, tmp_path):
