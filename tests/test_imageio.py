@@ -223,7 +223,7 @@ def test_gray_output_uses_bt601_luma():
     buf = io.BytesIO()
     Image.fromarray(quantize(rgb)).convert("L").save(buf, "PNG")
     expected = np.asarray(Image.open(buf))
-    from liif_cli.imageio import _gray
+    from liif_cli.imageio.write import _gray
 
     assert np.abs(quantize(_gray(img)).astype(int) - expected).max() <= 1
 

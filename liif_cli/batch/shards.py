@@ -133,7 +133,8 @@ def _input_frames_hw(path: Path) -> tuple[int, tuple[int, int]]:
 
 def _input_hw(path: Path) -> tuple[int, int]:
     """(h, w) as decoded, i.e. after the EXIF rotation (which swaps the sides for orientations 5 to 8)."""
-    from ..imageio import _open_without_pillow_bomb_check, _orientation, _quiet_decoders
+    from ..imageio.metadata import _orientation
+    from ..imageio.read import _open_without_pillow_bomb_check, _quiet_decoders
 
     with open(path, "rb") as fh, _quiet_decoders(), _open_without_pillow_bomb_check(fh) as im:
         w, h = im.size

@@ -1,0 +1,231 @@
+"""Image file -> `DecodedImage`, with every failure a one-line InputError.
+
+`read_image` checks the path, opens the file with Pillow's own bomb check lifted (ours, with the caller's
+pixel limit, runs on the header's declared size before any pixel is decoded), routes 16-bit PNG and TIFF
+to `highdepth`, decodes every other mode through Pillow, and applies the EXIF orientation last.
+`decode_pil` decodes an already opened PIL image the same way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import struct
+import threading
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from ..errors import InputError, first_line
+from .highdepth import _decode_png16, _decode_tiff, _is_tiff, _png_header, _tiff_bits, _tiff_metadata
+from .image import DEFAULT_MAX_INPUT_PIXELS, DecodedImage, Warn, _gray_to_rgb, _u8, _u16, check_pixels
+from .metadata import _clean_exif, _dpi, _icc_space, _orientation, apply_orientation
+
+_pillow_limit_lock = threading.Lock()
+
+
+def _open_without_pillow_bomb_check(fh) -> Image.Image:
+    """`Image.open` with Pillow's decompression-bomb check lifted: ours (with the caller's limit) follows.
+
+    Pillow's check reads a module global with its own fixed limit; it is lifted under a lock for the
+    call and restored after. Should Pillow still warn or refuse, the caller turns it into an InputError.
+    """
+    with _pillow_limit_lock:
+        saved = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = None
+        try:
+            return Image.open(fh)
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
+
+
+@contextlib.contextmanager
+def _quiet_decoders():
+    """Decoder warnings (Pillow's "Corrupt EXIF data", tifffile's log) would each print a line: a
+    broken file gets one line, our InputError. A bomb warning becomes an error."""
+    tifffile_log = logging.getLogger("tifffile")
+    saved_level = tifffile_log.level
+    tifffile_log.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            yield
+    finally:
+        tifffile_log.setLevel(saved_level)
+
+
+def _check_path(path: Path) -> None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot access ({exc.strerror or exc})") from None
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, not an image (folders are scanned only when given as inputs)")
+    if st.st_size == 0:
+        raise InputError(f"{path}: empty file (0 bytes)")
+
+
+def _decode_pillow(im: Image.Image, path: Path, meta: dict, warn: Warn) -> tuple[np.ndarray, np.ndarray | None, str]:
+    """8-bit (and 16-bit gray) decoding through Pillow -> (rgb, alpha, out mode)."""
+    mode = im.mode
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N"):
+        g = _u16(np.asarray(im).astype(np.uint16))
+        meta["bits"] = 16
+        return _gray_to_rgb(g), None, "L"
+    if mode in ("I", "F"):
+        raise InputError(f"{path}: {'32-bit integer' if mode == 'I' else '32-bit float'} images are not supported")
+    if mode == "CMYK":
+        icc = meta.get("icc_profile")
+        rgb_im = None
+        if _icc_space(icc) == "CMYK":
+            try:
+                from PIL import ImageCms
+
+                src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+                rgb_im = ImageCms.profileToProfile(im, src, ImageCms.createProfile("sRGB"), outputMode="RGB")
+                meta["notes"].append("CMYK converted to sRGB through its ICC profile")
+            except Exception as exc:
+                warn(f"{path}: CMYK ICC conversion failed ({type(exc).__name__}); using a plain conversion")
+        if rgb_im is None:
+            rgb_im = im.convert("RGB")
+            meta["notes"].append("CMYK converted to RGB without a profile")
+        meta["icc_profile"] = None  # a CMYK profile does not describe RGB output
+        return _u8(np.asarray(rgb_im)), None, "RGB"
+    if mode in ("RGB", "L") and im.info.get("transparency") is not None:  # a transparent colour (tRNS)
+        im = im.convert("RGBA" if mode == "RGB" else "LA")
+    elif mode == "P":
+        transparent = getattr(im, "has_transparency_data", "transparency" in im.info)  # Pillow < 10.1: no property
+        im = im.convert("RGBA" if transparent else "RGB")
+    elif mode == "PA":
+        im = im.convert("RGBA")
+    elif mode == "1":
+        im = im.convert("L")
+    elif mode == "La":
+        im = im.convert("LA")
+    elif mode in ("RGBa",):
+        im = im.convert("RGBA")
+    elif mode not in ("RGB", "RGBA", "L", "LA"):
+        try:
+            im = im.convert("RGB")
+        except Exception:
+            raise InputError(f"{path}: image mode {mode} is not supported") from None
+        if _icc_space(meta.get("icc_profile")) not in (None, "RGB"):
+            meta["icc_profile"] = None
+    a = np.asarray(im)
+    if im.mode == "RGB":
+        return _u8(a), None, "RGB"
+    if im.mode == "RGBA":
+        return _u8(a[..., :3]), _u8(a[..., 3]), "RGBA"
+    if im.mode == "L":
+        return _gray_to_rgb(_u8(a)), None, "L"
+    return _gray_to_rgb(_u8(a[..., 0])), _u8(a[..., 1]), "LA"  # LA
+
+
+def read_image(
+    path: str | os.PathLike,
+    *,
+    max_pixels: int | None = DEFAULT_MAX_INPUT_PIXELS,
+    warn: Warn | None = None,
+) -> DecodedImage:
+    """Decode an image file. Every failure is an InputError with a one-line message.
+
+    `max_pixels` (None or 0: no limit) is checked on the header before any pixel is decoded. EXIF
+    orientation is applied. Multi-frame files: the first frame only (noted in `frames`).
+    """
+    path = Path(path)
+    warn = warn or (lambda msg: warnings.warn(msg, stacklevel=3))
+    _check_path(path)
+    try:
+        with _quiet_decoders(), open(path, "rb") as fh:
+            try:
+                im = _open_without_pillow_bomb_check(fh)
+            except UnidentifiedImageError:
+                if not _is_tiff(path):
+                    raise InputError(f"{path}: not an image, or a format that cannot be read") from None
+                im = None  # a TIFF layout Pillow does not know (e.g. 16-bit gray + alpha): tifffile alone
+            img, orientation = (
+                _read_tifffile_only(path, max_pixels) if im is None else _read(im, path, max_pixels, warn)
+            )
+    except InputError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise InputError(f"{path}: refused as a possible decompression bomb ({first_line(exc)})") from None
+    except MemoryError:
+        raise InputError(f"{path}: not enough memory to decode this image") from None
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError, KeyError, TypeError) as exc:
+        raise InputError(f"{path}: truncated or corrupt image ({first_line(exc)})") from None
+    except Exception as exc:  # decoders raise all sorts (pypng's FormatError, zlib.error...)
+        raise InputError(f"{path}: cannot decode image ({type(exc).__name__}: {first_line(exc)})") from None
+    if orientation != 1:
+        img.rgb = np.ascontiguousarray(apply_orientation(img.rgb, orientation))
+        if img.alpha is not None:
+            img.alpha = np.ascontiguousarray(apply_orientation(img.alpha, orientation))
+        if img.dpi is not None and orientation >= 5:
+            img.dpi = (img.dpi[1], img.dpi[0])
+    return img
+
+
+_MODE_16 = {"RGB": "RGB;16", "RGBA": "RGBA;16", "L": "I;16", "LA": "LA;16"}
+
+
+def _read(im: Image.Image, path: Path, max_pixels: int | None, warn: Warn) -> tuple[DecodedImage, int]:
+    """Through Pillow (pixels of 16-bit PNG / TIFF through pypng / tifffile) -> (image, orientation)."""
+    w, h = im.size
+    check_pixels(w, h, max_pixels, f"{path}: image of", "--max-pixels")
+    png = _png_header(path) if im.format == "PNG" else None
+    png16 = png is not None and png[0] == 16
+    tiff16 = im.format == "TIFF" and _tiff_bits(im) == 16
+    if not tiff16:
+        im.load()  # for 16-bit PNG too: validates the data and reaches an eXIf chunk after IDAT
+    meta: dict = {"notes": [], "bits": 8, "icc_profile": im.info.get("icc_profile") or None}
+    orientation = _orientation(im)
+    dpi = _dpi(im)
+    exif = _clean_exif(im, warn)
+    if png16:
+        rgb, alpha, mode = _decode_png16(path)
+        meta["bits"] = 16
+        source_mode = {0: "I;16", 2: "RGB;16", 4: "LA;16", 6: "RGBA;16"}.get(png[1], im.mode)
+    elif tiff16:
+        rgb, alpha, mode, meta["bits"] = _decode_tiff(path)
+        source_mode = _MODE_16[mode]
+    else:
+        rgb, alpha, mode = _decode_pillow(im, path, meta, warn)
+        source_mode = im.mode
+    img = DecodedImage(
+        rgb=rgb,
+        alpha=alpha,
+        mode=mode,
+        bits=meta["bits"],
+        source_mode=source_mode,
+        format=im.format,
+        icc_profile=meta["icc_profile"],
+        dpi=dpi,
+        exif=exif,
+        frames=int(getattr(im, "n_frames", 1) or 1),
+        notes=meta["notes"],
+    )
+    return img, orientation
+
+
+def decode_pil(im: Image.Image, name: str = "image", warn: Warn | None = None) -> DecodedImage:
+    """An already opened PIL image, decoded as `read_image` decodes a file (modes, palettes, transparency,
+    16-bit gray). The pixels are taken as given: no EXIF rotation."""
+    warn = warn or (lambda msg: warnings.warn(msg, stacklevel=3))
+    meta: dict = {"notes": [], "bits": 8, "icc_profile": im.info.get("icc_profile") or None}
+    rgb, alpha, mode = _decode_pillow(im, Path(name), meta, warn)
+    return DecodedImage(rgb, alpha, mode, meta["bits"], im.mode, im.format, meta["icc_profile"], _dpi(im))
+
+
+def _read_tifffile_only(path: Path, max_pixels: int | None) -> tuple[DecodedImage, int]:
+    rgb, alpha, mode, bits = _decode_tiff(path, max_pixels)
+    icc, dpi, orientation = _tiff_metadata(path)
+    source_mode = mode if bits == 8 else _MODE_16[mode]
+    img = DecodedImage(rgb, alpha, mode, bits, source_mode, "TIFF", icc, dpi, None)
+    return img, orientation

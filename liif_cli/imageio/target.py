@@ -1,0 +1,71 @@
+"""Where an output may go: never over an input, never left half-written.
+
+`InputGuard` knows the input files (by resolved path and by inode, so a link or another spelling of the
+same file is caught); `atomic_target` checks a destination against it and against existing files, then
+yields a temporary file that is renamed into place only on success. Apart from encoding because the
+video and animation writers put their own files through the same checks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from ..atomic import TargetExistsError, atomic_path
+from ..errors import OutputError, first_line
+
+
+class InputGuard:
+    """The set of input files, to refuse writing over any of them (by resolved path and by inode)."""
+
+    def __init__(self, paths: Iterable[str | os.PathLike] = ()):
+        self._paths: set[str] = set()
+        self._inodes: set[tuple[int, int]] = set()
+        for p in paths:
+            self.add(p)
+
+    def add(self, path: str | os.PathLike) -> None:
+        p = Path(path)
+        self._paths.add(os.path.normcase(str(p.resolve())))
+        with contextlib.suppress(OSError):
+            st = p.stat()
+            self._inodes.add((st.st_dev, st.st_ino))
+
+    def covers(self, path: str | os.PathLike) -> bool:
+        p = Path(path)
+        if os.path.normcase(str(p.resolve())) in self._paths:
+            return True
+        try:
+            st = p.stat()
+        except OSError:
+            return False
+        return (st.st_dev, st.st_ino) in self._inodes
+
+
+@contextlib.contextmanager
+def atomic_target(
+    path: Path, *, overwrite: bool = False, protect: InputGuard | Iterable[str | os.PathLike] | None = None
+) -> Iterator[Path]:
+    """Yield a temporary file in `path`'s folder to write into; on success it is renamed to `path`.
+
+    The checks come first (an input in `protect` is always refused, an existing file unless `overwrite`).
+    On any exception or interrupt the temporary file is removed, so no partial output is ever left; an
+    OSError while writing becomes an OutputError.
+    """
+    path = Path(path)
+    guard = protect if isinstance(protect, InputGuard) else InputGuard(protect or ())
+    if guard.covers(path):
+        raise OutputError(f"{path}: refusing to write over an input file")
+    if path.is_dir():
+        raise OutputError(f"{path}: is a directory")
+    if path.exists() and not overwrite:
+        raise OutputError(f"{path}: already exists (use --overwrite to replace it)")
+    try:
+        with atomic_path(path, overwrite=overwrite) as tmp:  # no-clobber unless overwrite
+            yield tmp
+    except TargetExistsError:
+        raise OutputError(f"{path}: already exists (use --overwrite to replace it)") from None
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot write ({exc.strerror or first_line(exc)})") from None
