@@ -1,4 +1,4 @@
-"""The fast decoder: the LIIF MLP rearranged to give the official numbers with far less work.
+"""The fast decoder: the LIIF MLP rearranged so that most of its work is done once per latent, not per query.
 
 The official code unfolds the whole feature map to 576 channels and runs a 580-wide first layer for
 every query. The decoder here gives the same numbers with far less work, using identities that
