@@ -44,7 +44,7 @@ def gemm_rate(dtype: torch.dtype, rows: int = 65536) -> float:
 def profile_decoder(model: str, precision: str, size: int, scale: float, repeats: int) -> None:
     from benchmarks.speed import synthetic_image
     from liif_cli.api import load_model
-    from liif_cli.engine import axis_lookup
+    from liif_cli.geometry import axis_lookup
 
     up = load_model(model, device="cpu", precision=precision)
     renderer = up.renderer

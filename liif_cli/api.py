@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from . import decoded, engine
+from . import decoded, devices, engine, geometry
 from .errors import UsageError
 from .imageio import DecodedImage, as_float
 from .models import LoadedModel, load_checkpoint
@@ -105,7 +105,7 @@ class Upscaler:
         *,
         progress: ProgressCallback | None = None,
         dtype: type | np.dtype = np.float32,
-        region: engine.Region | None = None,
+        region: geometry.Region | None = None,
     ) -> np.ndarray:
         """rgb: (H, W, 3) floats in [0, 1] -> (h, w, 3) of `dtype` (of the window `region` if given).
 
@@ -119,7 +119,7 @@ class Upscaler:
         dtype = np.dtype(dtype)
         if dtype.kind != "f" and dtype not in (np.uint8, np.uint16):
             raise UsageError(f"unsupported output dtype {dtype}")
-        engine.check_region(region, rgb.shape[:2])
+        geometry.check_region(region, rgb.shape[:2])
         plane = decoded.render_plane(
             self._plane(rgb, region), out_hw, np.float32 if dtype.kind == "f" else dtype, progress
         )
@@ -131,7 +131,7 @@ class Upscaler:
         out_hw: tuple[int, int],
         *,
         alpha: str = "model",
-        region: engine.Region | None = None,
+        region: geometry.Region | None = None,
         progress: ProgressCallback | None = None,
     ) -> DecodedImage:
         """The library's one path from a decoded image to the upscaled image (`liif upscale` uses it).
@@ -140,7 +140,7 @@ class Upscaler:
         metadata is kept and DPI scales with the size. `region` renders a window (x, y, w, h) of the image.
         """
         kind = decoded.alpha_kind(img.alpha, alpha)
-        engine.check_region(region, img.hw)
+        geometry.check_region(region, img.hw)
         source: decoded.AlphaSource = {
             "none": None,
             "constant": None if img.alpha is None else float(img.alpha.min()),
@@ -166,7 +166,7 @@ class Upscaler:
         size: tuple[int, int] | None = None,
         width: int | None = None,
         height: int | None = None,
-        region: engine.Region | None = None,
+        region: geometry.Region | None = None,
         alpha: str = "model",
         progress: ProgressCallback | None = None,
     ) -> Image.Image | np.ndarray | DecodedImage:
@@ -195,7 +195,7 @@ class Upscaler:
 
     @staticmethod
     def _out_hw(in_hw, region, scale, size, width, height) -> tuple[int, int]:
-        region = engine.check_region(region, in_hw)
+        region = geometry.check_region(region, in_hw)
         span = in_hw if region is None else (region[3], region[2])
         return output_size(span, scale=scale, size=size, width=width, height=height)
 
@@ -247,9 +247,9 @@ def load_model(
     """A registry name (see `liif models`) or a checkpoint path (official or mmagic layout)."""
     from .registry import load_registry, resolve_weights
 
-    engine.set_threads(threads)
-    torch_device = engine.resolve_device(device)
-    resolved_precision = engine.resolve_precision(precision, torch_device)
+    devices.set_threads(threads)
+    torch_device = devices.resolve_device(device)
+    resolved_precision = devices.resolve_precision(precision, torch_device)
     if tile is not None and tile < 1:
         raise UsageError(f"tile must be >= 1, got {tile}")
     if batch_size is not None and batch_size < 1:
@@ -268,7 +268,7 @@ def upscale(
     size: tuple[int, int] | None = None,
     width: int | None = None,
     height: int | None = None,
-    region: engine.Region | None = None,
+    region: geometry.Region | None = None,
     alpha: str = "model",
     model: str | Path | Upscaler = "edsr-baseline",
     **load_options,

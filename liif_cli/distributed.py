@@ -96,7 +96,7 @@ def device_for(name: str | None, local_rank: int) -> str:
     """
     import torch
 
-    from .engine import resolve_device
+    from .devices import resolve_device
 
     device = resolve_device(name)
     if device.type == "cuda" and device.index is None:

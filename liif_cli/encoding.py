@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from . import decoded, engine
+from . import decoded, engine, geometry
 from .errors import EncodingError, EncodingModelError, first_line
 from .imageio import DecodedImage, as_float, atomic_target
 
@@ -75,13 +75,13 @@ class Encoding:
         size: tuple[int, int] | None = None,
         width: int | None = None,
         height: int | None = None,
-        region: engine.Region | None = None,
+        region: geometry.Region | None = None,
         progress: engine.ProgressCallback | None = None,
     ) -> DecodedImage:
         """The upscaled image (or window `region` = x, y, w, h in input pixels), exactly as `liif upscale`
         makes it from the input; write it with `liif_cli.imageio.write_image`."""
         out_hw = self.output_size(scale=scale, size=size, width=width, height=height, region=region)
-        region = engine.check_region(region, self.in_hw)
+        region = geometry.check_region(region, self.in_hw)
         kind = self.meta["alpha"]
         alpha: decoded.AlphaSource = {
             "none": None,
@@ -95,10 +95,10 @@ class Encoding:
         )
 
     def render_array(
-        self, out_hw: tuple[int, int], *, region: engine.Region | None = None, progress=None
+        self, out_hw: tuple[int, int], *, region: geometry.Region | None = None, progress=None
     ) -> np.ndarray:
         """The colour alone as float32 (h, w, 3) in [0, 1], unrounded: the official math."""
-        region = engine.check_region(region, self.in_hw)
+        region = geometry.check_region(region, self.in_hw)
         return decoded.render_plane(self._plane(self.features, region), out_hw, np.float32, progress)
 
     def _plane(self, feat: torch.Tensor, region) -> decoded.PlaneRenderer:

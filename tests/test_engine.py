@@ -12,7 +12,8 @@ from conftest import OFFICIAL, SHARED, fixture_cases, needs_shared
 from PIL import Image
 
 from liif_cli.api import load_model
-from liif_cli.engine import Renderer, RenderOptions, axis_lookup, render_array
+from liif_cli.engine import Renderer, RenderOptions, render_array
+from liif_cli.geometry import axis_lookup
 from liif_cli.models import LoadedModel, Normalization, build_liif, make_coord, reference_upscale
 
 CASES = fixture_cases()
@@ -109,7 +110,7 @@ def test_integer_output_is_the_rounded_float_output():
 @needs_shared
 @pytest.mark.parametrize("device", DEVICES)
 def test_half_precision_paths_stay_close(device):
-    from liif_cli.engine import cpu_has_fast_bf16
+    from liif_cli.devices import cpu_has_fast_bf16
 
     if device == "cpu" and not cpu_has_fast_bf16():
         pytest.skip("this CPU has no native bf16")
@@ -132,7 +133,7 @@ def test_upscale_runs_without_a_compiler_on_path(tmp_path):
 
     from conftest import ROOT
 
-    from liif_cli.engine import cpu_has_fast_bf16
+    from liif_cli.devices import cpu_has_fast_bf16
 
     bare = tmp_path / "bin"
     bare.mkdir()

@@ -41,11 +41,12 @@ class VideoOptions:
     time: tuple[float, float | None] | None = None
 
     def __post_init__(self) -> None:
-        from ..video import _choose_codec, _range_check
+        from ..video.reading import range_check
+        from ..video.writing import choose_codec
 
-        _range_check(self.frames, self.time)
+        range_check(self.frames, self.time)
         if self.codec is not None:
-            codec = _choose_codec("", self.codec)
+            codec = choose_codec("", self.codec)
             if self.crf is not None and codec.crf_range is None:
                 raise UsageError(f"--crf: {codec.name} is lossless and takes no crf")
             if self.crf is not None and not codec.crf_range[0] <= self.crf <= codec.crf_range[1]:

@@ -76,7 +76,7 @@ class SizeSpec:
         from ..api import output_size
 
         if self.region is not None:
-            from ..engine import check_region
+            from ..geometry import check_region
 
             check_region(self.region, in_hw)
             in_hw = (self.region[3], self.region[2])

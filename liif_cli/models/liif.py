@@ -1,7 +1,7 @@
 """LIIF: an encoder's feature map queried at continuous coordinates by an MLP.
 
 `LIIF.query_rgb` is a line-by-line transcription of the official `query_rgb` (feature unfold, local
-ensemble, cell decoding). It is the test oracle for the fast decoder in `liif_cli.engine`: keep it
+ensemble, cell decoding). It is the test oracle for the fast decoder in `liif_cli.decoder`: keep it
 straightforward, never optimise it.
 """
 

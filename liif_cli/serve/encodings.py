@@ -88,7 +88,7 @@ class RenderRequest(UpscaleRequest):
 
     def plan(self, stored: StoredEncoding, max_out_pixels: int | None):
         """(region or None, out_hw, extension, quality), every check done; a UsageError names the bad field."""
-        from ..engine import check_region
+        from ..geometry import check_region
         from ..imageio import WRITE_FORMATS, check_output_size
 
         options = self.options(None, max_out_pixels)

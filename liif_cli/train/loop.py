@@ -31,7 +31,7 @@ from rich.progress import TextColumn
 from torch.nn.parallel import DistributedDataParallel
 
 from .. import atomic, distributed
-from ..engine import resolve_device
+from ..devices import resolve_device
 from ..errors import LiifError, ModelError, OutputError, UsageError
 from ..models import build_liif
 from ..progress import work_progress

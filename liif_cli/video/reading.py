@@ -1,0 +1,217 @@
+"""Reading a video: what a file holds (`probe`) and its frames decoded to RGB arrays, in range.
+
+The input side only: it knows containers, streams and frame ranges, nothing of models or encoders, so a
+folder scan or a batch plan can probe files without the writing side.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError, UsageError, first_line
+from ..imageio import DEFAULT_MAX_INPUT_PIXELS, check_pixels
+
+VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mkv", ".mov", ".webm", ".avi"})
+"""Extensions a folder scan should treat as video (files named explicitly are probed whatever their name)."""
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What `probe` finds; the first video stream is the one that is upscaled."""
+
+    path: Path
+    container: str
+    codec: str
+    width: int
+    height: int
+    frames: int | None  # from the container header, or estimated from duration x rate; None when unknown
+    fps: Fraction | None  # average frame rate
+    duration: float | None  # seconds
+    rotation: int  # degrees counter-clockwise, from the display matrix
+    pix_fmt: str
+    bit_depth: int
+    color_primaries: int
+    color_trc: int
+    colorspace: int
+    color_range: int
+    audio_streams: int
+    subtitle_streams: int
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One decoded video frame: its number (from 0, in display order), timestamp and RGB pixels."""
+
+    index: int
+    pts: int | None
+    time: float | None  # seconds
+    rgb: np.ndarray  # (H, W, 3) uint8, or uint16 for input deeper than 8 bits
+
+
+def is_video(path: str | Path) -> bool:
+    return Path(path).suffix.lower() in VIDEO_EXTENSIONS
+
+
+def open_input(path: Path):
+    import av
+
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, not a video")
+    try:
+        container = av.open(str(path), "r")
+    except av.FFmpegError as exc:
+        raise InputError(f"{path}: not a readable video ({first_line(exc)})") from None
+    if not container.streams.video:
+        container.close()
+        raise InputError(f"{path}: has no video stream")
+    stream = container.streams.video[0]
+    if stream.codec_context is None:
+        container.close()
+        raise InputError(f"{path}: video codec '{stream.codec.name if stream.codec else '?'}' cannot be decoded")
+    return container, stream
+
+
+def _bits(fmt) -> int:
+    return max((c.bits for c in fmt.components), default=8)
+
+
+def probe(path: str | Path, *, max_pixels: int | None = DEFAULT_MAX_INPUT_PIXELS) -> VideoInfo:
+    """Read the header and decode the first frame (rotation, colour tags and bit depth live on frames).
+
+    InputError for a missing, corrupt or truncated file, one without a video stream, one whose codec
+    cannot be decoded, or a frame size over `max_pixels`.
+    """
+    path = Path(path)
+    container, stream = open_input(path)
+    try:
+        cc = stream.codec_context
+        check_pixels(cc.width, cc.height, max_pixels, f"{path}: video of", "--max-pixels")
+        first = _first_frame(container, stream, path)
+        fps = stream.average_rate or stream.guessed_rate
+        duration = None
+        if stream.duration is not None and stream.time_base:
+            duration = float(stream.duration * stream.time_base)
+        elif container.duration is not None:
+            duration = container.duration / 1_000_000
+        frames = stream.frames or (round(duration * fps) if duration and fps else None)
+        return VideoInfo(
+            path=path,
+            container=container.format.name,
+            codec=cc.name,
+            width=first.width,
+            height=first.height,
+            frames=frames,
+            fps=Fraction(fps) if fps else None,
+            duration=duration,
+            rotation=int(round(first.rotation or 0)),
+            pix_fmt=first.format.name,
+            bit_depth=_bits(first.format),
+            color_primaries=int(first.color_primaries),
+            color_trc=int(first.color_trc),
+            colorspace=int(first.colorspace),
+            color_range=int(first.color_range),
+            audio_streams=len(container.streams.audio),
+            subtitle_streams=len(container.streams.subtitles),
+        )
+    finally:
+        container.close()
+
+
+def _first_frame(container, stream, path: Path):
+    import av
+
+    try:
+        for frame in container.decode(stream):
+            return frame
+    except av.FFmpegError as exc:
+        raise InputError(f"{path}: corrupt video ({first_line(exc)})") from None
+    raise InputError(f"{path}: the video stream holds no decodable frame")
+
+
+def _to_rgb(frame, deep: bool) -> np.ndarray:
+    """Decoded frame -> (H, W, 3) uint8 (or uint16 when `deep`), with the frame's own matrix and range."""
+    return frame.to_ndarray(format="rgb48le" if deep else "rgb24", src_color_range=frame.color_range)
+
+
+def range_check(frames: tuple[int, int | None] | None, time: tuple[float, float | None] | None) -> None:
+    if frames is not None and time is not None:
+        raise UsageError("give frames or time, not both")
+    for what, r in (("frames", frames), ("time", time)):
+        if r is not None and (r[0] < 0 or (r[1] is not None and r[1] <= r[0])):
+            raise UsageError(f"{what} range {r[0]}:{r[1]} is empty or negative")
+
+
+def _in_range(index: int, t: float | None, frames, time) -> int:
+    """-1: before the range, 0: inside, 1: past it (stop)."""
+    if frames is not None:
+        if index < frames[0]:
+            return -1
+        return 0 if frames[1] is None or index < frames[1] else 1
+    if time is not None and t is not None:
+        if t < time[0] - 1e-6:
+            return -1
+        return 0 if time[1] is None or t < time[1] - 1e-6 else 1
+    return 0
+
+
+def iter_frames(
+    path: str | Path,
+    *,
+    frames: tuple[int, int | None] | None = None,
+    time: tuple[float, float | None] | None = None,
+    max_pixels: int | None = DEFAULT_MAX_INPUT_PIXELS,
+) -> Iterator[Frame]:
+    """Decoded frames of the first video stream, one at a time (uint8 RGB, uint16 when deeper than 8 bits).
+
+    `frames=(a, b)`: frame numbers a <= n < b (b None: to the end); `time=(t0, t1)`: seconds, likewise.
+    """
+    range_check(frames, time)
+    path = Path(path)
+    container, stream = open_input(path)
+    try:
+        check_pixels(
+            stream.codec_context.width, stream.codec_context.height, max_pixels, f"{path}: video of", "--max-pixels"
+        )
+        for item in demux(container, stream, path, frames, time, copy=()):
+            if isinstance(item, Frame):
+                yield item
+    finally:
+        container.close()
+
+
+def demux(container, stream, path: Path, frames, time, copy) -> Iterator:
+    """Frames of `stream` in range, and the packets of the `copy` streams, in file order."""
+    import av
+
+    deep = None
+    index = 0
+    if time is not None and time[0] > 0:
+        container.seek(int(time[0] / stream.time_base), stream=stream, backward=True, any_frame=False)
+        index = None  # frame numbers are unknown after a seek; only `time` is used then
+    streams = [stream, *copy]
+    try:
+        for packet in container.demux(streams):
+            if packet.stream is not stream:
+                if packet.dts is not None:
+                    yield packet
+                continue
+            for frame in packet.decode():
+                t = float(frame.pts * frame.time_base) if frame.pts is not None and frame.time_base else None
+                where = _in_range(index if index is not None else 0, t, frames, time)
+                if where > 0:
+                    return
+                if where == 0:
+                    if deep is None:
+                        deep = _bits(frame.format) > 8
+                    yield Frame(index if index is not None else -1, frame.pts, t, _to_rgb(frame, deep))
+                if index is not None:
+                    index += 1
+    except av.FFmpegError as exc:
+        raise InputError(f"{path}: corrupt video ({first_line(exc)})") from None

@@ -1,0 +1,187 @@
+"""Writing a video: output codecs and pixel formats, the upscaled stream's settings, and what becomes of
+the audio and subtitle streams (copied, re-encoded or dropped).
+
+These are choices made before the first frame is encoded, and checks that fail early (a size the codec
+cannot hold, a crf out of range); the streaming itself is `pipeline.py`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+from ..errors import UsageError
+from .reading import VideoInfo
+
+CONTAINER_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mkv": "matroska", ".mov": "mov", ".webm": "webm", ".avi": "avi"}
+"""Output extension -> FFmpeg muxer name (the temporary file's name says nothing, so the muxer is explicit)."""
+
+
+@dataclass(frozen=True)
+class Codec:
+    """What one output codec needs: its encoder, its quality knob and default, its pixel formats."""
+
+    name: str
+    encoder: str
+    default_crf: int | None
+    crf_range: tuple[int, int] | None
+    pix_fmt_8: str
+    pix_fmt_hi: str | None  # the format that keeps more than 8 bits, None when the encoder has none
+    max_side: int
+    options: tuple[tuple[str, str], ...] = ()
+
+
+CODECS = {
+    "h264": Codec("h264", "libx264", 18, (0, 51), "yuv420p", "yuv420p10le", 16384, (("preset", "medium"),)),
+    "h265": Codec(
+        "h265", "libx265", 20, (0, 51), "yuv420p", "yuv420p10le", 16384, (("x265-params", "log-level=error"),)
+    ),
+    "vp9": Codec("vp9", "libvpx-vp9", 31, (0, 63), "yuv420p", None, 65536, (("b", "0"), ("row-mt", "1"))),
+    "av1": Codec("av1", "libsvtav1", 30, (1, 63), "yuv420p", "yuv420p10le", 16384, (("preset", "8"),)),
+    "ffv1": Codec("ffv1", "ffv1", None, None, "bgr0", "gbrp16le", 65536, (("level", "3"),)),
+}
+"""Output codecs. crf: 18 (h264) / 20 (h265) are near-transparent; vp9 31 and av1 30 are their usual
+"good" settings. ffv1 is lossless and stores RGB (bgr0, or 16-bit planar RGB for deeper input), so a frame
+round-trips through it exactly."""
+
+DEFAULT_CODEC = {"webm": "vp9"}
+"""Muxer -> default codec (h264 for everything else)."""
+
+AUDIO_FALLBACK = {"webm": "libopus", "mp4": "aac", "mov": "aac", "avi": "libmp3lame", "matroska": "libopus"}
+
+Warn = Callable[[str], None]
+
+
+def choose_codec(muxer: str, codec: str | None) -> Codec:
+    name = (codec or DEFAULT_CODEC.get(muxer, "h264")).lower()
+    aliases = {"hevc": "h265", "x264": "h264", "x265": "h265", "vp09": "vp9", "svt-av1": "av1"}
+    try:
+        return CODECS[aliases.get(name, name)]
+    except KeyError:
+        raise UsageError(f"unknown codec '{codec}' (use one of {', '.join(CODECS)})") from None
+
+
+def choose_pix_fmt(codec: Codec, info: VideoInfo, pix_fmt: str | None, warn: Warn) -> str:
+    import av
+
+    supported = {f.name for f in av.codec.Codec(codec.encoder, "w").video_formats}
+    if pix_fmt is not None:
+        if pix_fmt not in supported:
+            raise UsageError(
+                f"{codec.name} cannot encode pixel format '{pix_fmt}' (it takes {', '.join(sorted(supported))})"
+            )
+        return pix_fmt
+    if codec.name == "ffv1":
+        return codec.pix_fmt_8 if info.bit_depth <= 8 else codec.pix_fmt_hi
+    if info.pix_fmt in supported:
+        return info.pix_fmt  # keeps chroma subsampling and depth
+    if info.bit_depth > 8:
+        if codec.pix_fmt_hi:
+            return codec.pix_fmt_hi
+        warn(f"{info.path}: {codec.name} holds 8 bits here; the {info.bit_depth}-bit input is reduced to 8 bits")
+    return codec.pix_fmt_8
+
+
+def check_out_size(codec: Codec, pix_fmt: str, out_hw: tuple[int, int], max_out_pixels: int | None) -> None:
+    import av
+
+    h, w = out_hw
+    if max(h, w) > codec.max_side:
+        raise UsageError(f"{codec.name} cannot hold a {w}x{h} video (at most {codec.max_side} px a side)")
+    if max_out_pixels and h * w > max_out_pixels:
+        raise UsageError(
+            f"output {w}x{h} is over the limit of {max_out_pixels / 1e6:.1f} MP (raise it with --max-out-pixels)"
+        )
+    probe_fmt = av.VideoFormat(pix_fmt, 64, 64)  # the chroma plane's size tells the subsampling
+    sub_w, sub_h = 64 // probe_fmt.chroma_width(), 64 // probe_fmt.chroma_height()
+    if w % sub_w or h % sub_h:
+        raise UsageError(
+            f"{w}x{h} cannot be encoded as {pix_fmt} (chroma subsampling needs sides divisible by "
+            f"{sub_w} and {sub_h}); pick an even size or a 4:4:4 pixel format"
+        )
+
+
+def add_video_stream(out, in_stream, codec: Codec, pix_fmt: str, out_hw, crf, info: VideoInfo):
+    cc_in = in_stream.codec_context
+    rate = in_stream.average_rate or in_stream.guessed_rate or Fraction(25)
+    options = dict(codec.options)
+    if codec.default_crf is not None:
+        crf = codec.default_crf if crf is None else crf
+        lo, hi = codec.crf_range
+        if not lo <= crf <= hi:
+            raise UsageError(f"crf for {codec.name} must be in {lo}..{hi}, got {crf}")
+        options["crf"] = str(crf)
+    elif crf is not None:
+        raise UsageError(f"{codec.name} is lossless and takes no crf")
+    vs = out.add_stream(codec.encoder, rate=rate, options=options)
+    vs.height, vs.width = out_hw
+    vs.pix_fmt = pix_fmt
+    vs.time_base = in_stream.time_base
+    vs.codec_context.time_base = in_stream.time_base
+    cc = vs.codec_context
+    if not pix_fmt.startswith(("gbr", "bgr", "rgb")):
+        cc.colorspace = info.colorspace
+        cc.color_range = info.color_range
+    cc.color_primaries = info.color_primaries
+    cc.color_trc = info.color_trc
+    if cc_in.sample_aspect_ratio:
+        vs.sample_aspect_ratio = cc_in.sample_aspect_ratio
+    if info.rotation:
+        vs.set_display_rotation(info.rotation)
+    if in_stream.language:
+        vs.metadata["language"] = in_stream.language
+    return vs
+
+
+class _AudioReencoder:
+    """Decode an audio stream the output container cannot hold and encode it with the container's codec."""
+
+    def __init__(self, out, in_stream, encoder: str):
+        import av
+
+        codec = av.codec.Codec(encoder, "w")
+        rates = codec.audio_rates or ()
+        rate = in_stream.rate if not rates or in_stream.rate in rates else 48000
+        self.stream = out.add_stream(encoder, rate=rate)
+        layout = in_stream.layout.name if in_stream.layout.nb_channels <= 2 else "stereo"
+        self.stream.layout = layout
+        fmt = codec.audio_formats[0].name
+        self.stream.format = fmt
+        self.resampler = av.AudioResampler(format=fmt, layout=layout, rate=rate)
+        self.in_stream = in_stream
+
+    def packets(self, packet) -> list:
+        out = []
+        frames = packet.decode() if packet is not None else [None]
+        for frame in frames:
+            for rf in self.resampler.resample(frame):
+                out.extend(self.stream.encode(rf))
+        if packet is None:
+            out.extend(self.stream.encode(None))
+        return out
+
+
+def plan_other_streams(container, out, muxer: str, warn: Warn, src: Path):
+    """Output streams for audio and subtitles: copied when the muxer takes the codec, else re-encoded or dropped."""
+    supported = out.supported_codecs
+    copy, plan, notes = [], {}, {"copied": [], "reencoded": [], "dropped": []}
+    for s in container.streams:
+        if s.type not in ("audio", "subtitle"):
+            continue
+        label = f"{s.type} #{s.index} ({s.codec_context.name if s.codec_context else '?'})"
+        name = s.codec_context.name if s.codec_context else None
+        if name in supported:
+            plan[s.index] = ("copy", out.add_stream_from_template(s))
+            notes["copied"].append(label)
+        elif s.type == "audio" and s.codec_context is not None and muxer in AUDIO_FALLBACK:
+            plan[s.index] = ("encode", _AudioReencoder(out, s, AUDIO_FALLBACK[muxer]))
+            notes["reencoded"].append(label)
+            warn(f"{src}: {label} cannot be copied into {muxer}; re-encoded as {AUDIO_FALLBACK[muxer]}")
+        else:
+            notes["dropped"].append(label)
+            warn(f"{src}: {label} cannot be stored in {muxer}; dropped")
+            continue
+        copy.append(s)
+    return copy, plan, notes
