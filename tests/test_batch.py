@@ -21,7 +21,7 @@ from liif_cli.batch import (
     raise_for_failures,
     run_batch,
 )
-from liif_cli.cli_options import parse_int, parse_pixels, parse_scale, parse_size, size_spec
+from liif_cli.cli.options import parse_int, parse_pixels, parse_scale, parse_size, size_spec
 from liif_cli.errors import BatchError, InputError, ModelError, OutputError, UsageError
 from liif_cli.imageio import DecodedImage
 

@@ -82,7 +82,7 @@ def test_a_rank_stopped_whole_is_named_and_its_code_is_the_job_s():
     from rich.console import Console
 
     from liif_cli.batch.shards import JobFailed, RankSummary, ShardOutcome
-    from liif_cli.cli_report import print_job_summary
+    from liif_cli.cli.report import print_job_summary
 
     summaries = [RankSummary(0, written=3, out_pixels=1200), RankSummary(1, stopped="cannot load the model: no GPU")]
     outcome = ShardOutcome(0, 2, 5, [], summaries, merged=True, planned=6)

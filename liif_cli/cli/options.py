@@ -11,8 +11,8 @@ import re
 
 import click
 
-from .choices import ALPHA_METHODS, DEVICE_EXAMPLES, EXT_CHOICES, MAX_SIDE, PRECISIONS, VIDEO_CODECS
-from .errors import UsageError
+from ..choices import ALPHA_METHODS, DEVICE_EXAMPLES, EXT_CHOICES, MAX_SIDE, PRECISIONS, VIDEO_CODECS
+from ..errors import UsageError
 
 # --- parsing values ----------------------------------------------------------------------------------
 
@@ -147,7 +147,7 @@ def parse_time(text: str, what: str = "--time") -> tuple[float, float | None]:
 
 def size_spec(scale=None, size=None, width=None, height=None):
     """The SizeSpec of exactly one of the four options (values as the option types return them)."""
-    from .batch import SizeSpec
+    from ..batch import SizeSpec
 
     values = {"--scale": scale, "--size": size, "--width": width, "--height": height}
     given = [name for name, value in values.items() if value is not None]
@@ -159,7 +159,7 @@ def size_spec(scale=None, size=None, width=None, height=None):
 
 def size_specs(scale=(), size=(), width=(), height=(), region=None) -> tuple:
     """The SizeSpecs of repeated options of one kind (`--width 640 --width 1280`), each with `region`."""
-    from .batch import SizeSpec
+    from ..batch import SizeSpec
 
     values = {"--scale": scale, "--size": size, "--width": width, "--height": height}
     given = [name for name, value in values.items() if value]

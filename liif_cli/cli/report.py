@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .batch import FileResult, Job, Reporter
+from ..batch import FileResult, Job, Reporter
 
 
 @dataclass
@@ -46,7 +46,7 @@ class ConsoleReporter(Reporter):
         self._total = len(jobs)
         if self.quiet or not self.interactive:
             return
-        from .progress import work_progress
+        from ..progress import work_progress
 
         self._progress = work_progress(console=self.console)
         self._progress.start()

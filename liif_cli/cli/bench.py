@@ -1,0 +1,152 @@
+"""`liif bench`: score models on the standard SR benchmark sets, beside the published figures."""
+
+from __future__ import annotations
+
+import click
+
+from .app import handle_errors, main
+from .options import DEVICE, PRECISION
+
+
+@main.command("bench", short_help="Score models on standard SR benchmark sets (PSNR/SSIM).")
+@click.option(
+    "--dataset",
+    "datasets",
+    multiple=True,
+    required=True,
+    type=click.Choice(["set5", "set14", "b100", "urban100", "div2k"], case_sensitive=False),
+    help="Benchmark set (repeatable). div2k is the DIV2K validation set.",
+)
+@click.option(
+    "-n",
+    "--model",
+    "models",
+    multiple=True,
+    default=("edsr-baseline",),
+    show_default=True,
+    help="Model name or checkpoint path (repeatable).",
+)
+@click.option(
+    "--scales",
+    default=None,
+    help="Comma-separated integer scales [mmagic: 2,3,4,6,18,30; paper: 2,3,4,6,8, DIV2K 2,3,4,6,12,18,24,30].",
+)
+@click.option(
+    "--protocol",
+    type=click.Choice(["mmagic", "paper"]),
+    default="mmagic",
+    show_default=True,
+    help="mmagic: GTmod12, PIL-bicubic LR, uint8 output, RGB PSNR/SSIM. paper: official test.py, Y-channel PSNR.",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Local sets in the standard layout (<Name>/HR, <Name>/LR_bicubic/X{s}); never downloads.",
+)
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N images of each set.")
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(allow_dash=True),
+    default=None,
+    help="Write results (with per-image scores) as JSON ('-' for stdout).",
+)
+@click.option(
+    "--csv",
+    "csv_path",
+    type=click.Path(allow_dash=True),
+    default=None,
+    help="Write one CSV row per model, dataset and scale ('-' for stdout).",
+)
+@click.option(
+    "--save-images",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Write outputs as DIR/<model>/<Set>/x<s>/<image>.png.",
+)
+@click.option("--device", type=DEVICE, default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
+@click.option(
+    "--precision",
+    type=PRECISION,
+    default="fp32",
+    show_default=True,
+    help="Engine precision; fp32 is the reference math (the others trade accuracy for speed).",
+)
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads (default: all cores).")
+@click.option("--offline", is_flag=True, help="Never download sets; use the cache or --data-dir (also LIIF_OFFLINE=1).")
+@click.option("-q", "--quiet", "bench_quiet", is_flag=True, help="No progress bar.")
+@click.option(
+    "--report",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Also write a self-contained HTML report (tables, plots, crops); adds the bicubic baseline.",
+)
+@handle_errors
+def bench_cmd(
+    datasets,
+    models,
+    scales,
+    protocol,
+    data_dir,
+    limit,
+    json_path,
+    csv_path,
+    save_images,
+    device,
+    precision,
+    threads,
+    offline,
+    bench_quiet,
+    report,
+) -> None:
+    """Score models on standard SR benchmark sets under the mmagic or the paper protocol.
+
+    Prints PSNR / SSIM per model and scale beside the published figures, plus throughput and wall time.
+    Sets are fetched into the cache on first use unless --data-dir is given.
+    """
+
+    from rich.console import Console
+    from rich.progress import TextColumn
+
+    from ..bench import parse_scales, run_bench
+    from ..bench.report import render, write_csv, write_json
+    from ..progress import work_progress
+
+    err = Console(stderr=True)
+    progress = work_progress(TextColumn("{task.fields[item]}"), console=err, disable=bench_quiet)
+    tasks: list = []
+
+    def hook(event: str, info: dict) -> None:
+        if event == "start":
+            tasks.append(progress.add_task(info["description"], total=info["total"], item="", mpx=0.0))
+        elif event == "advance":
+            mpx = progress.tasks[-1].fields["mpx"] + info.get("out_pixels", 0) / 1e6
+            progress.update(tasks[-1], advance=1, mpx=mpx, item=f"x{info['scale']} {info['image']}")
+        elif event == "end":
+            progress.remove_task(tasks[-1])
+
+    with progress:
+        result = run_bench(
+            [d.lower() for d in datasets],
+            list(models),
+            protocol=protocol,
+            scales=parse_scales(scales),
+            data_dir=data_dir,
+            limit=limit,
+            save_images=save_images,
+            device=device,
+            precision=precision,
+            threads=threads,
+            progress=hook,
+            offline=True if offline else None,
+            report=report,
+        )
+    if result.rank != 0:  # under torchrun/srun rank 0 prints and writes the merged result
+        return
+    to_stdout = "-" in (str(json_path), str(csv_path))
+    render(result, err if to_stdout else Console())
+    if json_path is not None:
+        write_json(result, json_path)
+    if csv_path is not None:
+        write_csv(result, csv_path)

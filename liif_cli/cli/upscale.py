@@ -1,0 +1,221 @@
+"""`liif upscale`: files, folders, videos and animations in one batch; under torchrun or srun each
+process takes its share and rank 0 prints the summary.
+"""
+
+from __future__ import annotations
+
+import click
+
+from .app import handle_errors, main
+from .options import ALPHA, CODEC, DEVICE, EXT, FRAMES, PIXELS, PRECISION, REGION, SCALE, SIDE, SIZE, TIME
+
+
+@main.command("upscale", short_help="Upscale image files and folders to any size.")
+@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
+@click.option("-s", "--scale", type=SCALE, multiple=True, help="Scale factor S (2, 7.5...) or SX,SY; repeatable.")
+@click.option("--size", type=SIZE, multiple=True, help="Output size WIDTHxHEIGHT (aspect ratio as given); repeatable.")
+@click.option("--width", type=SIDE, multiple=True, help="Output width in pixels (height keeps the aspect); repeatable.")
+@click.option(
+    "--height", type=SIDE, multiple=True, help="Output height in pixels (width keeps the aspect); repeatable."
+)
+@click.option("--region", type=REGION, help="Render only this window of the input (input pixels, floats allowed).")
+@click.option(
+    "-o",
+    "--output",
+    metavar="PATH",
+    help="Output file (one input) or folder (input folders are mirrored inside it). Default: beside each input.",
+)
+@click.option(
+    "-n",
+    "--model",
+    default="edsr-baseline",
+    show_default=True,
+    metavar="NAME|PATH",
+    help="Model name (see 'liif models') or .pth path.",
+)
+@click.option("--device", type=DEVICE, help="auto, cpu, cuda, cuda:N or mps.  [default: auto]")
+@click.option("--precision", type=PRECISION, help="Engine precision.  [default: auto]")
+@click.option(
+    "-t",
+    "--tile",
+    type=click.IntRange(min=0),
+    metavar="PX",
+    help="Tile size in input pixels; 0 = from free memory.  [default: 0]",
+)
+@click.option("--threads", type=click.IntRange(1, 4096), metavar="N", help="CPU threads.  [default: all cores]")
+@click.option("--batch-size", type=click.IntRange(min=1), metavar="N", help="Query points per decoder batch.")
+@click.option("--alpha", type=ALPHA, default="model", show_default=True, help="Transparency upscaling.")
+@click.option("--ext", type=EXT, default="auto", show_default=True, help="Output format (auto: as the input).")
+@click.option(
+    "--quality",
+    type=click.IntRange(1, 100),
+    default=95,
+    show_default=True,
+    metavar="Q",
+    help="JPEG and WebP quality, 1-100.",
+)
+@click.option("--lossless", is_flag=True, help="Write WebP losslessly.")
+@click.option(
+    "--suffix",
+    metavar="TEXT",
+    help="Output name <name>_<suffix>.<ext>; '' for none.  [default: x2, x7.5, 4000x3000...]",
+)
+@click.option("-r", "--recursive", is_flag=True, help="Also collect images and videos in sub-folders of input folders.")
+@click.option("--overwrite", is_flag=True, help="Replace existing outputs (inputs are never overwritten).")
+@click.option(
+    "--max-pixels", type=PIXELS, default="100M", show_default=True, help="Largest input accepted (0: no limit)."
+)
+@click.option(
+    "--max-out-pixels", type=PIXELS, default="400M", show_default=True, help="Largest output accepted (0: no limit)."
+)
+@click.option("--codec", type=CODEC, help="Video codec.  [default: h264; vp9 for WebM]")
+@click.option(
+    "--crf", type=click.IntRange(0, 63), metavar="N", help="Video quality (lower is better).  [default: per codec]"
+)
+@click.option("--pix-fmt", metavar="FMT", help="Video pixel format (yuv420p, yuv444p...).  [default: the input's]")
+@click.option("--frames", "frame_range", type=FRAMES, help="Only video frames A <= n < B (from 0; 'A:' to the end).")
+@click.option("--time", "time_range", type=TIME, help="Only seconds T0 <= t < T1 of a video ('T0:' to the end).")
+@click.option("--allow-unverified", is_flag=True, help="Use a model whose sha256 is not pinned.")
+@click.option("--offline", is_flag=True, help="Never download; use the cache only.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress output; warnings and errors only.")
+@handle_errors
+def upscale_cmd(
+    inputs,
+    scale,
+    size,
+    width,
+    height,
+    region,
+    output,
+    model,
+    device,
+    precision,
+    tile,
+    threads,
+    batch_size,
+    alpha,
+    ext,
+    quality,
+    lossless,
+    suffix,
+    recursive,
+    overwrite,
+    max_pixels,
+    max_out_pixels,
+    codec,
+    crf,
+    pix_fmt,
+    frame_range,
+    time_range,
+    allow_unverified,
+    offline,
+    quiet,
+) -> None:
+    """Upscale image files and folders (PNG, JPEG, WebP, TIFF, BMP, GIF... in; PNG, JPEG, WebP, TIFF out),
+    videos (MP4, MKV, MOV, WebM, AVI; same container out) and animated GIF, WebP and APNG.
+
+    \b
+      liif upscale photo.jpg --scale 2                 # photo_x2.jpg beside it
+      liif upscale scans/ -r --width 4000 -o big/      # big/ mirrors scans/
+      liif upscale logo.png --size 1920x1080 -o hd.png
+      liif upscale photo.jpg --width 640 --width 1920  # encoded once: photo_w640.jpg, photo_w1920.jpg
+      liif upscale photo.jpg --region 1200,800,64,48 --scale 20   # photo_r1200,800,64,48_x20.jpg
+      liif upscale clip.mp4 --height 1080 --time 10:15  # a 5-second preview
+
+    Mode, bit depth (16-bit stays 16-bit in PNG/TIFF), transparency, ICC profile, DPI and EXIF are
+    kept; EXIF orientation is applied. Videos keep frame rate, timestamps, rotation, colour tags and audio;
+    --codec, --crf, --pix-fmt, --frames and --time apply to videos only. A bad file is reported and the
+    others go on; exit 1 if any failed.
+    """
+    from pathlib import Path
+
+    from .. import registry
+    from ..batch import BatchOptions, LazyModel, VideoOptions, plan_batch, raise_for_failures, run_batch
+    from .options import size_specs
+    from .report import ConsoleReporter
+
+    options = BatchOptions(
+        spec=size_specs(scale=scale, size=size, width=width, height=height, region=region),
+        output=Path(output) if output else None,
+        ext=ext,
+        suffix=suffix,
+        recursive=recursive,
+        overwrite=overwrite,
+        alpha=alpha,
+        quality=quality,
+        lossless=lossless,
+        max_pixels=max_pixels,
+        max_out_pixels=max_out_pixels,
+        video=VideoOptions(codec=codec, crf=crf, pix_fmt=pix_fmt, frames=frame_range, time=time_range),
+    )
+    given = {"device": device, "precision": precision, "tile": tile or None, "threads": threads}
+    opts: dict = {k: v for k, v in given.items() if v is not None}
+    if batch_size is not None:
+        opts["batch_size"] = batch_size
+    if allow_unverified:
+        opts["allow_unverified"] = True
+    if offline:
+        opts["offline"] = True
+    opts["progress"] = not quiet  # download progress
+    registry.check_model_ref(model)  # an unknown model fails now (exit 5), even if every output exists
+    from .. import distributed
+
+    if distributed.detect_launch().distributed:  # under torchrun or srun (docs/scale-out.md)
+        return _upscale_shards(list(inputs), options, model, opts, quiet)
+    jobs = plan_batch(list(inputs), options)
+    reporter = ConsoleReporter(quiet=quiet)
+    try:
+        from .. import api
+
+        lazy = LazyModel(lambda: api.load_model(model, **opts))
+        results = run_batch(jobs, options, lazy, reporter, estimate=lambda i, o: lazy.get().estimate(i, o))
+    finally:
+        reporter.close()
+    raise_for_failures(results, single_input=len({job.input for job in jobs}) == 1)
+
+
+def _upscale_shards(inputs: list[str], options, model: str, opts: dict, quiet: bool) -> None:
+    """`liif upscale` as one of several processes: this rank's share, then rank 0 prints the job's summary."""
+    import os
+    import signal
+    import sys
+
+    from .. import api, distributed
+    from ..batch.shards import run_shards
+    from ..errors import LiifError
+    from .report import ConsoleReporter, print_job_summary
+
+    device = opts.pop("device", "auto")
+    rank = distributed.detect_launch().rank
+    reporter = ConsoleReporter(quiet=quiet, interactive=False, label=f"rank {rank}: ")  # no live bars: N consoles
+
+    def say_why_not_merged(group) -> None:
+        if group.warning and group.is_main:  # said once, by rank 0
+            reporter.warn(group.warning)
+
+    def summarize(outcome) -> None:
+        """Say everything while the ranks still wait for each other: torchrun stops the other processes
+        as soon as one exits with an error, so a rank may get SIGTERM as soon as this returns."""
+        reporter.close()
+        if outcome.merged and outcome.rank == 0 and not (quiet and not outcome.exit_code):
+            print_job_summary(reporter.console, outcome)
+        try:
+            outcome.raise_for_status()
+        except LiifError as exc:
+            click.echo(f"error: {exc}", err=True)
+        signal.signal(signal.SIGTERM, lambda *_: os._exit(outcome.exit_code))  # the job's status, whatever comes
+
+    try:
+        outcome = run_shards(
+            inputs,
+            options,
+            lambda dev: api.load_model(model, **{**opts, "device": dev}),
+            reporter,
+            device=device,
+            on_group=say_why_not_merged,
+            on_outcome=summarize,
+        )
+    finally:
+        reporter.close()
+    if outcome.exit_code:
+        sys.exit(outcome.exit_code)  # its error line is out already
