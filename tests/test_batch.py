@@ -21,9 +21,9 @@ from liif_cli.batch import (
     raise_for_failures,
     run_batch,
 )
-from liif_cli.cli.options import parse_int, parse_pixels, parse_scale, parse_size, size_spec
 from liif_cli.errors import BatchError, InputError, ModelError, OutputError, UsageError
 from liif_cli.imageio import DecodedImage
+from liif_cli.specs import parse_int, parse_pixels, parse_scale, parse_size, size_spec
 
 RNG = np.random.default_rng(7)
 

@@ -160,7 +160,7 @@ def render_cmd(
     from ..errors import LiifError, UsageError
     from ..imageio import check_output_size, format_for_path, write_image
     from ..progress import work_progress
-    from .options import size_spec
+    from ..specs import size_spec
 
     spec = dataclasses.replace(size_spec(scale=scale, size=size, width=width, height=height), region=region)
     src = Path(encoding_path)

@@ -131,7 +131,7 @@ def upscale_cmd(
 
     from .. import registry
     from ..batch import BatchOptions, LazyModel, VideoOptions, plan_batch, raise_for_failures, run_batch
-    from .options import size_specs
+    from ..specs import size_specs
     from .report import ConsoleReporter
 
     options = BatchOptions(

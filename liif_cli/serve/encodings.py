@@ -69,7 +69,7 @@ def encode_upload(
 
 def parse_region(text: str) -> tuple[float, float, float, float]:
     """'x,y,w,h' in input pixels (floats), with the CLI's checks and words (`region`, not `--region`)."""
-    from ..cli.options import parse_region as parse_cli_region
+    from ..specs import parse_region as parse_cli_region
 
     try:
         return parse_cli_region(text)
@@ -108,7 +108,7 @@ class RenderRequest(UpscaleRequest):
 
     def tag(self) -> str:
         """The name suffix `liif upscale` would use for this size (x2, 256x256, w1920, h1080)."""
-        from ..cli.options import parse_size_spec
+        from ..specs import parse_size_spec
 
         return parse_size_spec(scale=self.scale, size=self.size, width=self.width, height=self.height).tag()
 

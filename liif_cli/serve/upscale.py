@@ -36,7 +36,7 @@ class UpscaleRequest:
     def options(self, max_pixels: int | None, max_out_pixels: int | None):
         """The CLI's BatchOptions for these strings; a UsageError names the bad field."""
         from ..batch import BatchOptions
-        from ..cli.options import parse_int, parse_size_spec
+        from ..specs import parse_int, parse_size_spec
 
         fmt = str(self.format).strip().lower()
         if fmt not in FORMATS:
