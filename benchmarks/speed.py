@@ -3,6 +3,7 @@
     python benchmarks/speed.py --model edsr-baseline --input 128x128 --scale 4 --repeats 5
     python benchmarks/speed.py --input 256x256 --scale 4 --processes --repeats 3   # whole processes
     python benchmarks/speed.py --device cuda --paths fp32,bf16,fp16 --input 512x512 --scale 4
+    python benchmarks/speed.py --paths fp32,fp32@16384 --input 256x256   # PATH@N: decoder blocks of N pixels
 
 For each path: median wall time over the repeats, output megapixels per second, speed-up over the
 official path, max |diff| against it, and peak resident memory (each path measured once in a fresh child
@@ -50,7 +51,10 @@ def prepare(path: str, model: str, tile, threads, device: str = "cpu"):
                 return reference_upscale(net, x, out_hw, norm.sub, norm.div).cpu().numpy()
 
         return run
-    up = load_model(model, device=device, precision=path, tile=tile, threads=threads)
+    precision, _, batch = path.partition("@")  # "fp32@16384": that precision with a forced decoder block
+    up = load_model(
+        model, device=device, precision=precision, tile=tile, threads=threads, batch_size=int(batch) if batch else None
+    )
     return up.upscale_array
 
 

@@ -257,7 +257,7 @@ def load_model(
     path = resolve_weights(model, allow_unverified=allow_unverified, offline=offline, progress=progress)
     entry = load_registry().get(str(model)) if not Path(str(model)).expanduser().is_file() else None
     loaded = load_checkpoint(path, normalization=entry.normalization if entry else None)
-    options = engine.RenderOptions(torch_device, resolved_precision, tile, batch_size or 16384)
+    options = engine.RenderOptions(torch_device, resolved_precision, tile, batch_size)
     return Upscaler(loaded, options, name=str(model))
 
 

@@ -43,7 +43,12 @@ from .options import ALPHA, CODEC, DEVICE, EXT, FRAMES, PIXELS, PRECISION, REGIO
     help="Tile size in input pixels; 0 = from free memory.  [default: 0]",
 )
 @click.option("--threads", type=click.IntRange(1, 4096), metavar="N", help="CPU threads.  [default: all cores]")
-@click.option("--batch-size", type=click.IntRange(min=1), metavar="N", help="Query points per decoder batch.")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Output pixels per decoder block.  [default: 2048 for fp32 on CPU, else 16384]",
+)
 @click.option("--alpha", type=ALPHA, default="model", show_default=True, help="Transparency upscaling.")
 @click.option("--ext", type=EXT, default="auto", show_default=True, help="Output format (auto: as the input).")
 @click.option(
