@@ -151,3 +151,16 @@ def test_upscale_runs_without_a_compiler_on_path(tmp_path):
     assert proc.returncode == 0, proc.stderr
     expected = load_model(OFFICIAL, device="cpu", precision=precision).upscale_array(read_rgb(src), (61, 50))
     assert np.array_equal(np.asarray(Image.open(out)), np.rint(expected * 255).astype(np.uint8))
+
+
+@pytest.mark.parametrize(("precision", "default_block", "other_block"), [("fp32", 2048, 16384), ("bf16", 16384, 2048)])
+def test_decoder_block_size_does_not_change_a_pixel(precision, default_block, other_block):
+    """The default block size (2048 output pixels for fp32 on the CPU, for speed; 16384 for bf16) gives the
+    very floats of the other: each output pixel's GEMM rows do not depend on which block holds them."""
+    loaded = random_model("edsr-baseline", seed=5)
+    rgb = np.random.default_rng(5).random((40, 36, 3), dtype=np.float32)
+    default = Renderer(loaded, RenderOptions(torch.device("cpu"), precision))
+    assert default.options.query_batch == default_block
+    other = Renderer(loaded, RenderOptions(torch.device("cpu"), precision, query_batch=other_block))
+    out_hw = (131, 150)  # 19650 output pixels: ten blocks of 2048 against two of 16384
+    assert np.array_equal(render_array(default, rgb, out_hw), render_array(other, rgb, out_hw))
