@@ -8,7 +8,20 @@ from __future__ import annotations
 import click
 
 from .app import handle_errors, main
-from .options import ALPHA, DEVICE, PIXELS, PRECISION, REGION, SCALE, SIDE, SIZE
+from .options import (
+    ALPHA,
+    DEVICE,
+    PIXELS,
+    PRECISION,
+    REGION,
+    SCALE,
+    SIDE,
+    SIZE,
+    batch_size_option,
+    lossless_option,
+    max_out_pixels_option,
+    quality_option,
+)
 
 
 def _engine_options(precision_default: str):
@@ -109,19 +122,10 @@ def encode_cmd(input_path, output, model, alpha, max_pixels, overwrite, **engine
 @click.option("--region", type=REGION, help="Render only this window (input pixels, floats allowed).")
 @click.option("-o", "--output", metavar="PATH", help="Output image.  [default: <name>_<size>.png beside ENCODING]")
 @click.option("-n", "--model", metavar="NAME|PATH", help="Model to render with.  [default: the one that encoded it]")
-@click.option("--batch-size", type=click.IntRange(min=1), metavar="N", help="Query points per decoder batch.")
-@click.option(
-    "--quality",
-    type=click.IntRange(1, 100),
-    default=95,
-    show_default=True,
-    metavar="Q",
-    help="JPEG and WebP quality, 1-100.",
-)
-@click.option("--lossless", is_flag=True, help="Write WebP losslessly.")
-@click.option(
-    "--max-out-pixels", type=PIXELS, default="400M", show_default=True, help="Largest output accepted (0: no limit)."
-)
+@batch_size_option
+@quality_option
+@lossless_option
+@max_out_pixels_option
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 @_engine_options("the encoding's")
 @handle_errors

@@ -71,3 +71,25 @@ DEVICE = DeviceType()
 PRECISION = click.Choice(PRECISIONS, case_sensitive=False)
 ALPHA = click.Choice(ALPHA_METHODS, case_sensitive=False)
 EXT = click.Choice(EXT_CHOICES, case_sensitive=False)
+
+
+# --- options that upscale and render share ----------------------------------------------------------
+
+batch_size_option = click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Output pixels per decoder block.  [default: 2048 for fp32 on CPU, else 16384]",
+)
+quality_option = click.option(
+    "--quality",
+    type=click.IntRange(1, 100),
+    default=95,
+    show_default=True,
+    metavar="Q",
+    help="JPEG and WebP quality, 1-100.",
+)
+lossless_option = click.option("--lossless", is_flag=True, help="Write WebP losslessly.")
+max_out_pixels_option = click.option(
+    "--max-out-pixels", type=PIXELS, default="400M", show_default=True, help="Largest output accepted (0: no limit)."
+)

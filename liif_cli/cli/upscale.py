@@ -7,7 +7,24 @@ from __future__ import annotations
 import click
 
 from .app import handle_errors, main
-from .options import ALPHA, CODEC, DEVICE, EXT, FRAMES, PIXELS, PRECISION, REGION, SCALE, SIDE, SIZE, TIME
+from .options import (
+    ALPHA,
+    CODEC,
+    DEVICE,
+    EXT,
+    FRAMES,
+    PIXELS,
+    PRECISION,
+    REGION,
+    SCALE,
+    SIDE,
+    SIZE,
+    TIME,
+    batch_size_option,
+    lossless_option,
+    max_out_pixels_option,
+    quality_option,
+)
 
 
 @main.command("upscale", short_help="Upscale image files and folders to any size.")
@@ -43,23 +60,11 @@ from .options import ALPHA, CODEC, DEVICE, EXT, FRAMES, PIXELS, PRECISION, REGIO
     help="Tile size in input pixels; 0 = from free memory.  [default: 0]",
 )
 @click.option("--threads", type=click.IntRange(1, 4096), metavar="N", help="CPU threads.  [default: all cores]")
-@click.option(
-    "--batch-size",
-    type=click.IntRange(min=1),
-    metavar="N",
-    help="Output pixels per decoder block.  [default: 2048 for fp32 on CPU, else 16384]",
-)
+@batch_size_option
 @click.option("--alpha", type=ALPHA, default="model", show_default=True, help="Transparency upscaling.")
 @click.option("--ext", type=EXT, default="auto", show_default=True, help="Output format (auto: as the input).")
-@click.option(
-    "--quality",
-    type=click.IntRange(1, 100),
-    default=95,
-    show_default=True,
-    metavar="Q",
-    help="JPEG and WebP quality, 1-100.",
-)
-@click.option("--lossless", is_flag=True, help="Write WebP losslessly.")
+@quality_option
+@lossless_option
 @click.option(
     "--suffix",
     metavar="TEXT",
@@ -70,9 +75,7 @@ from .options import ALPHA, CODEC, DEVICE, EXT, FRAMES, PIXELS, PRECISION, REGIO
 @click.option(
     "--max-pixels", type=PIXELS, default="100M", show_default=True, help="Largest input accepted (0: no limit)."
 )
-@click.option(
-    "--max-out-pixels", type=PIXELS, default="400M", show_default=True, help="Largest output accepted (0: no limit)."
-)
+@max_out_pixels_option
 @click.option("--codec", type=CODEC, help="Video codec.  [default: h264; vp9 for WebM]")
 @click.option(
     "--crf", type=click.IntRange(0, 63), metavar="N", help="Video quality (lower is better).  [default: per codec]"
