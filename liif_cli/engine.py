@@ -275,12 +275,18 @@ class Renderer:
         if channels * span_rows * (x1 - x0) <= _SMALL_CONV:
             x0, x1 = cb.span
         feat = feat[:, :, :, x0 - cb.span[0] : x1 - cb.span[0]]
-        o_c0, o_c1 = cb.out
-        cols = (xlook.idx[:, o_c0:o_c1].to(dev) - x0, xlook.rel[:, o_c0:o_c1].to(dev))
+        # A decoder block is whole output rows, or pieces of one row when a row alone is longer than
+        # `query_batch`: the decoder's buffers follow the block size, never the image width.
+        batch = self.options.query_batch
+        col_pieces = []
+        for o_c0 in range(cb.out[0], cb.out[1], batch):
+            o_c1 = min(cb.out[1], o_c0 + batch)
+            cols = (xlook.idx[:, o_c0:o_c1].to(dev) - x0, xlook.rel[:, o_c0:o_c1].to(dev))
+            col_pieces.append((o_c0, o_c1, cols))
         # Rows: the latent table (1 KiB per latent) is built a band of latent rows at a time, so its
         # memory is bounded however large the tile.
         band = max(1, (64 << 20) // (1024 * (x1 - x0)))
-        chunk_rows = max(1, self.options.query_batch // max(1, o_c1 - o_c0))
+        chunk_rows = max(1, batch // max(1, cb.out[1] - cb.out[0]))
         for a in range(rb.core[0], rb.core[1], band):
             b = min(rb.core[1], a + band)
             r0, r1 = (int(v) for v in torch.searchsorted(ylook.home, torch.tensor([a, b])))
@@ -294,9 +300,10 @@ class Renderer:
             for c0 in range(r0, r1, chunk_rows):
                 c1 = min(r1, c0 + chunk_rows)
                 rows = (ylook.idx[:, c0:c1].to(dev) - y0, ylook.rel[:, c0:c1].to(dev))
-                pred = self.decoder.decode(table, x1 - x0, rows, cols)
-                out = (pred * self.div + self.sub).clamp_(0, 1)
-                yield slice(c0, c1), slice(o_c0, o_c1), out.cpu().numpy()
+                for o_c0, o_c1, cols in col_pieces:
+                    pred = self.decoder.decode(table, x1 - x0, rows, cols)
+                    out = (pred * self.div + self.sub).clamp_(0, 1)
+                    yield slice(c0, c1), slice(o_c0, o_c1), out.cpu().numpy()
 
 
 @contextlib.contextmanager

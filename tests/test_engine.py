@@ -164,3 +164,19 @@ def test_decoder_block_size_does_not_change_a_pixel(precision, default_block, ot
     other = Renderer(loaded, RenderOptions(torch.device("cpu"), precision, query_batch=other_block))
     out_hw = (131, 150)  # 19650 output pixels: ten blocks of 2048 against two of 16384
     assert np.array_equal(render_array(default, rgb, out_hw), render_array(other, rgb, out_hw))
+
+
+def test_a_row_longer_than_the_block_is_decoded_in_pieces():
+    """Decoder memory follows the block size, not the image width: with 40-pixel blocks a 150-pixel row
+    is decoded in four pieces, and the floats are those of whole-row blocks (and the oracle's)."""
+    loaded = random_model("edsr-baseline", seed=6)
+    rgb = np.random.default_rng(6).random((9, 30, 3), dtype=np.float32)
+    out_hw = (37, 150)
+    small = Renderer(loaded, RenderOptions(torch.device("cpu"), "fp32", query_batch=40))
+    blocks = []
+    small.render(rgb, out_hw, lambda r, c, b: blocks.append(b.shape[0] * b.shape[1]))
+    assert max(blocks) <= 40 and sum(blocks) == 37 * 150
+    large = Renderer(loaded, RenderOptions(torch.device("cpu"), "fp32", query_batch=100_000))
+    pieces = render_array(small, rgb, out_hw)
+    assert np.array_equal(pieces, render_array(large, rgb, out_hw))
+    assert np.abs(pieces - oracle(loaded, rgb, out_hw)).max() <= 1e-5
