@@ -48,12 +48,19 @@ def _rss_child(queue, model, device, src, dst, out_hw):
 
     up = load_model(model, device=device, precision="fp32")
     loaded = _high_water_mark()
-    result = upscale_video(up, src, dst, out_hw=out_hw, overwrite=True)
-    queue.put((_high_water_mark(), loaded, result.frames))
+    trace: dict[int, int] = {}  # frames done -> peak RSS so far, every 10 frames
+
+    def progress(done, _total):
+        if done % 10 == 0:
+            trace[done] = _high_water_mark()
+
+    result = upscale_video(up, src, dst, out_hw=out_hw, overwrite=True, progress=progress)
+    queue.put((_high_water_mark(), loaded, result.frames, trace))
 
 
-def peak_rss(model, device, src, dst, out_hw) -> tuple[int, int, int]:
-    """(peak RSS of a fresh process, its peak once the model was loaded, frames written)."""
+def peak_rss(model, device, src, dst, out_hw) -> tuple[int, int, int, dict[int, int]]:
+    """(peak RSS of a fresh process, its peak once the model was loaded, frames written, peak RSS after
+    every 10 frames)."""
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     proc = ctx.Process(target=_rss_child, args=(queue, model, device, str(src), str(dst), out_hw))
@@ -86,12 +93,14 @@ def main() -> None:
             for n in (args.short, args.long):
                 src = make_clip(tmp / f"clip{n}.mp4", n, w, h)
                 t0 = time.perf_counter()
-                peak, loaded, done = peak_rss(args.model, args.device, src, tmp / f"out{n}.mp4", out_hw)
+                peak, loaded, done, trace = peak_rss(args.model, args.device, src, tmp / f"out{n}.mp4", out_hw)
                 rows.append(peak)
                 print(
                     f"{n:>5} frames: peak RSS {peak / 2**20:7.1f} MiB (model loaded: {loaded / 2**20:7.1f} MiB), "
                     f"{done} frames written in {time.perf_counter() - t0:.1f} s"
                 )
+                marks = [k for k in sorted(trace) if k % 50 == 0 or k in (10, 20, 30, 40) or k == max(trace)]
+                print("       peak so far after N frames: " + ", ".join(f"{k}: {trace[k] / 2**20:.1f}" for k in marks))
             print(f"peak RSS ratio long/short: {rows[1] / rows[0]:.3f}")
         if not args.skip_speed:
             speed(args, tmp, w, h, out_hw)
