@@ -47,9 +47,9 @@ def default_query_batch(device: torch.device, precision: str) -> int:
     An fp32 CPU block's hidden layers write fresh outputs (oneDNN's fused linear has no out= form). At
     16384 pixels each is 64 MiB, above glibc's largest mmap threshold (32 MiB), so every layer maps new
     pages and faults on each of them; at 2048 (8 MiB) the freed blocks are reused from the heap.
-    Measured on 2 cores (benchmarks/speed.py, bit-identical output): 1.28x faster at 256 -> 1024. Half
-    precision writes into reused buffers and gains nothing from smaller blocks (6% slower at 2048), and
-    GPUs want large batches.
+    Measured on 2 cores, bit-identical output (`benchmarks/speed.py --paths fp32,fp32@16384`): 2.97 s against
+    3.92 s at 128 -> 512. Half precision writes into reused buffers and gains nothing from smaller blocks
+    (6% slower at 2048), and GPUs want large batches.
     """
     if device.type == "cpu" and precision == "fp32":
         return 2048

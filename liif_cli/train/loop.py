@@ -1,7 +1,7 @@
-"""The training loop: one process, or one of many under `torchrun` (DistributedDataParallel).
+"""The training loop: one process, or one of many under torchrun or srun (DistributedDataParallel).
 
-`train(cfg)` does everything `liif train` does. Under torchrun or srun (`distributed.join`) each process trains a replica on its shard of every epoch's samples with DDP (NCCL on CUDA, gloo on CPU); the
-global batch `cfg.batch_size` is split evenly over the processes, so the recipe (and the meaning of an
+`train(cfg)` does everything `liif train` does. Under torchrun or srun (`distributed.join`) each process
+trains a replica on its shard of every epoch's samples with DDP (NCCL on CUDA, gloo on CPU); the global batch `cfg.batch_size` is split evenly over the processes, so the recipe (and the meaning of an
 epoch) does not depend on how many there are. Only rank 0 prints, logs and writes files; validation is
 split over all ranks.
 
