@@ -1,9 +1,10 @@
 """The training loop: one process, or one of many under torchrun or srun (DistributedDataParallel).
 
 `train(cfg)` does everything `liif train` does. Under torchrun or srun (`distributed.join`) each process
-trains a replica on its shard of every epoch's samples with DDP (NCCL on CUDA, gloo on CPU); the global batch `cfg.batch_size` is split evenly over the processes, so the recipe (and the meaning of an
-epoch) does not depend on how many there are. Only rank 0 prints, logs and writes files; validation is
-split over all ranks.
+trains a replica on its shard of every epoch's samples with DDP (NCCL on CUDA, gloo on CPU); the global
+batch `cfg.batch_size` is split evenly over the processes, so the recipe (and the meaning of an epoch)
+does not depend on how many there are. Only rank 0 prints, logs and writes files; validation is split
+over all ranks.
 
 Per iteration: normalize LR input and HR targets like the model expects, forward (optionally under
 autocast), L1 loss in fp32, Adam step (through a GradScaler for fp16). The learning rate is a function
