@@ -125,6 +125,14 @@ def http_server() -> Iterator[Server]:
         httpd.server_close()
 
 
+def one_line_error(response) -> str:
+    """The message of an HTTP error answer of `liif serve`, checked to be one line with no traceback."""
+    body = response.json()
+    assert set(body) == {"error"}, body
+    assert body["error"] and "\n" not in body["error"] and "Traceback" not in body["error"]
+    return body["error"]
+
+
 def pytest_collection_modifyitems(config, items):
     """Tests marked `cuda` are skipped where torch sees no CUDA device (torch is imported only if one is)."""
     marked = [item for item in items if item.get_closest_marker("cuda")]

@@ -21,7 +21,7 @@ import png  # pypng
 import pytest
 from click.testing import CliRunner
 from conftest import OFFICIAL as WEIGHTS
-from conftest import ROOT, needs_shared
+from conftest import ROOT, needs_shared, one_line_error
 from PIL import Image
 
 from liif_cli.cli import main
@@ -52,13 +52,6 @@ def png16_bytes(array: np.ndarray) -> bytes:
     buf = io.BytesIO()
     png.Writer(w, h, greyscale=False, bitdepth=16).write(buf, array.reshape(h, w * 3).tolist())
     return buf.getvalue()
-
-
-def one_line_error(response) -> str:
-    body = response.json()
-    assert set(body) == {"error"}, body
-    assert body["error"] and "\n" not in body["error"] and "Traceback" not in body["error"]
-    return body["error"]
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import zlib
 import numpy as np
 import pytest
 from conftest import OFFICIAL as WEIGHTS
-from conftest import needs_shared
+from conftest import needs_shared, one_line_error
 from PIL import Image
 
 pytest.importorskip("fastapi")
@@ -39,13 +39,6 @@ def png_bytes(array: np.ndarray, mode: str | None = None) -> bytes:
 
 RGB = RNG.integers(0, 256, (SIDE[1], SIDE[0], 3), dtype=np.uint8)
 RGBA = np.concatenate([RGB, RNG.integers(0, 256, (SIDE[1], SIDE[0], 1), dtype=np.uint8)], axis=2)
-
-
-def one_line_error(response) -> str:
-    body = response.json()
-    assert set(body) == {"error"}, body
-    assert body["error"] and "\n" not in body["error"] and "Traceback" not in body["error"]
-    return body["error"]
 
 
 @pytest.fixture(scope="module")

@@ -30,6 +30,20 @@ pytestmark = needs_shared
 RATE = Fraction(24000, 1001)
 
 
+def make_audio_only(path: Path, encoder: str, *, samples: int, sample_format: str, frames: int) -> Path:
+    """A file with one silent mono audio stream and no video: `frames` frames of `samples` samples."""
+    with av.open(str(path), "w") as out:
+        a = out.add_stream(encoder, rate=48000)
+        for i in range(frames):
+            af = av.AudioFrame.from_ndarray(np.zeros((1, samples), np.float32), format=sample_format, layout="mono")
+            af.sample_rate, af.pts = 48000, i * samples
+            for p in a.encode(af):
+                out.mux(p)
+        for p in a.encode():
+            out.mux(p)
+    return path
+
+
 def make_clip(path: Path, *, n=12, w=32, h=24, rotation=90, audio=True, codec="libx264", pix_fmt="yuv420p", pts=None):
     """A real clip: moving bars on noise at 24000/1001 fps, optional AAC stereo, a display-matrix rotation."""
     out = av.open(str(path), "w")
@@ -165,16 +179,7 @@ def test_truncated_audio_only_and_absurd_sizes_are_one_line_errors(up, tmp_path)
     src = make_clip(tmp_path / "clip.mp4", n=4, w=16, h=12)
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(src.read_bytes()[: src.stat().st_size // 2])
-    audio_only = tmp_path / "sound.mp4"
-    with av.open(str(audio_only), "w") as out:
-        a = out.add_stream("aac", rate=48000)
-        for i in range(5):
-            af = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
-            af.sample_rate, af.pts = 48000, i * 1024
-            for p in a.encode(af):
-                out.mux(p)
-        for p in a.encode():
-            out.mux(p)
+    audio_only = make_audio_only(tmp_path / "sound.mp4", "aac", samples=1024, sample_format="fltp", frames=5)
     before = sorted(p.name for p in tmp_path.iterdir())
     for bad, words in ((cut, "not a readable video"), (audio_only, "has no video stream")):
         with pytest.raises(InputError, match=words) as err:

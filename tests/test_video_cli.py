@@ -22,7 +22,7 @@ from PIL import Image
 
 av = pytest.importorskip("av")
 
-from test_video import RATE, leftovers, make_clip, packets  # noqa: E402
+from test_video import RATE, leftovers, make_audio_only, make_clip, packets  # noqa: E402
 
 from liif_cli.animated import read_animation  # noqa: E402
 from liif_cli.cli import main  # noqa: E402
@@ -124,16 +124,7 @@ def test_truncated_mp4_fails_alone_and_the_others_are_written(tmp_path):
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
     Image.fromarray(np.full((12, 16, 3), 40, np.uint8)).save(tmp_path / "still.png")
-    sound = tmp_path / "sound.mkv"
-    with av.open(str(sound), "w") as out:  # audio only
-        a = out.add_stream("libopus", rate=48000)
-        for i in range(3):
-            af = av.AudioFrame.from_ndarray(np.zeros((1, 960), np.float32), format="flt", layout="mono")
-            af.sample_rate, af.pts = 48000, i * 960
-            for p in a.encode(af):
-                out.mux(p)
-        for p in a.encode():
-            out.mux(p)
+    sound = make_audio_only(tmp_path / "sound.mkv", "libopus", samples=960, sample_format="flt", frames=3)
     result = run(cut, good, tmp_path / "still.png", sound, "--scale", "2")
     assert result.exit_code == 1
     assert "not a readable video" in result.stderr and "has no video stream" in result.stderr

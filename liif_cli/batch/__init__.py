@@ -4,7 +4,8 @@
     results = run_batch(jobs, options, LazyModel(lambda: load_model("edsr-baseline")))
     raise_for_failures(results)
 
-Option values are parsed in `liif_cli.specs` (click types in `liif_cli.cli.options`); the console display is `liif_cli.cli.report`.
+Option values are parsed in `liif_cli.specs` (click types in `liif_cli.cli.options`); the console display
+is `liif_cli.cli.report`.
 """
 
 from .media import VideoOptions, media_kind
