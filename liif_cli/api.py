@@ -10,7 +10,6 @@ Everything the CLI does goes through here; the engine underneath owns tiles, pre
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 from pathlib import Path
 
@@ -22,41 +21,9 @@ from . import decoded, devices, engine, geometry
 from .errors import UsageError
 from .imageio import DecodedImage, as_float
 from .models import LoadedModel, load_checkpoint
+from .sizes import check_region, output_size, region_span
 
 ProgressCallback = engine.ProgressCallback
-
-
-def output_size(
-    in_hw: tuple[int, int],
-    *,
-    scale: float | tuple[float, float] | None = None,
-    size: tuple[int, int] | None = None,
-    width: int | None = None,
-    height: int | None = None,
-) -> tuple[int, int]:
-    """Resolve exactly one of scale / size (w, h) / width / height into an output (h, w).
-
-    `scale` may be one number or (sx, sy); sizes round to the nearest pixel and are at least 1.
-    """
-    given = [v is not None for v in (scale, size, width, height)]
-    if sum(given) != 1:
-        raise UsageError("give exactly one of scale, size, width or height")
-    h, w = in_hw
-    if scale is not None:
-        sx, sy = (scale, scale) if not isinstance(scale, tuple | list) else scale
-        for s in (sx, sy):
-            if not isinstance(s, int | float) or not math.isfinite(s) or s <= 0:
-                raise UsageError(f"scale must be a finite number > 0, got {s!r}")
-        out = (round(h * sy), round(w * sx))
-    elif size is not None:
-        out = (int(size[1]), int(size[0]))
-    elif width is not None:
-        out = (round(h * width / w), int(width))
-    else:
-        out = (int(height), round(w * height / h))
-    if min(out) < 1:
-        raise UsageError(f"output size {out[1]}x{out[0]} is empty")
-    return max(1, out[0]), max(1, out[1])
 
 
 class Upscaler:
@@ -195,9 +162,9 @@ class Upscaler:
 
     @staticmethod
     def _out_hw(in_hw, region, scale, size, width, height) -> tuple[int, int]:
-        region = geometry.check_region(region, in_hw)
-        span = in_hw if region is None else (region[3], region[2])
-        return output_size(span, scale=scale, size=size, width=width, height=height)
+        return output_size(
+            region_span(check_region(region, in_hw), in_hw), scale=scale, size=size, width=width, height=height
+        )
 
     def encode(self, image: Image.Image | np.ndarray | str | os.PathLike | DecodedImage, *, alpha: str = "model"):
         """The image's latent grid(s), to render later at any size or region: see `liif_cli.encoding`."""
@@ -259,6 +226,21 @@ def load_model(
     loaded = load_checkpoint(path, normalization=entry.normalization if entry else None)
     options = engine.RenderOptions(torch_device, resolved_precision, tile, batch_size)
     return Upscaler(loaded, options, name=str(model))
+
+
+def load_encoding(path: str | os.PathLike, model: Upscaler | str | os.PathLike | None = None, **load_options):
+    """Read a `.liif` file, bound to `model` (an Upscaler, or a name / checkpoint for `load_model`; by
+    default the model named in the file, at the precision it was encoded in unless `precision` is given).
+    Refused with one-line errors: a file that is not a complete encoding or comes from a newer format
+    (EncodingError, exit 9), and an encoding made with other weights than the model's (EncodingModelError,
+    exit 10)."""
+    from .encoding import bind, read_encoding
+
+    encoding = read_encoding(path)
+    if not isinstance(model, Upscaler) and load_options.get("precision") is None:
+        load_options["precision"] = encoding.meta["precision"]  # decode as it was encoded: `auto` may pick bf16
+    upscaler = model if isinstance(model, Upscaler) else load_model(model or encoding.meta["model"], **load_options)
+    return bind(encoding, upscaler, path)
 
 
 def upscale(

@@ -22,12 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar, Protocol
 
-from . import __version__
 from .errors import ModelError, first_line
+from .version import version
 
 CHUNK = 1 << 20
 TIMEOUT_S = 30  # per socket operation, not for the whole download
-USER_AGENT = f"liif-cli/{__version__}"
+USER_AGENT = f"liif-cli/{version()}"
 
 
 class SourceError(Exception):

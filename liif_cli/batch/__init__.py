@@ -8,14 +8,14 @@ Option values are parsed in `liif_cli.specs` (click types in `liif_cli.cli.optio
 is `liif_cli.cli.report`.
 """
 
+from ..choices import MAX_SIDE
+from ..sizes import SizeSpec
 from .media import VideoOptions, media_kind
 from .plan import (
     ALPHA_METHODS,
     EXT_CHOICES,
-    MAX_SIDE,
     BatchOptions,
     Job,
-    SizeSpec,
     collect_inputs,
     output_extension,
     plan_batch,

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import BatchError, LiifError, ModelError, first_line
+from ..errors import BatchError, LiifError, ModelError, Namer, first_line, plain_name
 from ..imageio import DecodedImage, InputGuard, check_output_size, format_for_path, read_image, write_image
 from .media import run_media_job
 from .plan import BatchOptions, Job
@@ -75,6 +75,10 @@ class FileResult:
     in_hw: tuple[int, int] | None = None
     out_hw: tuple[int, int] | None = None
     frames: int | None = None  # frames written, for a video or an animation
+
+    def describe(self, name: Namer = plain_name) -> str:
+        """The message, its parameters named by the face (`flag_name` in the CLI); the library's words by default."""
+        return self.error.render(name) if isinstance(self.error, LiifError) else self.message
 
 
 class Reporter:
@@ -242,9 +246,12 @@ def record_failure(res: FileResult, exc: Exception) -> FileResult:
     if isinstance(exc, LiifError):
         res.message = str(exc)
     elif isinstance(exc, MemoryError):
-        res.message = "out of memory (try a smaller --tile, or a smaller output)"
+        res.error = LiifError("out of memory", param="tile", hint="try a smaller {tile}, or a smaller output")
+        res.message = str(res.error)
     elif _is_oom(exc):
-        res.message = "out of memory on the device (try a smaller --tile or --batch-size)"
+        hint = "try a smaller {tile} or {batch_size}"
+        res.error = LiifError("out of memory on the device", param=("tile", "batch_size"), hint=hint)
+        res.message = str(res.error)
     else:
         res.message = f"internal error: {type(exc).__name__}: {first_line(exc)}"
         log.debug("%s: internal error", res.input, exc_info=exc)
@@ -275,5 +282,6 @@ def raise_for_failures(results: Sequence[FileResult], single_input: bool = False
     if single_input and len(failed) == len(results) and isinstance(failed[0].error, LiifError):
         raise failed[0].error  # one input (at one or several sizes), nothing written: its own error
     if single_input and len(results) == 1:
-        raise BatchError(failed[0].message)
+        error = failed[0].error
+        raise error.as_kind(BatchError) if isinstance(error, LiifError) else BatchError(failed[0].message)
     raise BatchError(f"{len(failed)} of {len(results)} files failed")

@@ -57,13 +57,16 @@ def _load_options(device, precision, tile, threads, allow_unverified, offline, q
 
 
 def _refuse_existing(path, overwrite: bool) -> None:
-    """Checked before any work: an existing output without --overwrite is exit 4, as `write_image` would say."""
+    """Checked before any work: an existing output without --overwrite, or a folder that cannot take it, is
+    exit 4, as `write_image` would say."""
     from ..errors import OutputError
+    from ..imageio import check_destination
 
     if path.is_dir():
         raise OutputError(f"{path}: is a directory")
     if path.exists() and not overwrite:
         raise OutputError(f"{path}: already exists (use --overwrite to replace it)")
+    check_destination(path)
 
 
 @main.command("encode", short_help="Save an image's encoding (.liif) to render later at any size or region.")
@@ -115,12 +118,19 @@ def encode_cmd(input_path, output, model, alpha, max_pixels, overwrite, **engine
 
 @main.command("render", short_help="Render a saved encoding (.liif) at any size, or a region of it.")
 @click.argument("encoding_path", metavar="ENCODING", type=click.Path(dir_okay=False))
-@click.option("-s", "--scale", type=SCALE, help="Scale factor S (2, 7.5...) or SX,SY.")
-@click.option("--size", type=SIZE, help="Output size WIDTHxHEIGHT (the aspect ratio follows the numbers).")
-@click.option("--width", type=SIDE, help="Output width in pixels; the height keeps the aspect ratio.")
-@click.option("--height", type=SIDE, help="Output height in pixels; the width keeps the aspect ratio.")
+@click.option("-s", "--scale", type=SCALE, multiple=True, help="Scale factor S (2, 7.5...) or SX,SY; repeatable.")
+@click.option("--size", type=SIZE, multiple=True, help="Output size WIDTHxHEIGHT (aspect ratio as given); repeatable.")
+@click.option("--width", type=SIDE, multiple=True, help="Output width in pixels (height keeps the aspect); repeatable.")
+@click.option(
+    "--height", type=SIDE, multiple=True, help="Output height in pixels (width keeps the aspect); repeatable."
+)
 @click.option("--region", type=REGION, help="Render only this window (input pixels, floats allowed).")
-@click.option("-o", "--output", metavar="PATH", help="Output image.  [default: <name>_<size>.png beside ENCODING]")
+@click.option(
+    "-o",
+    "--output",
+    metavar="PATH",
+    help="Output image, or a folder for several sizes.  [default: <name>_<size>.png beside ENCODING]",
+)
 @click.option("-n", "--model", metavar="NAME|PATH", help="Model to render with.  [default: the one that encoded it]")
 @batch_size_option
 @quality_option
@@ -149,47 +159,69 @@ def render_cmd(
 
     \b
       liif render photo.liif --size 4000x3000 -o big.png
+      liif render photo.liif --width 640 --width 1920    # photo_w640.png, photo_w1920.png
       liif render photo.liif --region 1200,800,64,48 --scale 20   # photo_r1200,800,64,48_x20.png
 
     The pixels are those `liif upscale` makes from the input. An encoding made by another model's
     weights is refused (exit 10); a corrupt, truncated or newer-format file too (exit 9).
     """
-    import dataclasses
     import time
     from pathlib import Path
 
     from rich.console import Console
 
-    from ..encoding import load_encoding
+    from ..api import load_encoding
     from ..errors import LiifError, UsageError
     from ..imageio import check_output_size, format_for_path, write_image
     from ..progress import work_progress
-    from ..specs import size_spec
+    from ..sizes import specs_of
 
-    spec = dataclasses.replace(size_spec(scale=scale, size=size, width=width, height=height), region=region)
+    specs = specs_of(scale=scale, size=size, width=width, height=height, region=region)
+    for spec in specs:
+        spec.check_limit(max_out_pixels)
     src = Path(encoding_path)
-    out = Path(output) if output else src.with_name(f"{src.stem}_{spec.tag()}.png")
-    try:
-        fmt = format_for_path(out)
-    except LiifError as exc:
-        raise UsageError(str(exc)) from None
-    _refuse_existing(out, overwrite)
+    targets = _render_targets(src, Path(output) if output else None, [spec.tag() for spec in specs])
+    formats = []
+    for out in targets:
+        try:
+            formats.append(format_for_path(out))
+        except LiifError as exc:
+            raise exc.as_kind(UsageError) from None
+        _refuse_existing(out, overwrite)
     opts = _load_options(**engine)
     if batch_size is not None:
         opts["batch_size"] = batch_size
     t0 = time.monotonic()
     encoding = load_encoding(src, model=model, **opts)
-    out_hw = spec.resolve(encoding.in_hw, max_out_pixels)
-    check_output_size(fmt, out_hw[1], out_hw[0])
+    sizes = [spec.resolve(encoding.in_hw, max_out_pixels) for spec in specs]
+    for fmt, out_hw in zip(formats, sizes, strict=True):
+        check_output_size(fmt, out_hw[1], out_hw[0])
     console = Console(stderr=True)
-    with work_progress(console=console, disable=engine["quiet"] or not console.is_terminal) as progress:
-        task = progress.add_task(f"{out_hw[1]}x{out_hw[0]}", total=out_hw[0] * out_hw[1], unit="px")
-        result = encoding.render(
-            size=(out_hw[1], out_hw[0]),
-            region=region,
-            progress=lambda done, total: progress.update(task, completed=done, total=max(total, 1)),
-        )
     warn = lambda msg: click.echo(f"warning: {msg}", err=True)  # noqa: E731
-    write_image(result, out, quality=quality, lossless=lossless, overwrite=overwrite, warn=warn)
-    if not engine["quiet"]:
-        click.echo(f"wrote {out} ({out_hw[1]}x{out_hw[0]}, {time.monotonic() - t0:.1f} s)", err=True)
+    for out, out_hw in zip(targets, sizes, strict=True):
+        with work_progress(console=console, disable=engine["quiet"] or not console.is_terminal) as progress:
+            task = progress.add_task(f"{out_hw[1]}x{out_hw[0]}", total=out_hw[0] * out_hw[1], unit="px")
+            result = encoding.render(
+                size=(out_hw[1], out_hw[0]),
+                region=region,
+                progress=lambda done, total, task=task: progress.update(task, completed=done, total=max(total, 1)),
+            )
+        write_image(result, out, quality=quality, lossless=lossless, overwrite=overwrite, warn=warn)
+        if not engine["quiet"]:
+            click.echo(f"wrote {out} ({out_hw[1]}x{out_hw[0]}, {time.monotonic() - t0:.1f} s)", err=True)
+        t0 = time.monotonic()
+
+
+def _render_targets(src, output, tags: list[str]) -> list:
+    """One output path per size: `<name>_<tag>.png` beside the encoding (or in the folder -o names); -o may
+    name a file only when there is one size."""
+    from ..errors import UsageError
+
+    names = [f"{src.stem}_{tag}.png" for tag in tags]
+    if output is None:
+        return [src.with_name(name) for name in names]
+    if output.is_dir() or not output.suffix:
+        return [output / name for name in names]
+    if len(tags) > 1:
+        raise UsageError(f"-o {output} names a file, but there are several sizes; give a folder")
+    return [output]

@@ -11,10 +11,23 @@ import re
 import click
 
 from ..choices import ALPHA_METHODS, DEVICE_EXAMPLES, EXT_CHOICES, MAX_SIDE, PRECISIONS, VIDEO_CODECS
-from ..errors import UsageError
+from ..errors import LiifError, UsageError, flag_name
 from ..specs import parse_frames, parse_int, parse_pixels, parse_region, parse_scale, parse_size, parse_time
 
 # --- click types ------------------------------------------------------------------------------------
+
+
+def param_of(param: click.Parameter | None, default: str) -> str:
+    """The library's parameter for a click option: `--max-pixels` -> `max_pixels` (its longest flag, so that
+    `--frames`, stored as `frame_range`, is the parameter `frames`)."""
+    if param is None or not param.opts:
+        return default
+    return max(param.opts, key=len).lstrip("-").replace("-", "_")
+
+
+def usage_error(exc: LiifError, ctx: click.Context | None = None) -> click.UsageError:
+    """A library error about an option value as click's usage error, its parameters named as flags."""
+    return click.UsageError(exc.render(flag_name), ctx)
 
 
 class _Parsed(click.ParamType):
@@ -32,16 +45,16 @@ class _Parsed(click.ParamType):
         if not isinstance(value, str):
             return value  # a default, already converted
         try:
-            return self._parse(value, param.opts[-1] if param is not None else self.name)
+            return self._parse(value, param_of(param, self.name))
         except UsageError as exc:
-            raise click.UsageError(str(exc), ctx) from None
+            raise usage_error(exc, ctx) from None
 
 
-SCALE = _Parsed("scale", lambda text, _flag: parse_scale(text), "S|SX,SY")
-SIZE = _Parsed("size", lambda text, _flag: parse_size(text), "WxH")
-SIDE = _Parsed("side", lambda text, flag: parse_int(text, flag, maximum=MAX_SIDE), "PX")
+SCALE = _Parsed("scale", parse_scale, "S|SX,SY")
+SIZE = _Parsed("size", parse_size, "WxH")
+SIDE = _Parsed("side", lambda text, param: parse_int(text, param, maximum=MAX_SIDE), "PX")
 PIXELS = _Parsed("pixels", parse_pixels, "N")
-REGION = _Parsed("region", lambda text, _flag: parse_region(text), "X,Y,W,H")
+REGION = _Parsed("region", parse_region, "X,Y,W,H")
 FRAMES = _Parsed("frames", parse_frames, "A:B")
 TIME = _Parsed("time", parse_time, "T0:T1")
 CODEC = click.Choice(VIDEO_CODECS, case_sensitive=False)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..batch import FileResult, Job, Reporter
+from ..errors import flag_name
 
 
 @dataclass
@@ -107,9 +108,9 @@ class ConsoleReporter(Reporter):
             size += f", {result.frames} frames" if result.frames is not None else ""
             self._print(f"  wrote {result.output} ({size}, {result.seconds:.1f} s)")
         elif result.status == "skipped":
-            self._print(f"  skipped {result.input}: {result.message}", style="yellow")
+            self._print(f"  skipped {result.input}: {result.describe(flag_name)}", style="yellow")
         else:
-            self._print(f"  failed {result.input}: {result.message}", style="red")
+            self._print(f"  failed {result.input}: {result.describe(flag_name)}", style="red")
 
     def warn(self, message: str) -> None:
         self._print(f"warning: {message}", style="yellow")
@@ -140,7 +141,9 @@ class ConsoleReporter(Reporter):
             table.add_column("file", overflow="fold")
             table.add_column("reason", overflow="fold")
             for r in problems:
-                table.add_row(r.status, str(r.input), r.message, style="red" if r.status == "failed" else "yellow")
+                table.add_row(
+                    r.status, str(r.input), r.describe(flag_name), style="red" if r.status == "failed" else "yellow"
+                )
             self.console.print(table)
         self.console.print(
             f"{self.label}{counts['written']} written, {counts['skipped']} skipped, {counts['failed']} failed in {seconds:.1f} s",

@@ -139,11 +139,11 @@ def upscale_cmd(
 
     from .. import registry
     from ..batch import BatchOptions, LazyModel, VideoOptions, plan_batch, raise_for_failures, run_batch
-    from ..specs import size_specs
+    from ..sizes import specs_of
     from .report import ConsoleReporter
 
     options = BatchOptions(
-        spec=size_specs(scale=scale, size=size, width=width, height=height, region=region),
+        spec=specs_of(scale=scale, size=size, width=width, height=height, region=region),
         output=Path(output) if output else None,
         ext=ext,
         suffix=suffix,
@@ -173,9 +173,13 @@ def upscale_cmd(
     jobs = plan_batch(list(inputs), options)
     reporter = ConsoleReporter(quiet=quiet)
     try:
-        from .. import api
 
-        lazy = LazyModel(lambda: api.load_model(model, **opts))
+        def load():
+            from .. import api  # torch: imported only when a file needs the model
+
+            return api.load_model(model, **opts)
+
+        lazy = LazyModel(load)
         results = run_batch(jobs, options, lazy, reporter, estimate=lambda i, o: lazy.get().estimate(i, o))
     finally:
         reporter.close()
