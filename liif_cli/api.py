@@ -40,7 +40,7 @@ class Upscaler:
 
     @property
     def precision(self) -> str:
-        return self.renderer.options.precision
+        return self.renderer.precision  # the working one: fp32 after a non-finite half-precision result
 
     def upscale_video(self, src: str | Path, dst: str | Path, **options):
         """Upscale a video file into `dst`, streaming; options and errors as `liif_cli.video.upscale_video`

@@ -81,7 +81,7 @@ def resolve_precision(precision: str | None, device: torch.device) -> str:
 def set_threads(threads: int | None) -> None:
     """All cores by default (PyTorch's default can be lower inside containers)."""
     if threads is not None and threads < 1:
-        raise UsageError(f"--threads must be >= 1, got {threads}")
+        raise UsageError(f"{{threads}} must be >= 1, got {threads}", param="threads")
     if threads is None:
         threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     torch.set_num_threads(threads)

@@ -119,6 +119,18 @@ def parse_pixels(text: str, param: str) -> int | None:
     return int(value)
 
 
+def parse_bytes(text: str, param: str) -> int:
+    """A byte count: '100M' (MiB), '1.5G' (GiB), '512k' (KiB) or a plain number of bytes."""
+    s = str(text).strip().lower().removesuffix("b").removesuffix("i")
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([kmg]?)", s)
+    if not m:
+        raise UsageError(f"{_ph(param)} must be a size in bytes such as 100M or 1G, got {text!r}", param=param)
+    value = int(float(m.group(1)) * {"": 1, "k": 2**10, "m": 2**20, "g": 2**30}[m.group(2)])
+    if value < 1:
+        raise UsageError(f"{_ph(param)} must be at least 1 byte, got {text!r}", param=param)
+    return value
+
+
 def _range(text: str, param: str, number) -> tuple:
     s = str(text).strip()
     if s.count(":") != 1:

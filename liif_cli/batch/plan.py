@@ -53,16 +53,18 @@ class BatchOptions:
             exactly_one(several=True)
         self.spec = self.specs[0]
         if len(self.specs) > 1 and self.suffix is not None:
-            raise UsageError("--suffix with several sizes would give every size the same name; leave it out")
+            raise UsageError(
+                "{suffix} with several sizes would give every size the same name; leave it out", param="suffix"
+            )
         if self.alpha not in ALPHA_METHODS:
-            raise UsageError(f"--alpha must be one of {', '.join(ALPHA_METHODS)}, got {self.alpha!r}")
+            raise UsageError(f"{{alpha}} must be one of {', '.join(ALPHA_METHODS)}, got {self.alpha!r}", param="alpha")
         self.ext = str(self.ext).lower().lstrip(".")
         if self.ext not in EXT_CHOICES:
-            raise UsageError(f"--ext must be one of {', '.join(EXT_CHOICES)}, got {self.ext!r}")
+            raise UsageError(f"{{ext}} must be one of {', '.join(EXT_CHOICES)}, got {self.ext!r}", param="ext")
         if not 1 <= int(self.quality) <= 100:
-            raise UsageError(f"--quality must be between 1 and 100, got {self.quality}")
+            raise UsageError(f"{{quality}} must be between 1 and 100, got {self.quality}", param="quality")
         if self.suffix is not None and (os.sep in self.suffix or "/" in self.suffix):
-            raise UsageError(f"--suffix must not contain a path separator, got {self.suffix!r}")
+            raise UsageError(f"{{suffix}} must not contain a path separator, got {self.suffix!r}", param="suffix")
         if self.output is not None:
             self.output = Path(self.output)
         for spec in self.specs:
@@ -154,9 +156,13 @@ def plan_batch(paths: Sequence[str | os.PathLike], options: BatchOptions) -> lis
     file_suffixes = READ_EXTENSIONS | set(WRITE_FORMATS) | MEDIA_EXTENSIONS
     if out is not None and not out.is_dir() and out.suffix.lower() in file_suffixes:
         if len(paths) != 1 or Path(paths[0]).is_dir():
-            raise UsageError(f"-o {out} names a file, but the inputs are several files; give a folder")
+            raise UsageError(
+                f"{{output}} {out} names a file, but the inputs are several files; give a folder", param="output"
+            )
         if len(options.specs) > 1:
-            raise UsageError(f"-o {out} names a file, but there are several sizes; give a folder")
+            raise UsageError(
+                f"{{output}} {out} names a file, but there are several sizes; give a folder", param="output"
+            )
         if kinds[0] != "still":
             check_output_file(out, kinds[0])
         else:
@@ -165,7 +171,10 @@ def plan_batch(paths: Sequence[str | os.PathLike], options: BatchOptions) -> lis
             except OutputError as exc:
                 raise UsageError(str(exc)) from None
             if options.ext != "auto" and output_extension(out, options.ext) != out.suffix.lower():
-                raise UsageError(f"-o {out} and --ext {options.ext} disagree; the extension of -o decides")
+                raise UsageError(
+                    f"{{output}} {out} and {{ext}} {options.ext} disagree; the extension of {{output}} decides",
+                    param=("output", "ext"),
+                )
         out_is_file = True
     guard = InputGuard(p for p, root in items if p.exists() and not _looks_like_output(p, root, suffixes))
     claimed: dict[str, Path] = {}
@@ -194,9 +203,15 @@ def plan_batch(paths: Sequence[str | os.PathLike], options: BatchOptions) -> lis
         elif kind == "animation" and media_ext is None and not out_is_file:
             job.error = UsageError(f"{path}: an animation cannot be written as .{options.ext} (use png or webp)")
         elif guard.covers(target):
-            job.error = OutputError(f"{target}: output would overwrite an input file (use -o or --suffix)")
+            job.error = OutputError(
+                f"{target}: output would overwrite an input file",
+                param=("output", "suffix"),
+                hint="use {output} or {suffix}",
+            )
         elif key in claimed:
-            job.error = OutputError(f"{target}: also the output of {claimed[key]}; use --ext or --suffix")
+            job.error = OutputError(
+                f"{target}: also the output of {claimed[key]}", param=("ext", "suffix"), hint="use {ext} or {suffix}"
+            )
         elif target.is_dir():
             job.error = OutputError(f"{target}: output path is a folder")
         elif target.exists() and not options.overwrite:

@@ -11,7 +11,6 @@ from .app import handle_errors, main
 from .options import (
     ALPHA,
     DEVICE,
-    PIXELS,
     PRECISION,
     REGION,
     SCALE,
@@ -20,6 +19,7 @@ from .options import (
     batch_size_option,
     lossless_option,
     max_out_pixels_option,
+    max_pixels_option,
     quality_option,
 )
 
@@ -61,11 +61,12 @@ def _refuse_existing(path, overwrite: bool) -> None:
     exit 4, as `write_image` would say."""
     from ..errors import OutputError
     from ..imageio import check_destination
+    from ..imageio.target import exists
 
     if path.is_dir():
         raise OutputError(f"{path}: is a directory")
     if path.exists() and not overwrite:
-        raise OutputError(f"{path}: already exists (use --overwrite to replace it)")
+        raise exists(path)
     check_destination(path)
 
 
@@ -76,9 +77,7 @@ def _refuse_existing(path, overwrite: bool) -> None:
     "-n", "--model", default="edsr-baseline", show_default=True, metavar="NAME|PATH", help="Model name or .pth path."
 )
 @click.option("--alpha", type=ALPHA, default="model", show_default=True, help="Transparency upscaling.")
-@click.option(
-    "--max-pixels", type=PIXELS, default="100M", show_default=True, help="Largest input accepted (0: no limit)."
-)
+@max_pixels_option
 @click.option("--overwrite", is_flag=True, help="Replace an existing .liif file.")
 @_engine_options("auto")
 @handle_errors

@@ -12,7 +12,16 @@ import click
 
 from ..choices import ALPHA_METHODS, DEVICE_EXAMPLES, EXT_CHOICES, MAX_SIDE, PRECISIONS, VIDEO_CODECS
 from ..errors import LiifError, UsageError, flag_name
-from ..specs import parse_frames, parse_int, parse_pixels, parse_region, parse_scale, parse_size, parse_time
+from ..specs import (
+    parse_bytes,
+    parse_frames,
+    parse_int,
+    parse_pixels,
+    parse_region,
+    parse_scale,
+    parse_size,
+    parse_time,
+)
 
 # --- click types ------------------------------------------------------------------------------------
 
@@ -54,6 +63,7 @@ SCALE = _Parsed("scale", parse_scale, "S|SX,SY")
 SIZE = _Parsed("size", parse_size, "WxH")
 SIDE = _Parsed("side", lambda text, param: parse_int(text, param, maximum=MAX_SIDE), "PX")
 PIXELS = _Parsed("pixels", parse_pixels, "N")
+BYTES = _Parsed("bytes", parse_bytes, "SIZE")
 REGION = _Parsed("region", parse_region, "X,Y,W,H")
 FRAMES = _Parsed("frames", parse_frames, "A:B")
 TIME = _Parsed("time", parse_time, "T0:T1")
@@ -103,6 +113,9 @@ quality_option = click.option(
     help="JPEG and WebP quality, 1-100.",
 )
 lossless_option = click.option("--lossless", is_flag=True, help="Write WebP losslessly.")
+max_pixels_option = click.option(
+    "--max-pixels", type=PIXELS, default="100M", show_default=True, help="Largest input accepted (0: no limit)."
+)
 max_out_pixels_option = click.option(
     "--max-out-pixels", type=PIXELS, default="400M", show_default=True, help="Largest output accepted (0: no limit)."
 )

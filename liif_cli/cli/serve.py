@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from .app import handle_errors, main
+from .options import BYTES, max_out_pixels_option, max_pixels_option
 
 
 @main.command("serve", short_help="A local web page and HTTP API for upscaling and zooming.")
@@ -28,9 +29,16 @@ from .app import handle_errors, main
     show_default=True,
     help="Jobs that may wait; more get 429.",
 )
+@max_pixels_option
+@max_out_pixels_option
+@click.option(
+    "--max-upload", type=BYTES, default="100M", show_default=True, help="Largest upload accepted, in bytes (100M, 1G)."
+)
 @click.option("--open", "open_browser", is_flag=True, help="Open the page in a browser once the server listens.")
 @handle_errors
-def serve_cmd(host, port, model, device, precision, max_waiting, open_browser) -> None:
+def serve_cmd(
+    host, port, model, device, precision, max_waiting, max_pixels, max_out_pixels, max_upload, open_browser
+) -> None:
     """Serve the upscaler as a local web page and an HTTP API (docs at /docs).
 
     Needs the 'serve' extra: pip install 'liif-cli[serve]'. Ctrl-C stops it.
@@ -42,5 +50,13 @@ def serve_cmd(host, port, model, device, precision, max_waiting, open_browser) -
     from ..serve.server import serve
 
     devices = tuple(d.strip().lower() for d in device.split(",") if d.strip()) or ("auto",)
-    config = ServeConfig(model=model, devices=devices, precision=precision.strip().lower(), max_waiting=max_waiting)
+    config = ServeConfig(
+        model=model,
+        devices=devices,
+        precision=precision.strip().lower(),
+        max_waiting=max_waiting,
+        max_pixels=max_pixels,
+        max_out_pixels=max_out_pixels,
+        max_upload_bytes=max_upload,
+    )
     serve(config, host=host, port=port, open_browser=open_browser, echo=lambda line: click.echo(line, err=True))

@@ -13,7 +13,6 @@ from .options import (
     DEVICE,
     EXT,
     FRAMES,
-    PIXELS,
     PRECISION,
     REGION,
     SCALE,
@@ -23,6 +22,7 @@ from .options import (
     batch_size_option,
     lossless_option,
     max_out_pixels_option,
+    max_pixels_option,
     quality_option,
 )
 
@@ -72,9 +72,7 @@ from .options import (
 )
 @click.option("-r", "--recursive", is_flag=True, help="Also collect images and videos in sub-folders of input folders.")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs (inputs are never overwritten).")
-@click.option(
-    "--max-pixels", type=PIXELS, default="100M", show_default=True, help="Largest input accepted (0: no limit)."
-)
+@max_pixels_option
 @max_out_pixels_option
 @click.option("--codec", type=CODEC, help="Video codec.  [default: h264; vp9 for WebM]")
 @click.option(

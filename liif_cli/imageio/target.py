@@ -45,6 +45,11 @@ class InputGuard:
         return (st.st_dev, st.st_ino) in self._inodes
 
 
+def exists(path: str | os.PathLike) -> OutputError:
+    """The error for an output that exists (the `overwrite` parameter would replace it)."""
+    return OutputError(f"{path}: already exists", param="overwrite", hint="use {overwrite} to replace it")
+
+
 def check_destination(path: str | os.PathLike) -> None:
     """OutputError (exit 4) now, before any work, when `path` could not be written: a parent that is a file, or
     a folder that cannot be created or written in. Writers create missing folders; this finds the nearest one
@@ -78,11 +83,11 @@ def atomic_target(
     if path.is_dir():
         raise OutputError(f"{path}: is a directory")
     if path.exists() and not overwrite:
-        raise OutputError(f"{path}: already exists (use --overwrite to replace it)")
+        raise exists(path)
     try:
         with atomic_path(path, overwrite=overwrite) as tmp:  # no-clobber unless overwrite
             yield tmp
     except TargetExistsError:
-        raise OutputError(f"{path}: already exists (use --overwrite to replace it)") from None
+        raise exists(path) from None
     except OSError as exc:
         raise OutputError(f"{path}: cannot write ({exc.strerror or first_line(exc)})") from None

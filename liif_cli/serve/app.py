@@ -64,6 +64,23 @@ def _status(exc: LiifError) -> int:
     return 500
 
 
+SETTINGS = {"max_pixels": "max-pixels", "max_out_pixels": "max-out-pixels", "max_upload": "max-upload"}
+"""The server's own limits (`liif serve --max-pixels`...): a web or API user cannot change them."""
+
+
+def _field(param: str) -> str | None:
+    """How the server names a parameter: its form or query field; None for what a client cannot change."""
+    return param if param in UPSCALE_FIELDS | RENDER_FIELDS else None
+
+
+def describe(exc: LiifError) -> str:
+    """A library error in the server's words: parameters named as form fields; a limit of the server is named
+    as the server's setting, with no advice a client cannot follow (the CLI's `raise it with --max-pixels`)."""
+    text = exc.render(_field)
+    settings = [SETTINGS[p] for p in exc.params if p in SETTINGS]
+    return f"{text} (the server's {settings[0]} setting)" if settings else text
+
+
 def _error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
     return JSONResponse({"error": " ".join(str(message).split())}, status_code=status, headers=headers)
 
@@ -113,7 +130,7 @@ def create_app(config: ServeConfig, workers: list | None = None) -> FastAPI:
 
     @app.exception_handler(LiifError)
     async def liif_error(request: Request, exc: LiifError):
-        return _error(_status(exc), str(exc))
+        return _error(_status(exc), describe(exc))
 
     @app.exception_handler(QueueFull)
     async def queue_full(request: Request, exc: QueueFull):
