@@ -12,6 +12,10 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .encoding import Encoding
 
 import numpy as np
 import torch
@@ -20,6 +24,7 @@ from PIL import Image
 from . import decoded, devices, engine, geometry
 from .errors import UsageError
 from .imageio import DecodedImage, as_float
+from .load_options import LoadOptions, load_options
 from .models import LoadedModel, load_checkpoint
 from .sizes import check_region, output_size, region_span
 
@@ -201,34 +206,35 @@ def to_decoded(image: Image.Image | np.ndarray | str | os.PathLike | DecodedImag
 
 def load_model(
     model: str | Path = "edsr-baseline",
+    options: LoadOptions | None = None,
     *,
-    device: str = "auto",
-    precision: str = "auto",
-    tile: int | None = None,
-    threads: int | None = None,
-    batch_size: int | None = None,
-    allow_unverified: bool = False,
-    offline: bool | None = None,
     progress: bool = False,
+    **fields: Any,
 ) -> Upscaler:
-    """A registry name (see `liif models`) or a checkpoint path (official or mmagic layout)."""
+    """A registry name (see `liif models`) or a checkpoint path (official or mmagic layout), loaded as `options`
+    say (a `LoadOptions`), or as its fields given as keywords: device=, precision=, tile=, threads=,
+    batch_size=, allow_unverified=, offline=."""
     from .registry import load_registry, resolve_weights
 
-    devices.set_threads(threads)
-    torch_device = devices.resolve_device(device)
-    resolved_precision = devices.resolve_precision(precision, torch_device)
-    if tile is not None and tile < 1:
-        raise UsageError(f"tile must be >= 1, got {tile}")
-    if batch_size is not None and batch_size < 1:
-        raise UsageError(f"batch size must be >= 1, got {batch_size}")
-    path = resolve_weights(model, allow_unverified=allow_unverified, offline=offline, progress=progress)
+    opts = load_options(options, **fields)
+    devices.set_threads(opts.threads)
+    torch_device = devices.resolve_device(opts.device)
+    resolved_precision = devices.resolve_precision(opts.precision, torch_device)
+    path = resolve_weights(model, allow_unverified=opts.allow_unverified, offline=opts.offline, progress=progress)
     entry = load_registry().get(str(model)) if not Path(str(model)).expanduser().is_file() else None
     loaded = load_checkpoint(path, normalization=entry.normalization if entry else None)
-    options = engine.RenderOptions(torch_device, resolved_precision, tile, batch_size)
-    return Upscaler(loaded, options, name=str(model))
+    render = engine.RenderOptions(torch_device, resolved_precision, opts.tile, opts.batch_size)
+    return Upscaler(loaded, render, name=str(model))
 
 
-def load_encoding(path: str | os.PathLike, model: Upscaler | str | os.PathLike | None = None, **load_options):
+def load_encoding(
+    path: str | os.PathLike,
+    model: Upscaler | str | os.PathLike | None = None,
+    options: LoadOptions | None = None,
+    *,
+    progress: bool = False,
+    **fields: Any,
+) -> Encoding:
     """Read a `.liif` file, bound to `model` (an Upscaler, or a name / checkpoint for `load_model`; by
     default the model named in the file, at the precision it was encoded in unless `precision` is given).
     Refused with one-line errors: a file that is not a complete encoding or comes from a newer format
@@ -237,9 +243,12 @@ def load_encoding(path: str | os.PathLike, model: Upscaler | str | os.PathLike |
     from .encoding import bind, read_encoding
 
     encoding = read_encoding(path)
-    if not isinstance(model, Upscaler) and load_options.get("precision") is None:
-        load_options["precision"] = encoding.meta["precision"]  # decode as it was encoded: `auto` may pick bf16
-    upscaler = model if isinstance(model, Upscaler) else load_model(model or encoding.meta["model"], **load_options)
+    opts = load_options(options, **fields)
+    if not isinstance(model, Upscaler) and opts.precision is None:
+        opts = opts.replace(precision=encoding.meta["precision"])  # decode as encoded: `auto` may pick bf16
+    upscaler = (
+        model if isinstance(model, Upscaler) else load_model(model or encoding.meta["model"], opts, progress=progress)
+    )
     return bind(encoding, upscaler, path)
 
 
@@ -253,8 +262,10 @@ def upscale(
     region: geometry.Region | None = None,
     alpha: str = "model",
     model: str | Path | Upscaler = "edsr-baseline",
-    **load_options,
+    options: LoadOptions | None = None,
+    **fields: Any,
 ) -> Image.Image | np.ndarray | DecodedImage:
-    """One-shot convenience: loads `model` (unless given an Upscaler) and upscales one image."""
-    up = model if isinstance(model, Upscaler) else load_model(model, **load_options)
+    """One-shot convenience: loads `model` (unless given an Upscaler) as `options` (or their fields as
+    keywords) say, and upscales one image."""
+    up = model if isinstance(model, Upscaler) else load_model(model, options, **fields)
     return up.upscale(image, scale=scale, size=size, width=width, height=height, region=region, alpha=alpha)

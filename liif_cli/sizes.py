@@ -42,14 +42,7 @@ def region_span(region: Region | None, in_hw: tuple[int, int]) -> tuple[float, f
     return in_hw if region is None else (region[3], region[2])
 
 
-def exact_size(
-    in_hw: tuple[float, float],
-    *,
-    scale: Scale | None = None,
-    size: tuple[int, int] | None = None,
-    width: int | None = None,
-    height: int | None = None,
-) -> tuple[float, float]:
+def exact_size(in_hw: tuple[float, float], scale: Scale | None, size, width, height) -> tuple[float, float]:
     """The output (h, w) before rounding, for exactly one of scale (S or (SX, SY)), size (w, h), width or height."""
     exactly_one(scale=scale, size=size, width=width, height=height)
     h, w = in_hw
@@ -79,7 +72,7 @@ def output_size(
 
     `scale` may be one number or (sx, sy); sizes round to the nearest pixel and are at least 1.
     """
-    est_h, est_w = exact_size(in_hw, scale=scale, size=size, width=width, height=height)
+    est_h, est_w = exact_size(in_hw, scale, size, width, height)
     given_h, given_w = size is not None or height is not None, size is not None or width is not None
     out = (int(est_h) if given_h else round(est_h), int(est_w) if given_w else round(est_w))
     if min(out) < 1:
@@ -153,7 +146,7 @@ class SizeSpec:
         check_region(self.region, in_hw)
         span = region_span(self.region, in_hw)
         kw = {"scale": self.scale, "size": self.size, "width": self.width, "height": self.height}
-        est = exact_size(span, **kw)
+        est = exact_size(span, *kw.values())
         if max(est) > MAX_SIDE:
             raise UsageError(f"output of about {est[1]:.0f}x{est[0]:.0f} is too large (at most {MAX_SIDE} px a side)")
         out = output_size(span, **kw)

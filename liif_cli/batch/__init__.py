@@ -20,14 +20,8 @@ from .plan import (
     output_extension,
     plan_batch,
 )
-from .run import (
-    BIG_JOB_PIXELS,
-    FileResult,
-    LazyModel,
-    Reporter,
-    raise_for_failures,
-    run_batch,
-)
+from .results import FileResult, Reporter, record_failure
+from .run import BIG_JOB_PIXELS, LazyModel, raise_for_failures, run_batch
 
 __all__ = [
     "ALPHA_METHODS",
@@ -46,5 +40,6 @@ __all__ = [
     "output_extension",
     "plan_batch",
     "raise_for_failures",
+    "record_failure",
     "run_batch",
 ]

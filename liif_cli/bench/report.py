@@ -12,11 +12,10 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from ..errors import OutputError
+from .format import DASH, DATASET_TITLES, fmt, signed, write_output
 from .protocols import PROVIDED_LR_SCALES
-from .runner import BenchResult, Row
+from .results import BenchResult, Row
 
-DASH = "—"
 CSV_FIELDS = (
     "model",
     "dataset",
@@ -39,27 +38,13 @@ CSV_FIELDS = (
     "mpx_per_s",
     "wall_s",
 )
-_DATASET_TITLES = {"set5": "Set5", "set14": "Set14", "b100": "B100", "urban100": "Urban100", "div2k": "DIV2K"}
-
-
-def _fmt(x: float | None, digits: int) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return DASH
-    if math.isinf(x):
-        return "inf"
-    return f"{x:.{digits}f}"
-
-
-def _signed(x: float, digits: int) -> str:
-    text = f"{x:+.{digits}f}"
-    return "±" + text[1:] if float(text) == 0 else text
 
 
 def _cell(ours: float | None, published: float | None, delta: float | None, digits: int) -> Text:
-    text = Text(_fmt(ours, digits))
+    text = Text(fmt(ours, digits))
     if published is not None:
-        diff = f" ({_signed(delta, digits)})" if delta is not None else ""
-        text.append(f"\n{_fmt(published, digits)}{diff}", style="dim")
+        diff = f" ({signed(delta, digits)})" if delta is not None else ""
+        text.append(f"\n{fmt(published, digits)}{diff}", style="dim")
     return text
 
 
@@ -70,7 +55,7 @@ def scores_table(result: BenchResult) -> Table:
     table.add_column("model")
     table.add_column("scale", justify="right")
     for ds in result.datasets:
-        name = _DATASET_TITLES.get(ds, ds)
+        name = DATASET_TITLES.get(ds, ds)
         table.add_column(f"{name}\nPSNR", justify="right")
         if mm:
             table.add_column(f"{name}\nSSIM (RGB)", justify="right")
@@ -109,7 +94,7 @@ def throughput_table(result: BenchResult) -> Table:
     for run in result.runs:
         table.add_row(
             run.model,
-            _DATASET_TITLES.get(run.dataset, run.dataset),
+            DATASET_TITLES.get(run.dataset, run.dataset),
             str(run.images),
             ",".join(map(str, run.scales)),
             f"{run.out_mpx:.2f}",
@@ -140,13 +125,13 @@ def notes(result: BenchResult) -> list[str]:
         )
         for dataset, scale in made:
             out.append(
-                f"{_DATASET_TITLES.get(dataset, dataset)} x{scale}: no provided LR images (LR_bicubic/X{scale}) found, "
+                f"{DATASET_TITLES.get(dataset, dataset)} x{scale}: no provided LR images (LR_bicubic/X{scale}) found, "
                 "so the LR was made with PIL bicubic; the paper used the provided (MATLAB-bicubic) ones."
             )
     for run in result.runs:
         if run.verified == "differs":
             out.append(
-                f"{_DATASET_TITLES.get(run.dataset, run.dataset)} at {run.location} is not byte-identical to the "
+                f"{DATASET_TITLES.get(run.dataset, run.dataset)} at {run.location} is not byte-identical to the "
                 "reference copy: published figures may not be comparable."
             )
     engines = result.settings.get("engines") or {}
@@ -188,7 +173,7 @@ def _clean(value: Any) -> Any:
 
 
 def write_json(result: BenchResult, path: str | Path) -> None:
-    _write(path, json.dumps(_clean(result.to_dict()), indent=2) + "\n")
+    write_output(path, json.dumps(_clean(result.to_dict()), indent=2) + "\n")
 
 
 def csv_rows(rows: list[Row]) -> list[dict[str, Any]]:
@@ -206,19 +191,4 @@ def write_csv(result: BenchResult, path: str | Path) -> None:
     writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\n")
     writer.writeheader()
     writer.writerows(csv_rows(result.rows))
-    _write(path, buf.getvalue())
-
-
-def _write(path: str | Path, text: str) -> None:
-    if str(path) == "-":
-        import sys
-
-        sys.stdout.write(text)
-        return
-    from ..atomic import write_text
-
-    path = Path(path)
-    try:
-        write_text(path, text)
-    except OSError as exc:
-        raise OutputError(f"{path}: cannot write ({exc})") from exc
+    write_output(path, buf.getvalue())

@@ -1,6 +1,7 @@
 """`liif encode` and `liif render`: save an image's encoding (.liif) once, render any size or region later.
 
-The two share their engine options (as `liif upscale` has them) and the output checks, hence one module.
+The two share the output checks, hence one module; their model options are the one block of
+`options.load_options`, as every command that loads a model has it.
 """
 
 from __future__ import annotations
@@ -10,50 +11,15 @@ import click
 from .app import handle_errors, main
 from .options import (
     ALPHA,
-    DEVICE,
-    PRECISION,
-    REGION,
-    SCALE,
-    SIDE,
-    SIZE,
-    batch_size_option,
+    load_options,
     lossless_option,
     max_out_pixels_option,
     max_pixels_option,
     quality_option,
+    size_options,
 )
 
-
-def _engine_options(precision_default: str):
-    """--device, --precision, --tile, --threads, --allow-unverified, --offline, -q: as `liif upscale` has them."""
-    decorators = [
-        click.option("--device", type=DEVICE, help="auto, cpu, cuda, cuda:N or mps.  [default: auto]"),
-        click.option("--precision", type=PRECISION, help=f"Engine precision.  [default: {precision_default}]"),
-        click.option(
-            "-t",
-            "--tile",
-            type=click.IntRange(min=0),
-            metavar="PX",
-            help="Tile size in input pixels; 0 = from free memory.",
-        ),
-        click.option("--threads", type=click.IntRange(1, 4096), metavar="N", help="CPU threads.  [default: all cores]"),
-        click.option("--allow-unverified", is_flag=True, help="Use a model whose sha256 is not pinned."),
-        click.option("--offline", is_flag=True, help="Never download; use the cache only."),
-        click.option("-q", "--quiet", is_flag=True, help="No progress output; warnings and errors only."),
-    ]
-
-    def apply(fn):
-        for decorator in reversed(decorators):
-            fn = decorator(fn)
-        return fn
-
-    return apply
-
-
-def _load_options(device, precision, tile, threads, allow_unverified, offline, quiet) -> dict:
-    given = {"device": device, "precision": precision, "tile": tile or None, "threads": threads}
-    opts: dict = {k: v for k, v in given.items() if v is not None}
-    return {**opts, "allow_unverified": allow_unverified, "offline": True if offline else None, "progress": not quiet}
+quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress output; warnings and errors only.")
 
 
 def _refuse_existing(path, overwrite: bool) -> None:
@@ -79,9 +45,10 @@ def _refuse_existing(path, overwrite: bool) -> None:
 @click.option("--alpha", type=ALPHA, default="model", show_default=True, help="Transparency upscaling.")
 @max_pixels_option
 @click.option("--overwrite", is_flag=True, help="Replace an existing .liif file.")
-@_engine_options("auto")
+@load_options()
+@quiet_option
 @handle_errors
-def encode_cmd(input_path, output, model, alpha, max_pixels, overwrite, **engine) -> None:
+def encode_cmd(input_path, output, model, alpha, max_pixels, overwrite, load, quiet) -> None:
     """Run the encoder over INPUT once and save its latent grid (safetensors) to render later.
 
     \b
@@ -106,10 +73,10 @@ def encode_cmd(input_path, output, model, alpha, max_pixels, overwrite, **engine
     registry.check_model_ref(model)
     t0 = time.monotonic()
     img = read_image(src, max_pixels=max_pixels, warn=lambda msg: click.echo(f"warning: {msg}", err=True))
-    upscaler = api.load_model(model, **_load_options(**engine))
+    upscaler = api.load_model(model, load, progress=not quiet)
     encoding = upscaler.encode(img, alpha=alpha)
     encoding.save(out, overwrite=overwrite)
-    if not engine["quiet"]:
+    if not quiet:
         h, w = encoding.in_hw
         seconds = time.monotonic() - t0
         click.echo(f"wrote {out} ({w}x{h}, {encoding.nbytes / 1e6:.1f} MB, {seconds:.1f} s)", err=True)
@@ -117,13 +84,7 @@ def encode_cmd(input_path, output, model, alpha, max_pixels, overwrite, **engine
 
 @main.command("render", short_help="Render a saved encoding (.liif) at any size, or a region of it.")
 @click.argument("encoding_path", metavar="ENCODING", type=click.Path(dir_okay=False))
-@click.option("-s", "--scale", type=SCALE, multiple=True, help="Scale factor S (2, 7.5...) or SX,SY; repeatable.")
-@click.option("--size", type=SIZE, multiple=True, help="Output size WIDTHxHEIGHT (aspect ratio as given); repeatable.")
-@click.option("--width", type=SIDE, multiple=True, help="Output width in pixels (height keeps the aspect); repeatable.")
-@click.option(
-    "--height", type=SIDE, multiple=True, help="Output height in pixels (width keeps the aspect); repeatable."
-)
-@click.option("--region", type=REGION, help="Render only this window (input pixels, floats allowed).")
+@size_options
 @click.option(
     "-o",
     "--output",
@@ -131,12 +92,12 @@ def encode_cmd(input_path, output, model, alpha, max_pixels, overwrite, **engine
     help="Output image, or a folder for several sizes.  [default: <name>_<size>.png beside ENCODING]",
 )
 @click.option("-n", "--model", metavar="NAME|PATH", help="Model to render with.  [default: the one that encoded it]")
-@batch_size_option
 @quality_option
 @lossless_option
 @max_out_pixels_option
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
-@_engine_options("the encoding's")
+@load_options()
+@quiet_option
 @handle_errors
 def render_cmd(
     encoding_path,
@@ -147,12 +108,12 @@ def render_cmd(
     region,
     output,
     model,
-    batch_size,
     quality,
     lossless,
     max_out_pixels,
     overwrite,
-    **engine,
+    load,
+    quiet,
 ) -> None:
     """Render ENCODING (made by `liif encode`) without the input image or the encoder.
 
@@ -187,18 +148,15 @@ def render_cmd(
         except LiifError as exc:
             raise exc.as_kind(UsageError) from None
         _refuse_existing(out, overwrite)
-    opts = _load_options(**engine)
-    if batch_size is not None:
-        opts["batch_size"] = batch_size
     t0 = time.monotonic()
-    encoding = load_encoding(src, model=model, **opts)
+    encoding = load_encoding(src, model, load, progress=not quiet)
     sizes = [spec.resolve(encoding.in_hw, max_out_pixels) for spec in specs]
     for fmt, out_hw in zip(formats, sizes, strict=True):
         check_output_size(fmt, out_hw[1], out_hw[0])
     console = Console(stderr=True)
     warn = lambda msg: click.echo(f"warning: {msg}", err=True)  # noqa: E731
     for out, out_hw in zip(targets, sizes, strict=True):
-        with work_progress(console=console, disable=engine["quiet"] or not console.is_terminal) as progress:
+        with work_progress(console=console, disable=quiet or not console.is_terminal) as progress:
             task = progress.add_task(f"{out_hw[1]}x{out_hw[0]}", total=out_hw[0] * out_hw[1], unit="px")
             result = encoding.render(
                 size=(out_hw[1], out_hw[0]),
@@ -206,7 +164,7 @@ def render_cmd(
                 progress=lambda done, total, task=task: progress.update(task, completed=done, total=max(total, 1)),
             )
         write_image(result, out, quality=quality, lossless=lossless, overwrite=overwrite, warn=warn)
-        if not engine["quiet"]:
+        if not quiet:
             click.echo(f"wrote {out} ({out_hw[1]}x{out_hw[0]}, {time.monotonic() - t0:.1f} s)", err=True)
         t0 = time.monotonic()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from .app import handle_errors, main
-from .options import BYTES, max_out_pixels_option, max_pixels_option
+from .options import BYTES, load_options, max_out_pixels_option, max_pixels_option
 
 
 @main.command("serve", short_help="A local web page and HTTP API for upscaling and zooming.")
@@ -14,13 +14,7 @@ from .options import BYTES, max_out_pixels_option, max_pixels_option
 @click.option(
     "--model", default="edsr-baseline", show_default=True, metavar="NAME|PATH", help="Model name or .pth path."
 )
-@click.option(
-    "--device",
-    default="auto",
-    show_default=True,
-    help="auto, cpu, cuda, cuda:N or mps; cuda:0,cuda:1 for one worker each.",
-)
-@click.option("--precision", default="auto", show_default=True, help="auto, fp32, bf16 or fp16.")
+@load_options()
 @click.option(
     "--queue",
     "max_waiting",
@@ -36,9 +30,7 @@ from .options import BYTES, max_out_pixels_option, max_pixels_option
 )
 @click.option("--open", "open_browser", is_flag=True, help="Open the page in a browser once the server listens.")
 @handle_errors
-def serve_cmd(
-    host, port, model, device, precision, max_waiting, max_pixels, max_out_pixels, max_upload, open_browser
-) -> None:
+def serve_cmd(host, port, model, load, max_waiting, max_pixels, max_out_pixels, max_upload, open_browser) -> None:
     """Serve the upscaler as a local web page and an HTTP API (docs at /docs).
 
     Needs the 'serve' extra: pip install 'liif-cli[serve]'. Ctrl-C stops it.
@@ -49,11 +41,14 @@ def serve_cmd(
     from ..serve.app import ServeConfig
     from ..serve.server import serve
 
-    devices = tuple(d.strip().lower() for d in device.split(",") if d.strip()) or ("auto",)
+    devices = tuple(d for d in load.device.split(",") if d) or ("auto",)
     config = ServeConfig(
         model=model,
         devices=devices,
-        precision=precision.strip().lower(),
+        precision=load.precision or "auto",
+        allow_unverified=load.allow_unverified,
+        offline=load.offline,
+        load=load,
         max_waiting=max_waiting,
         max_pixels=max_pixels,
         max_out_pixels=max_out_pixels,

@@ -10,32 +10,21 @@ from .app import handle_errors, main
 from .options import (
     ALPHA,
     CODEC,
-    DEVICE,
     EXT,
     FRAMES,
-    PRECISION,
-    REGION,
-    SCALE,
-    SIDE,
-    SIZE,
     TIME,
-    batch_size_option,
+    load_options,
     lossless_option,
     max_out_pixels_option,
     max_pixels_option,
     quality_option,
+    size_options,
 )
 
 
 @main.command("upscale", short_help="Upscale image files and folders to any size.")
 @click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
-@click.option("-s", "--scale", type=SCALE, multiple=True, help="Scale factor S (2, 7.5...) or SX,SY; repeatable.")
-@click.option("--size", type=SIZE, multiple=True, help="Output size WIDTHxHEIGHT (aspect ratio as given); repeatable.")
-@click.option("--width", type=SIDE, multiple=True, help="Output width in pixels (height keeps the aspect); repeatable.")
-@click.option(
-    "--height", type=SIDE, multiple=True, help="Output height in pixels (width keeps the aspect); repeatable."
-)
-@click.option("--region", type=REGION, help="Render only this window of the input (input pixels, floats allowed).")
+@size_options
 @click.option(
     "-o",
     "--output",
@@ -50,17 +39,7 @@ from .options import (
     metavar="NAME|PATH",
     help="Model name (see 'liif models') or .pth path.",
 )
-@click.option("--device", type=DEVICE, help="auto, cpu, cuda, cuda:N or mps.  [default: auto]")
-@click.option("--precision", type=PRECISION, help="Engine precision.  [default: auto]")
-@click.option(
-    "-t",
-    "--tile",
-    type=click.IntRange(min=0),
-    metavar="PX",
-    help="Tile size in input pixels; 0 = from free memory.  [default: 0]",
-)
-@click.option("--threads", type=click.IntRange(1, 4096), metavar="N", help="CPU threads.  [default: all cores]")
-@batch_size_option
+@load_options()
 @click.option("--alpha", type=ALPHA, default="model", show_default=True, help="Transparency upscaling.")
 @click.option("--ext", type=EXT, default="auto", show_default=True, help="Output format (auto: as the input).")
 @quality_option
@@ -81,8 +60,6 @@ from .options import (
 @click.option("--pix-fmt", metavar="FMT", help="Video pixel format (yuv420p, yuv444p...).  [default: the input's]")
 @click.option("--frames", "frame_range", type=FRAMES, help="Only video frames A <= n < B (from 0; 'A:' to the end).")
 @click.option("--time", "time_range", type=TIME, help="Only seconds T0 <= t < T1 of a video ('T0:' to the end).")
-@click.option("--allow-unverified", is_flag=True, help="Use a model whose sha256 is not pinned.")
-@click.option("--offline", is_flag=True, help="Never download; use the cache only.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output; warnings and errors only.")
 @handle_errors
 def upscale_cmd(
@@ -94,11 +71,7 @@ def upscale_cmd(
     region,
     output,
     model,
-    device,
-    precision,
-    tile,
-    threads,
-    batch_size,
+    load,
     alpha,
     ext,
     quality,
@@ -113,8 +86,6 @@ def upscale_cmd(
     pix_fmt,
     frame_range,
     time_range,
-    allow_unverified,
-    offline,
     quiet,
 ) -> None:
     """Upscale image files and folders (PNG, JPEG, WebP, TIFF, BMP, GIF... in; PNG, JPEG, WebP, TIFF out),
@@ -154,37 +125,28 @@ def upscale_cmd(
         max_out_pixels=max_out_pixels,
         video=VideoOptions(codec=codec, crf=crf, pix_fmt=pix_fmt, frames=frame_range, time=time_range),
     )
-    given = {"device": device, "precision": precision, "tile": tile or None, "threads": threads}
-    opts: dict = {k: v for k, v in given.items() if v is not None}
-    if batch_size is not None:
-        opts["batch_size"] = batch_size
-    if allow_unverified:
-        opts["allow_unverified"] = True
-    if offline:
-        opts["offline"] = True
-    opts["progress"] = not quiet  # download progress
     registry.check_model_ref(model)  # an unknown model fails now (exit 5), even if every output exists
     from .. import distributed
 
     if distributed.detect_launch().distributed:  # under torchrun or srun (docs/scale-out.md)
-        return _upscale_shards(list(inputs), options, model, opts, quiet)
+        return _upscale_shards(list(inputs), options, model, load, quiet)
     jobs = plan_batch(list(inputs), options)
     reporter = ConsoleReporter(quiet=quiet)
     try:
 
-        def load():
+        def load_model():
             from .. import api  # torch: imported only when a file needs the model
 
-            return api.load_model(model, **opts)
+            return api.load_model(model, load, progress=not quiet)  # progress: of a download
 
-        lazy = LazyModel(load)
+        lazy = LazyModel(load_model)
         results = run_batch(jobs, options, lazy, reporter, estimate=lambda i, o: lazy.get().estimate(i, o))
     finally:
         reporter.close()
     raise_for_failures(results, single_input=len({job.input for job in jobs}) == 1)
 
 
-def _upscale_shards(inputs: list[str], options, model: str, opts: dict, quiet: bool) -> None:
+def _upscale_shards(inputs: list[str], options, model: str, load, quiet: bool) -> None:
     """`liif upscale` as one of several processes: this rank's share, then rank 0 prints the job's summary."""
     import os
     import signal
@@ -195,7 +157,6 @@ def _upscale_shards(inputs: list[str], options, model: str, opts: dict, quiet: b
     from ..errors import LiifError
     from .report import ConsoleReporter, print_job_summary
 
-    device = opts.pop("device", "auto")
     rank = distributed.detect_launch().rank
     reporter = ConsoleReporter(quiet=quiet, interactive=False, label=f"rank {rank}: ")  # no live bars: N consoles
 
@@ -219,9 +180,9 @@ def _upscale_shards(inputs: list[str], options, model: str, opts: dict, quiet: b
         outcome = run_shards(
             inputs,
             options,
-            lambda dev: api.load_model(model, **{**opts, "device": dev}),
+            lambda dev: api.load_model(model, load.replace(device=dev), progress=not quiet),
             reporter,
-            device=device,
+            device=load.device,
             on_group=say_why_not_merged,
             on_outcome=summarize,
         )

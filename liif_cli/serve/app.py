@@ -26,6 +26,7 @@ from starlette.exceptions import HTTPException
 from .. import __version__
 from ..errors import InputError, LiifError, ModelError, UsageError
 from ..imageio import DEFAULT_MAX_INPUT_PIXELS, DEFAULT_MAX_OUTPUT_PIXELS
+from ..load_options import LoadOptions
 from .cache import ByteLRU, Evicted, TooLarge, Unknown
 from .encodings import RenderRequest, encode_upload, render_bytes
 from .jobs import JobCancelled, JobQueue, QueueFull
@@ -52,6 +53,14 @@ class ServeConfig:
     max_out_pixels: int | None = DEFAULT_MAX_OUTPUT_PIXELS
     max_waiting: int = 16  # jobs waiting in the queue (beyond one running per device)
     max_cache_bytes: int = 2 * 2**30  # saved encodings (issue 10), least recently used evicted first
+    load: LoadOptions | None = None  # tile, threads, batch size...: `liif serve`'s option block (devices apart)
+
+    def load_options(self, device: str) -> LoadOptions:
+        """The LoadOptions of the worker on `device`."""
+        base = self.load or LoadOptions()
+        return base.replace(
+            device=device, precision=self.precision, allow_unverified=self.allow_unverified, offline=self.offline
+        )
 
 
 def _status(exc: LiifError) -> int:
@@ -92,15 +101,7 @@ def load_workers(config: ServeConfig) -> list:
 
     workers = []
     for device in config.devices:
-        lazy = LazyModel(
-            lambda device=device: load_model(
-                config.model,
-                device=device,
-                precision=config.precision,
-                allow_unverified=config.allow_unverified,
-                offline=config.offline,
-            )
-        )
+        lazy = LazyModel(lambda device=device: load_model(config.model, config.load_options(device)))
         lazy.get()
         workers.append(lazy)
     return workers
