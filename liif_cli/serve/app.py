@@ -28,8 +28,10 @@ from ..errors import InputError, LiifError, ModelError, UsageError
 from ..imageio import DEFAULT_MAX_INPUT_PIXELS, DEFAULT_MAX_OUTPUT_PIXELS
 from .cache import ByteLRU, Evicted, TooLarge, Unknown
 from .encodings import RenderRequest, encode_upload, render_bytes
+from .iiif import IIIFCors
+from .iiif import add_routes as add_iiif_routes
 from .jobs import JobCancelled, JobQueue, QueueFull
-from .middleware import AccessLog, BodyLimit
+from .middleware import AccessLog, BearerToken, BodyLimit
 from .upscale import UpscaleRequest, upscale_bytes
 
 LOG = logging.getLogger("liif.serve")
@@ -52,6 +54,11 @@ class ServeConfig:
     max_out_pixels: int | None = DEFAULT_MAX_OUTPUT_PIXELS
     max_waiting: int = 16  # jobs waiting in the queue (beyond one running per device)
     max_cache_bytes: int = 2 * 2**30  # saved encodings (issue 10), least recently used evicted first
+    images: Path | None = None  # `--images DIR`: the folder served over IIIF (`iiif`)
+    token: str | None = None  # `--token`: every route but /healthz needs `Authorization: Bearer TOKEN`
+    no_auth: bool = False  # `--no-auth`: serve off loopback without a token, on purpose
+    cors_origins: tuple[str, ...] = ()  # `--cors-origin`: origins allowed to call the API (IIIF is always *)
+    forwarded_allow_ips: str = "127.0.0.1"  # proxies whose X-Forwarded-* headers are trusted
 
 
 def _status(exc: LiifError) -> int:
@@ -109,7 +116,20 @@ def create_app(config: ServeConfig, workers: list | None = None) -> FastAPI:
     app.state.jobs = jobs
     app.state.encodings = ByteLRU(config.max_cache_bytes)
     app.add_middleware(BodyLimit, max_bytes=config.max_upload_bytes)
+    if config.token:
+        app.add_middleware(BearerToken, token=config.token)
+    if config.cors_origins:
+        from starlette.middleware.cors import CORSMiddleware
+
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(config.cors_origins),
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization"],
+            expose_headers=["Content-Disposition", "X-Liif-Size", "X-Liif-Warnings", "Retry-After"],
+        )
     app.add_middleware(AccessLog)
+    app.add_middleware(IIIFCors)  # outermost: every /iiif/ answer, a 401 included, says `*`
 
     @app.exception_handler(LiifError)
     async def liif_error(request: Request, exc: LiifError):
@@ -317,6 +337,7 @@ def create_app(config: ServeConfig, workers: list | None = None) -> FastAPI:
         encodings.delete(encoding_id)
         return Response(status_code=204)
 
+    add_iiif_routes(app, config, run_job)  # /iiif/3: the image folder and the encodings over IIIF
     return app
 
 
