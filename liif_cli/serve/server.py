@@ -118,7 +118,30 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(
+def serve(config: ServeConfig, *, log_format: str = "text", **options) -> None:
+    """Bind, load the model, print the URL, and block until Ctrl-C (or SIGTERM); in-flight requests finish first.
+
+    With `log_format="json"` the start-up errors (a busy port...) and the end of a Ctrl-C are JSON records
+    too, and the exit status is the one the CLI documents (the error's code; 130 after Ctrl-C)."""
+    if log_format not in LOG_FORMATS:
+        raise UsageError(f"--log-format must be one of {', '.join(LOG_FORMATS)}, got {log_format!r}")
+    if log_format == "text":
+        return _serve(config, log_format=log_format, **options)
+    from ..errors import INTERRUPTED_EXIT_CODE, LiifError
+
+    configure_logging(log_format)
+    log = logging.getLogger("liif.serve")
+    try:
+        _serve(config, log_format=log_format, **options)
+    except LiifError as exc:
+        log.error("error: %s", " ".join(str(exc).split()))
+        raise SystemExit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        log.info("interrupted: stopped")
+        raise SystemExit(INTERRUPTED_EXIT_CODE) from None
+
+
+def _serve(
     config: ServeConfig,
     *,
     host: str = "127.0.0.1",
@@ -127,11 +150,8 @@ def serve(
     echo=print,
     log_format: str = "text",
 ) -> None:
-    """Bind, load the model, print the URL, and block until Ctrl-C (or SIGTERM); in-flight requests finish first."""
     import uvicorn
 
-    if log_format not in LOG_FORMATS:
-        raise UsageError(f"--log-format must be one of {', '.join(LOG_FORMATS)}, got {log_format!r}")
     check_exposure(host, config.token, config.no_auth)
     sock = bind(host, port)
     try:
