@@ -580,16 +580,12 @@ def add_routes(app, config, run_job) -> Resolver:
     from starlette.concurrency import run_in_threadpool
 
     from ..decoded import to_pil
+    from .docs import errors
     from .encodings import render_region
 
     resolver = Resolver(config.images, app.state.encodings, config.max_pixels)
     app.state.iiif = resolver
     max_area = min(MAX_AREA, config.max_out_pixels or MAX_AREA)
-    errors = {
-        400: {"description": "bad syntax, a region outside the image, a size above the region without ^"},
-        404: {"description": "unknown identifier"},
-        501: {"description": "a valid request this server does not serve (non-90 rotation, tif/gif/pdf/jp2)"},
-    }
 
     def base(request: Request, identifier: str) -> str:
         return f"{str(request.base_url).rstrip('/')}{PREFIX}/{quote(identifier, safe='@')}"
@@ -598,7 +594,8 @@ def add_routes(app, config, run_job) -> Resolver:
         f"{PREFIX}/{{identifier}}",
         summary="IIIF: the base URI redirects to info.json",
         status_code=303,
-        responses={303: {"description": "to info.json"}, **errors},
+        response_class=RedirectResponse,
+        responses={303: {"description": "to info.json"}, **errors(400, 404, 422)},
         tags=["IIIF"],
     )
     async def iiif_base(request: Request, identifier: Identifier):
@@ -608,7 +605,7 @@ def add_routes(app, config, run_job) -> Resolver:
     @app.get(
         f"{PREFIX}/{{identifier}}/info.json",
         summary="IIIF Image API 3.0 image information",
-        responses={200: {"content": {"application/ld+json": {}}}, **errors},
+        responses={200: {"content": {"application/json": {}, "application/ld+json": {}}}, **errors(400, 404, 422)},
         tags=["IIIF"],
     )
     async def iiif_info(request: Request, identifier: Identifier):
@@ -623,7 +620,7 @@ def add_routes(app, config, run_job) -> Resolver:
         f"{PREFIX}/{{identifier}}/{{region}}/{{size}}/{{rotation}}/{{quality_format}}",
         summary="IIIF Image API 3.0 image request",
         response_class=Response,
-        responses={200: {"content": {m: {} for m in FORMATS.values()}}, **errors},
+        responses={200: {"content": {m: {} for m in FORMATS.values()}}, **errors(400, 404, 413, 422, 429, 501, 503)},
         tags=["IIIF"],
     )
     async def iiif_image(
