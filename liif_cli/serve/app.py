@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -21,13 +22,14 @@ from fastapi import FastAPI, File, Form, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from .. import __version__
 from ..errors import InputError, LiifError, ModelError, UsageError
 from ..imageio import DEFAULT_MAX_INPUT_PIXELS, DEFAULT_MAX_OUTPUT_PIXELS
 from .cache import ByteLRU, Evicted, TooLarge, Unknown
-from .docs import errors
+from .docs import DocsPolicy, errors
 from .docs import openapi as described_openapi
 from .encodings import RenderRequest, encode_upload, render_bytes
 from .iiif import IIIFCors
@@ -140,6 +142,7 @@ def create_app(config: ServeConfig, workers: list | None = None) -> FastAPI:
             allow_headers=["Authorization"],
             expose_headers=["Content-Disposition", "X-Liif-Size", "X-Liif-Warnings", "Retry-After"],
         )
+    app.add_middleware(DocsPolicy)
     app.add_middleware(AccessLog)
     app.add_middleware(IIIFCors)  # outermost: every /iiif/ answer, a 401 included, says `*`
 
@@ -217,6 +220,25 @@ def create_app(config: ServeConfig, workers: list | None = None) -> FastAPI:
                 }
             )
         return {"served": config.model, "models": listed}
+
+    @app.get(
+        "/v1/estimate",
+        summary="The library's forecast for an upscale of this size: seconds and working memory (the page shows it)",
+        responses=errors(400),
+    )
+    async def estimate(
+        in_size: Annotated[str, Query(alias="input", description="Input WIDTHxHEIGHT.", examples=["1000x750"])],
+        out_size: Annotated[str, Query(alias="output", description="Output WIDTHxHEIGHT.", examples=["4000x3000"])],
+    ):
+        sizes = []
+        for name, text in (("input", in_size), ("output", out_size)):
+            m = re.fullmatch(r"([1-9]\d{0,5})x([1-9]\d{0,5})", text.strip())
+            if not m:
+                raise UsageError(f"{name} must be WIDTHxHEIGHT in whole pixels (e.g. 1000x750), got {text!r}")
+            sizes.append((int(m.group(2)), int(m.group(1))))  # (h, w)
+        upscaler = workers[0].get()
+        seconds, _ = await run_in_threadpool(upscaler.renderer.estimate, sizes[0], sizes[1])
+        return {"seconds": round(seconds, 2), "text": upscaler.estimate(sizes[0], sizes[1])}
 
     async def run_job(request: Request, work):
         """`work(model, job)`'s result from the queue, or the Response to send when it was cancelled:
