@@ -395,9 +395,9 @@ def cmd_summary(args) -> int:
             else:
                 step["status"] = "passed"
         steps.append(step)
-    summary = {"mode": args.mode, "device": args.device, "started_utc": args.started, "budget_s": args.budget}
+    summary = {"mode": args.mode, "device": args.device, "started_utc": args.started, "budget_s": int(args.budget)}
     summary |= {"seconds": sum(s.get("seconds", 0) for s in steps)}
-    summary |= {"passed": all(s["status"] in ("passed", "skipped") for s in steps), "steps": steps}
+    summary |= {"passed": all(s["status"] in ("passed", "skipped", "not selected") for s in steps), "steps": steps}
     Path(args.json).write_text(json.dumps(summary, indent=1, default=str) + "\n")
     print(f"{'step':<22}{'status':<11}{'seconds':>8}  note")
     for s in steps:
@@ -411,7 +411,7 @@ def _note(step: dict) -> str:
         return f"{r['passed']} passed, {r['failures'] + r['errors']} failed, {r['skipped']} skipped"
     if "paths" in r:
         return " ".join(
-            f"{p} {v['mp_per_s']:.2f}MP/s x{v['speedup']:.1f} d{v['max_diff']:.0e}" for p, v in r["paths"].items()
+            f"{p} {v['mp_per_s']:.3g}MP/s x{v['speedup']:.2f} d{v['max_diff']:.0e}" for p, v in r["paths"].items()
         )
     if "max_diff" in r:
         return f"max|diff| {r['max_diff']:.2e} (<= {r.get('tolerance')})"
@@ -468,8 +468,9 @@ def main() -> int:
     p.add_argument("--json", required=True)
     p.add_argument("--steps", required=True)
     p.add_argument("--work", required=True)
-    for name in ("mode", "device", "started", "budget"):
+    for name in ("mode", "device", "started"):
         p.add_argument(f"--{name}", default="")
+    p.add_argument("--budget", type=int, default=0)
     args = ap.parse_args()
     if getattr(args, "cli", None) and args.cli[0] == "--":
         args.cli = args.cli[1:]

@@ -18,8 +18,10 @@
 #                 against the tile's forecast, whether an out-of-memory retry happened
 #   oomcap        the out-of-memory retry under a 1 GiB cap (set_per_process_memory_fraction): tile halved,
 #                 output equal to the uncapped one
-# Writes gpu_check.log (everything) and gpu_check.json (per step: status, seconds, results) into $OUT when
-# set, else into .gpu-out/; prints the JSON last. Exit status 0 only if every step passed or was skipped.
+# Writes gpu_check.log (everything), gpu_check_steps.jsonl (each step's record as it ends) and gpu_check.json
+# (per step: status, seconds, results) into $OUT when set, else into .gpu-out/; prints the JSON and a table
+# last. Exit status 0 only if every step passed or was skipped. GPU_CHECK_ONLY=parity,bigjob runs only those
+# steps (a rerun of what failed); GPU_CHECK_BUDGET=SECONDS changes the overall budget.
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -35,7 +37,7 @@ OUTDIR=${OUT:-$ROOT/.gpu-out}
 mkdir -p "$OUTDIR"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/liif-gpu-check.XXXXXX")
 LOG=$OUTDIR/gpu_check.log
-STEPS=$WORK/steps.jsonl
+STEPS=$OUTDIR/gpu_check_steps.jsonl
 : >"$LOG"
 : >"$STEPS"
 START=$(date +%s)
@@ -60,6 +62,10 @@ log() { echo "$*" | tee -a "$LOG"; }
 step() {
     local name=$1 cap=$2
     shift 2
+    if [[ -n "${GPU_CHECK_ONLY:-}" && ",$GPU_CHECK_ONLY," != *",$name,"* ]]; then
+        echo "{\"name\": \"$name\", \"status\": \"not selected\", \"rc\": null, \"seconds\": 0}" >>"$STEPS"
+        return
+    fi
     local left=$((DEADLINE - $(date +%s) - RESERVE))
     local box=$((cap < left ? cap : left))
     if ((box < 5)); then
