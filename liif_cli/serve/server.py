@@ -68,16 +68,15 @@ class JsonLines(logging.Formatter):
 
 
 def configure_logging(log_format: str = "text") -> logging.Handler:
-    """`liif.serve.*` records (the access log among them) to stderr, one line each; in `json`, also
-    uvicorn's loggers and Python warnings, so that nothing else reaches stderr."""
+    """`liif.serve.*` and uvicorn's records (the access log among them) to stderr, one line each, in one
+    format; in `json` also Python warnings, so that nothing else reaches stderr."""
     handler = logging.StreamHandler(sys.stderr)
     if log_format == "json":
         handler.setFormatter(JsonLines())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
-    names = ["liif.serve"] + (
-        ["uvicorn", "uvicorn.error", "uvicorn.access", "py.warnings"] if log_format == "json" else []
-    )
+    names = ["liif.serve", "uvicorn", "uvicorn.error", "uvicorn.access"]
+    names += ["py.warnings"] if log_format == "json" else []
     for name in names:
         logger = logging.getLogger(name)
         for old in list(logger.handlers):
