@@ -52,18 +52,28 @@ def _prepare_process() -> None:
     os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
     warnings.simplefilter("always", LiifWarning)
     debug = bool(os.environ.get("LIIF_DEBUG"))
-    warnings.showwarning = lambda message, *_args, **_kw: click.echo(f"warning: {message}", err=True)
+    warnings.showwarning = _show_warning
     log = logging.getLogger("liif_cli")
     if not any(isinstance(h, _EchoHandler) for h in log.handlers):
         log.addHandler(_EchoHandler())
     log.setLevel(logging.DEBUG if debug else logging.INFO)
 
 
+def _show_warning(message, *_args, **_kwargs) -> None:
+    from ..progress import say
+
+    if not say(f"warning: {message}", style="yellow"):
+        click.echo(f"warning: {message}", err=True)
+
+
 class _EchoHandler(logging.Handler):
     """Log records as bare lines on the current stderr (click's, so that test runners capture them)."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        click.echo(self.format(record), err=True)
+        from ..progress import say
+
+        if not say(self.format(record)):  # above a live bar, else a plain line
+            click.echo(self.format(record), err=True)
 
 
 # --- errors: one line on stderr and a documented exit code -------------------------------------------
