@@ -93,3 +93,14 @@ lossless_option = click.option("--lossless", is_flag=True, help="Write WebP loss
 max_out_pixels_option = click.option(
     "--max-out-pixels", type=PIXELS, default="400M", show_default=True, help="Largest output accepted (0: no limit)."
 )
+progress_option = click.option(
+    "--progress",
+    "progress_mode",
+    type=click.Choice(("auto", "bar", "plain", "json", "none"), case_sensitive=False),
+    default="auto",
+    show_default=True,
+    help="Progress on stderr: live bars, plain lines, JSON lines (for programs), or none (auto: bars at a terminal).",
+)
+dry_run_option = click.option(
+    "--dry-run", is_flag=True, help="Print the plan (outputs, sizes, time and memory estimate); load and write nothing."
+)

@@ -30,7 +30,7 @@ from .image import (
     quantize,
 )
 from .metadata import apply_orientation
-from .read import decode_pil, read_image
+from .read import decode_pil, read_image, read_size
 from .target import InputGuard, atomic_target
 from .write import check_output_size, format_for_path, write_image
 
@@ -51,5 +51,6 @@ __all__ = [
     "format_for_path",
     "quantize",
     "read_image",
+    "read_size",
     "write_image",
 ]

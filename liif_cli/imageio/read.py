@@ -172,6 +172,25 @@ def read_image(
     return img
 
 
+def read_size(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_INPUT_PIXELS) -> tuple[int, int]:
+    """(height, width) as `read_image` would return it (EXIF orientation applied), from the header only; the
+    same one-line InputErrors for a missing, unreadable or oversized file. For plans (`--dry-run`)."""
+    path = Path(path)
+    _check_path(path)
+    try:
+        with _quiet_decoders(), open(path, "rb") as fh:
+            im = _open_without_pillow_bomb_check(fh)
+            w, h = im.size
+            check_pixels(w, h, max_pixels, f"{path}: image of", "--max-pixels")
+            return (w, h) if _orientation(im) >= 5 else (h, w)
+    except InputError:
+        raise
+    except UnidentifiedImageError:
+        raise InputError(f"{path}: not an image, or a format that cannot be read") from None
+    except Exception as exc:
+        raise InputError(f"{path}: truncated or corrupt image ({first_line(exc)})") from None
+
+
 _MODE_16 = {"RGB": "RGB;16", "RGBA": "RGBA;16", "L": "I;16", "LA": "LA;16"}
 
 
