@@ -25,9 +25,19 @@ class _OneLineErrors(click.Group):
             click.echo("interrupted", err=True)
             sys.exit(INTERRUPTED_EXIT_CODE)
         except click.ClickException as exc:
-            click.echo(f"error: {' '.join(exc.format_message().split())}", err=True)
+            message = " ".join(exc.format_message().split())
+            click.echo(f"error: {message}{_help_hint(exc, message)}", err=True)
             sys.exit(exc.exit_code)
         sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _help_hint(exc: click.ClickException, message: str) -> str:
+    """Where to look when something is missing or unknown: the command's --help."""
+    missing = isinstance(exc, click.MissingParameter | click.NoSuchOption) or message.lower().startswith("missing")
+    ctx = getattr(exc, "ctx", None)
+    if not missing or ctx is None:
+        return ""
+    return f" (see '{ctx.command_path} --help')"
 
 
 @click.group(cls=_OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
