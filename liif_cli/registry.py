@@ -146,6 +146,11 @@ def load_registry(path: str | Path | None = None, *, shipped: bool = False) -> d
     return parse_registry(data, origin)
 
 
+def shipped_registry_path() -> Path:
+    """Where the weights.toml shipped in the package is (as a file path, for messages and `liif env`)."""
+    return Path(str(resources.files("liif_cli").joinpath("weights.toml")))
+
+
 def _registry(registry: Mapping[str, ModelEntry] | str | Path | None) -> Mapping[str, ModelEntry]:
     return registry if isinstance(registry, Mapping) else load_registry(registry)
 

@@ -516,3 +516,39 @@ def test_models_commands(http_server: Server, tmp_path: Path, monkeypatch: pytes
 
     result = runner.invoke(main, ["models", "path", "nope"])
     assert result.exit_code == 5 and result.stderr == "error: unknown model 'nope' (known models: tiny, loose)\n"
+
+
+def test_models_json_rm_and_cache_size(http_server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = http_server.add("/tiny.pth", PAYLOAD)
+    reg = write_registry(tmp_path / "weights.toml", {"tiny": entry_table([{"kind": "url", "url": url}])})
+    monkeypatch.setenv("LIIF_REGISTRY", str(reg))
+    runner = CliRunner()
+    assert runner.invoke(main, ["models", "download", "tiny", "-q"]).exit_code == 0
+    listing = json.loads(runner.invoke(main, ["models", "--json"]).stdout)
+    (row,) = listing["models"]
+    assert row["name"] == "tiny" and row["cached"] and row["state"] == "verified" and row["sha256"] == PAYLOAD_SHA
+    assert listing["cache"] == {"path": str(registry.cache_dir()), "bytes": registry.cache_size()}
+    assert registry.cache_size() >= len(PAYLOAD)
+    assert "(1.0 MB in all)" in runner.invoke(main, ["models"]).output
+
+    result = runner.invoke(main, ["models", "rm", "tiny"])
+    assert result.exit_code == 0 and result.stdout.startswith(f"tiny: removed {row['path']} (1.0 MB)")
+    assert weights_files() == []  # the file and its marker
+    assert runner.invoke(main, ["models", "rm", "tiny"]).stdout == "tiny: not cached\n"
+    result = runner.invoke(main, ["models", "rm", "nope"])
+    assert result.exit_code == 5 and result.stderr.startswith("error: unknown model 'nope'")
+
+
+def test_env_reports_the_installation_as_text_and_json() -> None:
+    import torch
+
+    runner = CliRunner()
+    facts = json.loads(runner.invoke(main, ["env", "--json"]).stdout)
+    assert facts["torch"] == torch.__version__
+    assert facts["torch_build"] == (f"CUDA {torch.version.cuda}" if torch.version.cuda else "CPU")
+    assert facts["devices"][0]["name"] == "cpu" and facts["devices"][0]["bf16"] in ("native", "emulated (slow)")
+    assert facts["cache"] == str(registry.cache_dir()) and facts["cache_bytes"] == 0
+    assert facts["registry"].endswith("weights.toml") and set(facts["extras"]) >= {"video", "serve", "report", "dev"}
+    text = runner.invoke(main, ["env"]).stdout
+    assert f"{torch.__version__} ({facts['torch_build']} build)" in text
+    assert "device cpu" in text and "bf16" in text and str(registry.cache_dir()) in text
