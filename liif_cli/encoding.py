@@ -174,6 +174,17 @@ def encode_image(upscaler: Upscaler, img: DecodedImage, *, alpha: str = "model")
     return Encoding(features, meta, alpha_features, plane, upscaler)
 
 
+def _image_format(path: Path) -> str | None:
+    """The image format Pillow sees in the file's header (a picture given where an encoding belongs), or None."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            return im.format
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+        return None
+
+
 def load_encoding(
     path: str | os.PathLike, model: Upscaler | str | os.PathLike | None = None, **load_options
 ) -> Encoding:
@@ -188,6 +199,11 @@ def load_encoding(
     path = Path(path)
     if not path.is_file():
         raise EncodingError(f"{path}: no such encoding file")
+    if kind := _image_format(path):
+        raise EncodingError(
+            f"{path}: this is a {kind} image, not a .liif encoding: run 'liif encode {path}' first "
+            f"(or 'liif upscale {path}' for one size)"
+        )
     try:
         with safe_open(str(path), framework="pt") as f:
             header = f.metadata() or {}

@@ -165,7 +165,10 @@ def render_cmd(
     from ..imageio import check_output_size, format_for_path, write_image
     from ..progress import work_progress
     from ..specs import size_spec
+    from .options import notices
 
+    for note in notices(click.get_current_context(silent=True)):
+        click.echo(f"warning: {note}", err=True)
     spec = dataclasses.replace(size_spec(scale=scale, size=size, width=width, height=height), region=region)
     src = Path(encoding_path)
     out = Path(output) if output else src.with_name(f"{src.stem}_{spec.tag()}.png")

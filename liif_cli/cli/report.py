@@ -65,6 +65,7 @@ class ConsoleReporter(Reporter):
     _file_t0: float = field(default=0.0, init=False)
     _line_at: float = field(default=0.0, init=False)
     _last_output: Any = field(default=None, init=False)
+    _header: str | None = field(default=None, init=False)  # plain mode: "[3/9] FILE", printed with its first news
 
     def __post_init__(self) -> None:
         if self.console is None:
@@ -83,6 +84,9 @@ class ConsoleReporter(Reporter):
         return None if path is None else self.aliases.get(path, str(path))
 
     def _print(self, text: str, style: str | None = None) -> None:
+        if self._header is not None:
+            header, self._header = self._header, None
+            self._print(header)
         target = self._progress.console if self._progress is not None else self.console
         target.print(text, style=style, markup=False, highlight=False, soft_wrap=True)
 
@@ -116,7 +120,8 @@ class ConsoleReporter(Reporter):
         if self.mode == "json":
             self._json("file", file=self._name, index=self._index, total=self._total, done=0.0)
         elif self.mode == "plain":
-            self._print(f"[{self._index}/{self._total}] {self._name}")
+            # said with the file's first news: a one-file run that fails says so once, in its error line
+            self._header = f"[{self._index}/{self._total}] {self._name}"
         elif self._progress is not None:
             if self._files_task is not None:
                 self._progress.update(self._files_task, description=f"{self._index}/{self._total} {job.input.name}")
@@ -214,6 +219,7 @@ class ConsoleReporter(Reporter):
             self._print(f"  skipped {self._show(result.input)}: {result.message}", style="yellow")
         elif self._total > 1:  # a one-file run says it once, in the error line
             self._print(f"  failed {self._show(result.input)}: {result.message}", style="red")
+        self._header = None
 
     def warn(self, message: str) -> None:
         if self.mode == "json":
@@ -235,6 +241,7 @@ class ConsoleReporter(Reporter):
 
     def finish(self, results: Sequence[FileResult], seconds: float) -> None:
         self.close()
+        self._header = None
         counts = {s: sum(r.status == s for r in results) for s in ("written", "skipped", "failed")}
         if self.mode == "json":
             output = str(self._last_output) if self._last_output is not None else None

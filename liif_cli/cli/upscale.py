@@ -191,6 +191,10 @@ def upscale_cmd(
     if offline:
         opts["offline"] = True
     reporter = ConsoleReporter(quiet=quiet, mode=progress_mode.lower())
+    from .options import notices
+
+    for note in notices(click.get_current_context(silent=True)):
+        reporter.warn(note)
     opts["progress"] = reporter.mode != "none" and reporter.mode != "json"  # download progress
     registry.check_model_ref(model)  # an unknown model fails now (exit 5), even if every output exists
     from .. import distributed
