@@ -185,6 +185,32 @@ def _image_format(path: Path) -> str | None:
         return None
 
 
+def encoding_info(path: str | os.PathLike) -> dict:
+    """The metadata of a `.liif` file (`input_size` as [w, h], `model`, `precision`...) from its header alone:
+    no tensor is read and no model loaded (for plans, `liif render --dry-run`). Same one-line errors."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise EncodingError(f"{path}: no such encoding file")
+    if kind := _image_format(path):
+        raise EncodingError(
+            f"{path}: this is a {kind} image, not a .liif encoding: run 'liif encode {path}' first "
+            f"(or 'liif upscale {path}' for one size)"
+        )
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            header = f.metadata() or {}
+        meta = json.loads(header["liif"])
+        version = int(meta["format_version"])
+        w, h = (int(v) for v in meta["input_size"])
+    except Exception as exc:
+        raise EncodingError(f"{path}: not a readable .liif encoding ({first_line(exc)})") from None
+    if version > FORMAT_VERSION:
+        raise EncodingError(f"{path}: made by a newer liif (encoding format {version}): upgrade liif to render it")
+    return {**meta, "input_size": [w, h]}
+
+
 def load_encoding(
     path: str | os.PathLike, model: Upscaler | str | os.PathLike | None = None, **load_options
 ) -> Encoding:

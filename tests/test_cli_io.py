@@ -175,3 +175,26 @@ def test_dry_run_of_a_registry_model_downloads_nothing(image, tmp_path, monkeypa
     assert result.exit_code == 0, result.stderr
     assert "estimates for its edsr-baseline architecture" in result.stdout
     assert not (tmp_path / "cache").exists() and not image.with_name("in_x2.png").exists()
+
+
+def test_render_dry_run_reads_the_header_only_and_render_speaks_json(model, image, monkeypatch):
+    encoding = image.with_suffix(".liif")
+    assert invoke("encode", image, "-n", model, "-q").exit_code == 0
+    import liif_cli.api as api
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a dry run loaded a model")
+
+    real_load = api.load_model
+    monkeypatch.setattr(api, "load_model", refuse)
+    before = sorted(image.parent.iterdir())
+    result = invoke("render", encoding, "--scale", 2, "--dry-run")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.startswith(f"write  {image.with_name('in_x2.png')}  ({encoding}, 16x12 -> 32x24: about ")
+    assert sorted(image.parent.iterdir()) == before
+
+    monkeypatch.setattr(api, "load_model", real_load)
+    result = invoke("render", encoding, "--scale", 2, "-n", model, "--progress", "json")
+    assert result.exit_code == 0, result.stderr
+    records = [json.loads(line) for line in result.stderr.splitlines()]
+    assert records[-1]["event"] == "end" and records[-1]["output"] == str(image.with_name("in_x2.png"))
