@@ -198,3 +198,31 @@ def test_render_dry_run_reads_the_header_only_and_render_speaks_json(model, imag
     assert result.exit_code == 0, result.stderr
     records = [json.loads(line) for line in result.stderr.splitlines()]
     assert records[-1]["event"] == "end" and records[-1]["output"] == str(image.with_name("in_x2.png"))
+
+
+def test_bar_mode_one_bar_for_one_file_and_name_with_count_for_a_batch(tmp_path):
+    import io
+
+    from rich.console import Console
+
+    from liif_cli.batch import Job
+
+    def reporter():
+        console = Console(file=io.StringIO(), force_terminal=True, width=120)
+        return report_module.ConsoleReporter(console=console, mode="auto")
+
+    one = reporter()
+    assert one.mode == "bar"
+    one.start([Job(tmp_path / "a.png", tmp_path / "a_x2.png")])
+    one.file_start(0, Job(tmp_path / "a.png", tmp_path / "a_x2.png"))
+    one.file_sizes((12, 16), (24, 32))
+    tasks = one._progress.tasks
+    assert [t.description for t in tasks if t.visible] == ["a.png 16x12 → 32x24"]  # no empty "batch" bar
+    one.close()
+
+    batch = reporter()
+    jobs = [Job(tmp_path / f"{n}.png", tmp_path / f"{n}_x2.png") for n in ("a", "b", "c")]
+    batch.start(jobs)
+    batch.file_start(1, jobs[1])
+    assert batch._progress.tasks[0].description == "2/3 b.png"
+    batch.close()
