@@ -96,3 +96,12 @@ def test_unverified_and_offline_refusals_name_no_python_keywords(image):
 def test_no_error_line_of_this_module_names_a_python_keyword():
     assert len(SEEN) >= 6  # the tests above ran first and produced their lines
     assert not [line for line in SEEN if any(bad in line for bad in FORBIDDEN)]
+
+
+def test_stdin_input_without_an_output_says_where_to_write(image):
+    result = invoke("upscale", "-", "--scale", 2, input=image.read_bytes())
+    assert result.exit_code == 2
+    assert (
+        result.stderr
+        == "error: an input read from stdin has no folder to write beside: give -o FILE, or -o - for stdout\n"
+    )

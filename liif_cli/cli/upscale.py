@@ -153,21 +153,25 @@ def upscale_cmd(
     from .. import registry
     from ..batch import BatchOptions, LazyModel, VideoOptions, plan_batch, raise_for_failures, run_batch
     from ..specs import size_specs
-    from .pipes import spool_stdin, stdout_target, write_stdout
+    from .pipes import STDIN_NAMES, spool_stdin, stdout_target, write_stdout
     from .report import ConsoleReporter
 
     inputs = list(inputs) + list(more_inputs)
     if not inputs:
         raise click.UsageError("missing INPUT: give one or more files or folders (or -i PATH; '-' reads stdin)")
+    if output is None and any(i in STDIN_NAMES for i in inputs):
+        raise click.UsageError(
+            "an input read from stdin has no folder to write beside: give -o FILE, or -o - for stdout"
+        )
     pipe_dir = tempfile.TemporaryDirectory(prefix="liif-pipe-")
     spec = size_specs(scale=scale, size=size, width=width, height=height, region=region)
     to_stdout = output == "-"
     if to_stdout:
         output, ext = stdout_target(inputs, spec, ext, Path(pipe_dir.name))
     if dry_run:
-        inputs = [i for i in inputs if i not in ("-", "/dev/stdin")] or inputs  # stdin is not read for a plan
+        inputs = [i for i in inputs if i not in STDIN_NAMES] or inputs  # stdin is not read for a plan
     else:
-        inputs = [str(spool_stdin(Path(pipe_dir.name))) if i in ("-", "/dev/stdin") else i for i in inputs]
+        inputs = [str(spool_stdin(Path(pipe_dir.name))) if i in STDIN_NAMES else i for i in inputs]
     options = BatchOptions(
         spec=spec,
         output=Path(output) if output else None,
