@@ -3,7 +3,7 @@
 - `bar`: live bars on the terminal (rich): a one-file run shows one bar (its name and sizes); a batch adds a
   bar labelled with the current file's name and "3/9".
 - `plain`: lines for a log or a wrapper: `[3/9] FILE`, then `  42%, 1.2 MP/s, 12 s left` at most once a second
-  and at least every 5 s of work, then `  wrote OUT (...)`.
+  (see `PLAIN_MIN_S`), then `  wrote OUT (...)`.
 - `json`: one JSON object per line on stderr, for programs that wrap the CLI (schema in `JSON_FIELDS`).
 - `none`: nothing but warnings and errors (`-q`). `auto` is `bar` at a terminal, else `plain`.
 
@@ -32,8 +32,10 @@ of the current file, 0-1; rate = MP/s, or fps for a video; eta = seconds left fo
 last "end" (done = files written; output = the last file written, or null; "written", "skipped" and
 "failed" keys count them)."""
 
-PLAIN_MIN_S = 1.0  # plain mode: at most one progress line a second
-PLAIN_MAX_S = 5.0  # ... and at least one every 5 s of work
+PLAIN_MIN_S = 1.0
+"""Plain and JSON modes: at most one progress line a second. The engine reports after every decoder block
+(milliseconds to a second of work), so a line follows at most about a second later; a single encoder tile
+that takes longer is silent meanwhile."""
 
 
 def resolve_mode(mode: str | None, quiet: bool, console: Any) -> str:
