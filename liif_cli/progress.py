@@ -66,6 +66,7 @@ def work_progress(
 
 
 _ACTIVE: list[Progress] = []
+_SINKS: list[Any] = []  # callables taking a line: whoever speaks a format of its own (JSON lines) meanwhile
 
 
 @contextmanager
@@ -83,8 +84,22 @@ def active() -> Progress | None:
     return _ACTIVE[-1] if _ACTIVE else None
 
 
+@contextmanager
+def lines_to(sink: Any) -> Iterator[None]:
+    """While the body runs, `say` hands every line to `sink(text)` (e.g. `--progress json` wraps it in JSON)."""
+    _SINKS.append(sink)
+    try:
+        yield
+    finally:
+        _SINKS.remove(sink)
+
+
 def say(text: str, style: str | None = None) -> bool:
-    """Print a line above the live display; False when there is none (the caller prints it plainly)."""
+    """Print a line above the live display (or hand it to the sink of `lines_to`); False when there is
+    neither (the caller prints it plainly)."""
+    if _SINKS:
+        _SINKS[-1](text)
+        return True
     live = active()
     if live is None:
         return False

@@ -229,3 +229,25 @@ def test_bar_mode_one_bar_for_one_file_and_name_with_count_for_a_batch(tmp_path)
     batch.file_start(1, jobs[1])
     assert batch._progress.tasks[0].description == "2/3 b.png"
     batch.close()
+
+
+def test_json_mode_stays_json_through_a_download_and_a_library_warning(
+    model, image, tmp_path, monkeypatch, http_server
+):
+    """An unpinned model downloaded from a local server mid-run: its warning arrives as a JSON event."""
+    url = http_server.add("/loose.pth", model.read_bytes())
+    registry_file = tmp_path / "weights.toml"
+    registry_file.write_text(
+        '[models.loose]\nencoder = "edsr-baseline"\nformat = "official"\nnormalization = "half"\n'
+        f'[[models.loose.sources]]\nkind = "url"\nurl = "{url}"\n'
+    )
+    monkeypatch.setenv("LIIF_REGISTRY", str(registry_file))
+    monkeypatch.setenv("LIIF_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    result = invoke("upscale", image, "--scale", 2, "-n", "loose", "--allow-unverified", "--progress", "json")
+    assert result.exit_code == 0, result.stderr
+    records = [json.loads(line) for line in result.stderr.splitlines()]  # every line parses
+    warnings = [r for r in records if r["event"] == "warning"]
+    assert any(r["message"].startswith("using unverified loose") for r in warnings), records
+    assert records[-1]["event"] == "end" and records[-1]["output"] == str(image.with_name("in_x2.png"))
+    assert http_server.requested("/loose.pth")

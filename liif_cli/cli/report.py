@@ -100,9 +100,20 @@ class ConsoleReporter(Reporter):
 
     # --- the Reporter protocol ---
 
+    def _json_line(self, text: str) -> None:
+        """A log line or a warning said meanwhile (`progress.say`), as an event: stderr stays JSON lines."""
+        if text.startswith("warning: "):
+            self._json("warning", file=self._name or None, message=text[len("warning: ") :])
+        else:
+            self._json("note", file=self._name or None, message=text)
+
     def start(self, jobs: Sequence[Job]) -> None:
         self._total = len(jobs)
         if self.mode == "json":
+            from ..progress import lines_to
+
+            self._showing = lines_to(self._json_line)
+            self._showing.__enter__()
             self._json("start", total=self._total)
         if self.mode != "bar":
             return
@@ -238,8 +249,10 @@ class ConsoleReporter(Reporter):
     def close(self) -> None:
         if self._progress is not None:
             self._progress.stop()
+            self._progress = None
+        if self._showing is not None:
             self._showing.__exit__(None, None, None)
-            self._progress = self._showing = None
+            self._showing = None
 
     def finish(self, results: Sequence[FileResult], seconds: float) -> None:
         self.close()
