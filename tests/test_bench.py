@@ -377,7 +377,7 @@ def test_offline_flag_and_env_apply_to_datasets_and_name_data_dir(tmp_path, monk
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
     monkeypatch.setattr(constants, "ENDPOINT", http_server.url)  # nothing may be asked of it
     monkeypatch.setenv("LIIF_CACHE_DIR", str(tmp_path / "liif"))
-    with pytest.raises(OfflineError, match=r"offline=True.*--data-dir DIR holding Set5/HR"):
+    with pytest.raises(OfflineError, match=r"offline mode is on \(requested\).*--data-dir DIR holding Set5/HR"):
         ds.open_dataset("set5", offline=True)
     monkeypatch.setenv("LIIF_OFFLINE", "1")
     with pytest.raises(OfflineError, match=r"LIIF_OFFLINE=1.*--data-dir"):
