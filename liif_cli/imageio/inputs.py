@@ -54,6 +54,8 @@ VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mkv", ".mov", ".webm", ".avi"})
 """Extensions a folder scan treats as video; for a file Pillow also reads, the tie-breaker."""
 NOT_STILL_FORMATS = frozenset({"MPEG"})
 """Formats Pillow recognises but cannot decode (an MPEG-1 stream): left to FFmpeg."""
+PICTURE_DEMUXERS = frozenset({"image2", "gif", "apng", "webp", "ico", "alias_pix", "brender_pix", "tty"})
+"""FFmpeg demuxers (beside the `*_pipe` ones) that read pictures or text: a file only they read is not a video."""
 MAX_DECODER_MESSAGES = 5
 """Decoder messages shown per file; the rest are counted in one more line."""
 
@@ -174,26 +176,32 @@ def _default_warn(msg: str) -> None:
     warnings.warn(msg, stacklevel=4)
 
 
-def input_error(path: Path, exc: BaseException) -> InputError:
-    """A library exception raised while reading `path` as the InputError the user sees (one line)."""
+_DATA_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError, KeyError, TypeError, zlib.error)
+"""What decoders raise on bad data (Pillow: SyntaxError for a broken header, OSError for truncation...)."""
+_LIBRARIES = frozenset({"PIL", "av", "png", "tifffile", "imagecodecs"})
+"""Libraries whose own exception classes mean a bad file (PyAV's FFmpegError, pypng's FormatError...)."""
+
+
+def input_error(path: Path, exc: BaseException) -> InputError | None:
+    """A library exception raised while reading `path` as the InputError the user sees (one line); None for
+    an exception that says nothing about the file (AttributeError, NameError...: a bug, reported as one)."""
+    library = type(exc).__module__.split(".")[0]
     if isinstance(exc, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
         return InputError(f"{path}: refused as a possible decompression bomb ({first_line(exc)})")
     if isinstance(exc, ValueError) and "too large" in str(exc) and "MAX_TEXT" in str(exc):
         return InputError(f"{path}: refused: a metadata chunk inflates past the safe limit (a decompression bomb?)")
     if isinstance(exc, MemoryError):
         return InputError(f"{path}: not enough memory to decode this file")
-    if type(exc).__module__.startswith("av") and isinstance(exc, OSError):  # av.FFmpegError
+    if library == "av":
         return InputError(f"{path}: not a readable video ({first_line(exc)})")
-    if isinstance(
-        exc, (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError, KeyError, TypeError, zlib.error)
-    ):
+    if isinstance(exc, _DATA_ERRORS + (ArithmeticError, RecursionError)) or library in _LIBRARIES:
         return InputError(f"{path}: truncated or corrupt file ({first_line(exc)})")
-    return InputError(f"{path}: cannot decode ({type(exc).__name__}: {first_line(exc)})")
+    return None
 
 
 @contextlib.contextmanager
 def decoding(path: str | os.PathLike, warn: Warn | None = None, *, quiet: bool = True) -> Iterator[None]:
-    """Run decoding code for `path`: any exception but a LiifError (and KeyboardInterrupt) becomes one
+    """Run decoding code for `path`: an exception that a bad file causes (`input_error`) becomes one
     InputError; libtiff's messages in this thread go to `warn` as `PATH: module: message`.
 
     `quiet` also silences Pillow's Python warnings and tifffile's log for the call (the warnings filters are
@@ -211,7 +219,10 @@ def decoding(path: str | os.PathLike, warn: Warn | None = None, *, quiet: bool =
     except LiifError:
         raise
     except Exception as exc:
-        raise input_error(path, exc) from None
+        mapped = input_error(path, exc)
+        if mapped is None:
+            raise
+        raise mapped from None
     finally:
         _local.messages = outer
         messages.close()
@@ -373,10 +384,12 @@ def _identify_video(path: Path, max_pixels: int | None, *, quiet: bool) -> Ident
     try:
         container = open_container(path)
     except InputError:
+        if path.suffix.lower() in VIDEO_EXTENSIONS and not quiet:
+            raise  # named as a video: FFmpeg's reason is the one to give
         return None
     with container, decoding(path, quiet=False):
         fmt = container.format.name
-        if fmt in ("image2", "tty") or fmt.endswith("_pipe"):
+        if set(fmt.split(",")) & PICTURE_DEMUXERS or fmt.endswith("_pipe"):
             return None  # one picture in a format Pillow cannot decode, or text: not a video
         if not container.streams.video:
             if quiet:

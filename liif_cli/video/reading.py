@@ -89,7 +89,7 @@ def probe(path: str | Path, *, max_pixels: int | None = DEFAULT_MAX_INPUT_PIXELS
 
 def _probe(container, stream, path: Path, max_pixels: int | None) -> VideoInfo:
     with decoding(path, quiet=False):
-        cc = stream.codec_context.codec_context
+        cc = stream.codec_context
         check_pixels(cc.width, cc.height, max_pixels, f"{path}: video of", "--max-pixels")
         first = _first_frame(container, stream, path)
         fps = stream.average_rate or stream.guessed_rate
