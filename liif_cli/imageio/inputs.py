@@ -17,8 +17,9 @@ through `open_container` too), so the guards cannot be forgotten by a new featur
   image declaring too many pixels are refused as possible decompression bombs;
 * decoder messages: libtiff writes its warnings and errors to the C `stderr`, under `-q` too; its handlers
   are replaced (once, through ctypes: Pillow offers no hook) by one that hands each message to the `warn`
-  of the file being decoded in this thread, as `FILE: module: message` (the CLI prints `warning: ...`).
-  Pillow's Python warnings and tifffile's log are silenced for the call: the file gets one line.
+  of the file being decoded in this thread, as `FILE: module: message` (the CLI prints `warning: ...`);
+  tifffile's log records go the same way. At most MAX_DECODER_MESSAGES a file, then a count. Pillow's
+  Python warnings are silenced for the call (a corrupt file gets its one refusal line, not a trail).
 
 The kind is decided by content: a `.liif` encoding by its safetensors header; an image by Pillow (GIF, PNG
 and WebP with several frames are animations; every other format Pillow reads is a still, whatever its
@@ -150,6 +151,7 @@ def _install_libtiff_handlers() -> None:
         if _libtiff_state:
             return
         _libtiff_state["installed"] = False
+        logging.getLogger("tifffile").addHandler(_TifffileLog())
         try:
             path = _find_libtiff()
             if path is None:
@@ -233,16 +235,20 @@ def _quiet(on: bool) -> Iterator[None]:
     if not on:
         yield
         return
-    tifffile_log = logging.getLogger("tifffile")
-    saved_level = tifffile_log.level
-    tifffile_log.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            yield
-    finally:
-        tifffile_log.setLevel(saved_level)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        yield
+
+
+class _TifffileLog(logging.Handler):
+    """tifffile logs what it finds wrong in a file: the decoder message of the file decoded in this thread.
+    (With this handler present, Python's last-resort handler no longer prints tifffile's records bare.)"""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        sink: _Messages | None = getattr(_local, "messages", None)
+        if sink is not None:
+            sink.add(f"tifffile: {record.getMessage()}")
 
 
 # --- opening ---------------------------------------------------------------------------------------

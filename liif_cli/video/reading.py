@@ -65,7 +65,7 @@ def open_input(path: Path):
         stream = container.streams.video[0]
         if stream.codec_context is None:
             container.close()
-            raise InputError(f"{path}: video codec '{stream.codec.name if stream.codec else '?'}' cannot be decoded")
+            raise InputError(f"{path}: its video codec cannot be decoded (FFmpeg has no decoder for it)")
     return container, stream
 
 
