@@ -18,7 +18,7 @@ through `open_container` too), so the guards cannot be forgotten by a new featur
 * decoder messages: libtiff writes its warnings and errors to the C `stderr`, under `-q` too; its handlers
   are replaced (once, through ctypes: Pillow offers no hook) by one that hands each message to the `warn`
   of the file being decoded in this thread, as `FILE: module: message` (the CLI prints `warning: ...`);
-  tifffile's log records go the same way. At most MAX_DECODER_MESSAGES a file, then a count. Pillow's
+  Pillow's and tifffile's log records (warnings and errors) go the same way. At most MAX_DECODER_MESSAGES a file, then a count. Pillow's
   Python warnings are silenced for the call (a corrupt file gets its one refusal line, not a trail).
 
 The kind is decided by content: a `.liif` encoding by its safetensors header; an image by Pillow (GIF, PNG
@@ -151,7 +151,8 @@ def _install_libtiff_handlers() -> None:
         if _libtiff_state:
             return
         _libtiff_state["installed"] = False
-        logging.getLogger("tifffile").addHandler(_TifffileLog())
+        for name in ("PIL", "tifffile"):
+            logging.getLogger(name).addHandler(_DecoderLog())
         try:
             path = _find_libtiff()
             if path is None:
@@ -241,14 +242,18 @@ def _quiet(on: bool) -> Iterator[None]:
         yield
 
 
-class _TifffileLog(logging.Handler):
-    """tifffile logs what it finds wrong in a file: the decoder message of the file decoded in this thread.
-    (With this handler present, Python's last-resort handler no longer prints tifffile's records bare.)"""
+class _DecoderLog(logging.Handler):
+    """Pillow and tifffile log what they find wrong in a file: a decoder message of the file being decoded in
+    this thread. (With this handler present, Python's last-resort handler no longer prints their records bare
+    on stderr; records still propagate to handlers an application set up.)"""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
 
     def emit(self, record: logging.LogRecord) -> None:
         sink: _Messages | None = getattr(_local, "messages", None)
         if sink is not None:
-            sink.add(f"tifffile: {record.getMessage()}")
+            sink.add(f"{record.name.split('.')[0]}: {record.getMessage()}")
 
 
 # --- opening ---------------------------------------------------------------------------------------
