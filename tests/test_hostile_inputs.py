@@ -371,8 +371,10 @@ def test_every_hostile_file_is_refused_by_the_door_in_one_line(tmp_path):
         assert "\n" not in message and message.startswith(str(path)), message
     fax = tmp_path / "fax.tif"
     fax.write_bytes(tiff_fax_chatter())
-    read_image(fax, warn=warnings_seen.append)  # readable: libtiff decodes what it can, and talks
-    assert warnings_seen and all(w.startswith(f"{fax}: Fax4Decode: ") for w in warnings_seen), warnings_seen
+    talk: list[str] = []
+    read_image(fax, warn=talk.append)  # readable: libtiff decodes what it can, and talks
+    assert talk and all(w.startswith(f"{fax}: Fax4Decode: ") for w in talk), talk
+    assert all(w.startswith(str(tmp_path / "bad")) for w in warnings_seen), warnings_seen  # each names its file
 
 
 def test_ztxt_bomb_alone_and_among_five_good_images(tmp_path, model):
