@@ -227,8 +227,8 @@ def main() -> None:
             floors[p] = 1e6 * hidden_flops_per_pixel() / reused
             note = "" if native(p) else "  (emulated: this CPU has no native kernels for it)"
             print(
-                f"{p}: block {block} px, GEMM {rows}x256 @ 256x256: {reused / 1e9:.0f} GFLOP/s with a reused output, "
-                f"{fresh / 1e9:.0f} with a fresh one; floor {floors[p]:.3f} µs per output pixel{note}"
+                f"{p}: block {block} px, GEMM {rows}x256 @ 256x256: {reused / 1e9:.3g} GFLOP/s with a reused output, "
+                f"{fresh / 1e9:.3g} with a fresh one; floor {floors[p]:.3f} µs per output pixel{note}"
             )
     if not args.no_decoder:
         measured = [p for p in precisions if native(p) or args.force]

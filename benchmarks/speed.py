@@ -156,7 +156,7 @@ def measure_floors(paths: list[str], device: str) -> dict[str, float]:
             continue
         rate, floors[precision] = floor_us_per_pixel(precision, device)
         print(
-            f"{precision}: GEMM rate with a reused output on the decoder's block shape {rate / 1e9:.0f} GFLOP/s; "
+            f"{precision}: GEMM rate with a reused output on the decoder's block shape {rate / 1e9:.3g} GFLOP/s; "
             f"floor {hidden_flops_per_pixel():,} FLOP / px = {floors[precision]:.3f} µs per output pixel"
         )
     return floors
