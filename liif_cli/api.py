@@ -2,7 +2,7 @@
 
     from liif_cli import load_model
     up = load_model("edsr-baseline")                 # downloads and verifies on first use
-    big = up.upscale(Image.open("in.png"), scale=7.5)  # PIL in, PIL out (or numpy in, numpy out)
+    big = up.upscale(pil_image, scale=7.5)           # PIL in, PIL out (or numpy in, numpy out)
 
 Everything the CLI does goes through here; the engine underneath owns tiles, precision and devices.
 """

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from . import decoded, engine, geometry
-from .errors import EncodingError, EncodingModelError, first_line
+from .errors import EncodingError, EncodingModelError, InputError, first_line
 from .imageio import DecodedImage, as_float, atomic_target
 
 if TYPE_CHECKING:
@@ -175,14 +175,14 @@ def encode_image(upscaler: Upscaler, img: DecodedImage, *, alpha: str = "model")
 
 
 def _image_format(path: Path) -> str | None:
-    """The image format Pillow sees in the file's header (a picture given where an encoding belongs), or None."""
-    from PIL import Image, UnidentifiedImageError
+    """The image format found in the file's content (a picture given where an encoding belongs), or None."""
+    from .imageio import identify
 
     try:
-        with Image.open(path) as im:
-            return im.format
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+        found = identify(path, media=False)
+    except InputError:
         return None
+    return found.format if found.kind in ("still", "animation") else None
 
 
 def encoding_info(path: str | os.PathLike) -> dict:

@@ -1,14 +1,13 @@
 """`-` on the command line: stdin as the input, stdout as the output, for `liif upscale ... -o - | ...`.
 
 A pipe has no name and cannot be read twice, so stdin is read into memory and put in a private temporary
-folder under a name with the extension its content has (Pillow names the format from the bytes); from there
-it takes the same guarded path as every file (the reader, its limits, its one-line errors). `-o -` renders
+folder; from there it takes the same guarded path as every file (the input door decides what it is by its
+content, then the reader, its limits, its one-line errors). `-o -` renders
 into that folder through the atomic writer, then copies the checked file to stdout.
 """
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import click
@@ -16,7 +15,6 @@ import click
 from ..errors import InputError, UsageError
 
 STDIN_NAMES = ("-", "/dev/stdin")
-_EXTENSIONS = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp", "TIFF": ".tif", "BMP": ".bmp", "GIF": ".gif"}
 
 
 def stdout_target(inputs: list[str], specs: tuple, ext: str, folder: Path) -> tuple[str, str]:
@@ -29,21 +27,14 @@ def stdout_target(inputs: list[str], specs: tuple, ext: str, folder: Path) -> tu
 
 
 def spool_stdin(folder: Path) -> Path:
-    """Read all of stdin into `folder`/stdin.<ext of its content>; the path then goes through the reader."""
+    """Read all of stdin into `folder`/stdin; the path then goes through the input door and the reader."""
     stream = click.get_binary_stream("stdin")
     if stream.isatty():
         raise UsageError("'-' reads the input from stdin, but stdin is a terminal: pipe a file in (cat a.png | ...)")
     data = stream.read()
     if not data:
         raise InputError("stdin: empty input (0 bytes)")
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            suffix = _EXTENSIONS.get(im.format or "", "")
-    except (UnidentifiedImageError, OSError, ValueError):
-        suffix = ""  # not an image Pillow knows: a video, or garbage the reader will refuse in one line
-    path = folder / f"stdin{suffix}"
+    path = folder / "stdin"  # no extension: the input door reads the kind from the content
     path.write_bytes(data)
     return path
 

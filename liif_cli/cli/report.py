@@ -265,10 +265,12 @@ class ConsoleReporter(Reporter):
             )
             return
         problems = [r for r in results if r.status != "written"]
-        if self.quiet:
-            problems = [r for r in results if r.status == "failed"]
-            if not problems:
-                return
+        if self.quiet:  # -q: only `error:` and `warning:` lines (a single input's error is the CLI's own line)
+            for r in results if len(results) > 1 else ():
+                if r.status == "failed":
+                    text = r.message if r.message.startswith(str(r.input)) else f"{r.input}: {r.message}"
+                    self._print(f"error: {' '.join(text.split())}", style="red")
+            return
         if problems and len(results) > 1:
             from rich import box
             from rich.table import Table
