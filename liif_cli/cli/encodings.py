@@ -11,10 +11,12 @@ import click
 from .app import handle_errors, main
 from .options import (
     ALPHA,
+    dry_run_option,
     load_options,
     lossless_option,
     max_out_pixels_option,
     max_pixels_option,
+    progress_option,
     quality_option,
     size_options,
 )
@@ -98,6 +100,8 @@ def encode_cmd(input_path, output, model, alpha, max_pixels, overwrite, load, qu
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 @load_options()
 @quiet_option
+@progress_option
+@dry_run_option
 @handle_errors
 def render_cmd(
     encoding_path,
@@ -114,6 +118,8 @@ def render_cmd(
     overwrite,
     load,
     quiet,
+    progress_mode,
+    dry_run,
 ) -> None:
     """Render ENCODING (made by `liif encode`) without the input image or the encoder.
 
@@ -128,14 +134,17 @@ def render_cmd(
     import time
     from pathlib import Path
 
-    from rich.console import Console
-
-    from ..api import load_encoding
+    from ..api import load_encoding, planning_model
+    from ..batch import FileResult, Job
+    from ..encoding import encoding_info
     from ..errors import LiifError, UsageError
     from ..imageio import check_output_size, format_for_path, write_image
-    from ..progress import work_progress
     from ..sizes import specs_of
+    from .options import notices
+    from .report import ConsoleReporter
 
+    for note in notices(click.get_current_context(silent=True)):
+        click.echo(f"warning: {note}", err=True)
     specs = specs_of(scale=scale, size=size, width=width, height=height, region=region)
     for spec in specs:
         spec.check_limit(max_out_pixels)
@@ -148,25 +157,43 @@ def render_cmd(
         except LiifError as exc:
             raise exc.as_kind(UsageError) from None
         _refuse_existing(out, overwrite)
-    t0 = time.monotonic()
-    encoding = load_encoding(src, model, load, progress=not quiet)
-    sizes = [spec.resolve(encoding.in_hw, max_out_pixels) for spec in specs]
-    for fmt, out_hw in zip(formats, sizes, strict=True):
-        check_output_size(fmt, out_hw[1], out_hw[0])
-    console = Console(stderr=True)
-    warn = lambda msg: click.echo(f"warning: {msg}", err=True)  # noqa: E731
-    for out, out_hw in zip(targets, sizes, strict=True):
-        with work_progress(console=console, disable=quiet or not console.is_terminal) as progress:
-            task = progress.add_task(f"{out_hw[1]}x{out_hw[0]}", total=out_hw[0] * out_hw[1], unit="px")
-            result = encoding.render(
-                size=(out_hw[1], out_hw[0]),
-                region=region,
-                progress=lambda done, total, task=task: progress.update(task, completed=done, total=max(total, 1)),
+    if dry_run:  # the header only: no tensor read, no model loaded, nothing written
+        meta = encoding_info(src)
+        w, h = meta["input_size"]
+        name = model or meta.get("model") or "edsr-baseline"
+        fields = {k: getattr(load, k) for k in ("device", "tile", "batch_size")}
+        planner, encoder = planning_model(name, precision=load.precision or meta.get("precision", "auto"), **fields)
+        span = (h, w) if region is None else (int(-(-region[3] // 1)), int(-(-region[2] // 1)))
+        for out, spec, fmt in zip(targets, specs, formats, strict=True):
+            out_hw = spec.resolve((h, w), max_out_pixels)
+            check_output_size(fmt, out_hw[1], out_hw[0])
+            click.echo(f"write  {out}  ({src}, {planner.estimate(span, out_hw)}; rendering skips the encoder's share)")
+        click.echo(f"dry run: {len(targets)} to write; model {name} not loaded, estimates for its {encoder} architecture")
+        return
+    reporter = ConsoleReporter(quiet=quiet, mode=progress_mode.lower())
+    jobs = [Job(src, out) for out in targets]
+    t_start = time.monotonic()
+    reporter.start(jobs)
+    results = []
+    try:
+        encoding = load_encoding(src, model, load, progress=not quiet)
+        sizes = [spec.resolve(encoding.in_hw, max_out_pixels) for spec in specs]
+        for fmt, out_hw in zip(formats, sizes, strict=True):
+            check_output_size(fmt, out_hw[1], out_hw[0])
+        for index, (job, out_hw) in enumerate(zip(jobs, sizes, strict=True)):
+            t0 = time.monotonic()
+            reporter.file_start(index, job)
+            reporter.file_sizes(encoding.in_hw, out_hw)
+            result = encoding.render(size=(out_hw[1], out_hw[0]), region=region, progress=reporter.progress)
+            write_image(result, job.output, quality=quality, lossless=lossless, overwrite=overwrite, warn=reporter.warn)
+            done = FileResult(
+                src, job.output, "written", seconds=time.monotonic() - t0, in_hw=encoding.in_hw, out_hw=out_hw
             )
-        write_image(result, out, quality=quality, lossless=lossless, overwrite=overwrite, warn=warn)
-        if not quiet:
-            click.echo(f"wrote {out} ({out_hw[1]}x{out_hw[0]}, {time.monotonic() - t0:.1f} s)", err=True)
-        t0 = time.monotonic()
+            results.append(done)
+            reporter.file_end(done)
+    finally:
+        reporter.close()
+    reporter.finish(results, time.monotonic() - t_start)
 
 
 def _render_targets(src, output, tags: list[str]) -> list:
