@@ -5,25 +5,27 @@
     big = up.upscale(Image.open("in.png"), scale=7.5)  # PIL in, PIL out (or numpy in, numpy out)
 
 Everything the CLI does goes through here; the engine underneath owns tiles, precision and devices.
+Two backends render: torch (`engine.Renderer`) and onnxruntime (`onnxrt.OnnxRenderer`, exported graphs).
+This module imports torch only when a torch model is loaded, so that the onnxruntime backend runs without it.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import torch
 from PIL import Image
 
-from . import decoded, devices, engine, geometry
+from . import decoded, geometry
 from .errors import UsageError
 from .imageio import DecodedImage, as_float
-from .models import LoadedModel, load_checkpoint
 
-ProgressCallback = engine.ProgressCallback
+ProgressCallback = Callable[[int, int], None]  # (output pixels done, total)
+BACKENDS = ("torch", "onnxruntime")
 
 
 def output_size(
@@ -60,15 +62,30 @@ def output_size(
 
 
 class Upscaler:
-    """A loaded model on a device, at a precision: call it for as many images as you like."""
+    """A loaded model on a device, at a precision: call it for as many images as you like.
 
-    def __init__(self, loaded: LoadedModel, options: engine.RenderOptions, name: str = ""):
+    `loaded` and `options` are a `models.LoadedModel` and `engine.RenderOptions` (torch), or, with
+    `renderer` given, what that renderer was built from (`onnxrt.OnnxModel` and `onnxrt.OnnxOptions`).
+    """
+
+    def __init__(self, loaded: Any, options: Any, name: str = "", *, renderer: Any = None):
         self.loaded = loaded
         self.name = name
-        self.renderer = engine.Renderer(loaded, options)
+        if renderer is None:
+            from . import engine
+
+            renderer = engine.Renderer(loaded, options)
+        self.renderer = renderer
 
     @property
-    def device(self) -> torch.device:
+    def backend(self) -> str:
+        from .onnxrt import OnnxRenderer
+
+        return "onnxruntime" if isinstance(self.renderer, OnnxRenderer) else "torch"
+
+    @property
+    def device(self):
+        """A torch.device, or an `onnxrt.RuntimeDevice` (its `.type` and providers)."""
         return self.renderer.options.device
 
     @property
@@ -209,11 +226,13 @@ class Upscaler:
         """sha256 over the network's parameters (state-dict order, float32 bytes): identifies the weights
         whatever file layout they were loaded from; encodings record it."""
         if getattr(self, "_weights_sha256", None) is None:
-            digest = hashlib.sha256()
-            for key, value in self.loaded.net.state_dict().items():
-                digest.update(key.encode())
-                digest.update(value.detach().float().cpu().contiguous().numpy().tobytes())
-            self._weights_sha256 = digest.hexdigest()
+            recorded = getattr(self.loaded, "weights_sha256", None)  # an ONNX export's manifest records it
+            if isinstance(recorded, str):
+                self._weights_sha256 = recorded
+            else:
+                from .models.checkpoint import weights_sha256
+
+                self._weights_sha256 = weights_sha256(self.loaded.net)
         return self._weights_sha256
 
 
@@ -235,6 +254,7 @@ def to_decoded(image: Image.Image | np.ndarray | str | os.PathLike | DecodedImag
 def load_model(
     model: str | Path = "edsr-baseline",
     *,
+    backend: str = "torch",
     device: str = "auto",
     precision: str = "auto",
     tile: int | None = None,
@@ -244,19 +264,53 @@ def load_model(
     offline: bool | None = None,
     progress: bool = False,
 ) -> Upscaler:
-    """A registry name (see `liif models`) or a checkpoint path (official or mmagic layout)."""
+    """A registry name (see `liif models`) or a checkpoint path (official or mmagic layout).
+
+    `backend="onnxruntime"` renders with exported ONNX graphs (docs/onnx.md) and imports no torch: `model`
+    may then also be an export folder (`liif export --format onnx`); a checkpoint or registry name is
+    exported once into the cache (that first time needs torch). It runs fp32 only.
+    """
     from .registry import load_registry, resolve_weights
 
-    devices.set_threads(threads)
-    torch_device = devices.resolve_device(device)
-    resolved_precision = devices.resolve_precision(precision, torch_device)
+    if backend not in BACKENDS:
+        raise UsageError(f"unknown backend {backend!r} (use {' or '.join(BACKENDS)})")
+    if threads is not None and threads < 1:
+        raise UsageError(f"--threads must be >= 1, got {threads}")
     if tile is not None and tile < 1:
         raise UsageError(f"tile must be >= 1, got {tile}")
     if batch_size is not None and batch_size < 1:
         raise UsageError(f"batch size must be >= 1, got {batch_size}")
-    path = resolve_weights(model, allow_unverified=allow_unverified, offline=offline, progress=progress)
-    entry = load_registry().get(str(model)) if not Path(str(model)).expanduser().is_file() else None
-    loaded = load_checkpoint(path, normalization=entry.normalization if entry else None)
+    from .onnxrt import is_export
+
+    if is_export(model):
+        if backend != "onnxruntime":
+            raise UsageError(f"{model}: an ONNX export folder runs with --backend onnxruntime")
+        path, entry = Path(model), None
+    else:
+        path = resolve_weights(model, allow_unverified=allow_unverified, offline=offline, progress=progress)
+        entry = load_registry().get(str(model)) if not Path(str(model)).expanduser().is_file() else None
+    normalization = entry.normalization if entry else None
+    if backend == "onnxruntime":
+        from . import onnxrt
+
+        loaded, renderer = onnxrt.load_runtime(
+            path,
+            normalization=normalization,
+            name=str(model),
+            device=device,
+            precision=precision,
+            tile=tile,
+            threads=threads,
+            batch_size=batch_size,
+        )
+        return Upscaler(loaded, renderer.options, name=str(model), renderer=renderer)
+    from . import devices, engine
+    from .models import load_checkpoint
+
+    devices.set_threads(threads)
+    torch_device = devices.resolve_device(device)
+    resolved_precision = devices.resolve_precision(precision, torch_device)
+    loaded = load_checkpoint(path, normalization=normalization)
     options = engine.RenderOptions(torch_device, resolved_precision, tile, batch_size)
     return Upscaler(loaded, options, name=str(model))
 
@@ -276,3 +330,49 @@ def upscale(
     """One-shot convenience: loads `model` (unless given an Upscaler) and upscales one image."""
     up = model if isinstance(model, Upscaler) else load_model(model, **load_options)
     return up.upscale(image, scale=scale, size=size, width=width, height=height, region=region, alpha=alpha)
+
+
+EXPORT_FORMATS = ("onnx", "safetensors")
+
+
+def export_model(
+    model: str | Path,
+    output: str | Path,
+    *,
+    format: str = "onnx",
+    normalization: str | None = None,
+    overwrite: bool = False,
+    allow_unverified: bool = False,
+    offline: bool | None = None,
+    progress: bool = False,
+) -> Path:
+    """Write a registry model or checkpoint (any layout) as an ONNX export folder (three graphs and a
+    manifest, docs/onnx.md) or as weights-only `.safetensors`. `normalization` overrides the model's."""
+    from .registry import load_registry, resolve_weights, sha256_file
+
+    if format not in EXPORT_FORMATS:
+        raise UsageError(f"unknown export format {format!r} (use {' or '.join(EXPORT_FORMATS)})")
+    out = Path(output)
+    if out.exists() and not overwrite:
+        raise UsageError(f"{out}: already exists (use --overwrite to replace it)")
+    path = resolve_weights(model, allow_unverified=allow_unverified, offline=offline, progress=progress)
+    entry = load_registry().get(str(model)) if not Path(str(model)).expanduser().is_file() else None
+    normalization = normalization or (entry.normalization if entry else None)
+    if format == "safetensors":
+        from .train import export_safetensors
+
+        export_safetensors(path, out, normalization=normalization)
+        return out
+    from .models import load_checkpoint
+    from .models.checkpoint import weights_sha256
+    from .onnx_export import export_onnx
+
+    loaded = load_checkpoint(path, normalization=normalization)
+    return export_onnx(
+        loaded,
+        out,
+        source_sha256=sha256_file(path),
+        weights_sha256=weights_sha256(loaded.net),
+        model_name=str(model),
+        overwrite=overwrite,
+    )

@@ -374,7 +374,7 @@ def check_model_ref(
     Raises ModelError (exit 5) for anything else, so a command can refuse a bad model before other work.
     """
     path = Path(name_or_path).expanduser()
-    if path.is_file():
+    if path.is_file() or (path / "manifest.json").is_file():  # a checkpoint, or an ONNX export folder
         return path
     entries = _registry(registry)
     if isinstance(name_or_path, str) and name_or_path in entries:
