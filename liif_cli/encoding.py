@@ -11,6 +11,8 @@ shape), the latents of the alpha plane replicated to RGB when alpha goes through
 object (see `Encoding.meta`: format version, model name and weights sha256, normalization, input size,
 precision, alpha handling, mode, bit depth, ICC/DPI/EXIF to write outputs as `liif upscale` does).
 Rendering goes through `liif_cli.decoded`, the same path as `liif upscale`, so the results are the same.
+The latents are torch tensors with the torch backend and float32 numpy arrays with onnxruntime (which
+imports no torch); the file is the same either way.
 """
 
 from __future__ import annotations
@@ -23,14 +25,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
-from . import decoded, engine, geometry
+from . import decoded, geometry
 from .errors import EncodingError, EncodingModelError, first_line
 from .imageio import DecodedImage, as_float, atomic_target
 
 if TYPE_CHECKING:
-    from .api import Upscaler
+    from .api import ProgressCallback, Upscaler
 
 FORMAT_VERSION = 1
 _TENSORS = ("rgb", "alpha", "alpha_plane")
@@ -45,9 +46,9 @@ class Encoding:
     alpha_constant, mode, bits, source_mode, format, icc_profile / exif (base64), dpi.
     """
 
-    features: torch.Tensor  # (1, C, H, W) colour latents, on the CPU
+    features: Any  # (1, C, H, W) colour latents, on the CPU: a torch tensor, or numpy with onnxruntime
     meta: dict[str, Any]
-    alpha_features: torch.Tensor | None = None  # alpha "model": latents of the alpha plane as RGB
+    alpha_features: Any = None  # alpha "model": latents of the alpha plane as RGB
     alpha_plane: np.ndarray | None = None  # alpha "bicubic": the input alpha, (H, W) float32
     upscaler: Upscaler | None = None  # renders it; set by `Upscaler.encode` and `load_encoding`
 
@@ -60,7 +61,10 @@ class Encoding:
         """Bytes held (and saved, give or take the header): 256 per input pixel in fp32, 128 in half."""
         planes = [self.features, self.alpha_features]
         extra = 0 if self.alpha_plane is None else self.alpha_plane.nbytes
-        return sum(t.numel() * t.element_size() for t in planes if t is not None) + extra
+        return (
+            sum(t.numel() * t.element_size() if hasattr(t, "numel") else t.nbytes for t in planes if t is not None)
+            + extra
+        )
 
     def output_size(self, *, scale=None, size=None, width=None, height=None, region=None) -> tuple[int, int]:
         """The (h, w) a render with these arguments makes (relative to the region if given)."""
@@ -76,7 +80,7 @@ class Encoding:
         width: int | None = None,
         height: int | None = None,
         region: geometry.Region | None = None,
-        progress: engine.ProgressCallback | None = None,
+        progress: ProgressCallback | None = None,
     ) -> DecodedImage:
         """The upscaled image (or window `region` = x, y, w, h in input pixels), exactly as `liif upscale`
         makes it from the input; write it with `liif_cli.imageio.write_image`."""
@@ -101,7 +105,7 @@ class Encoding:
         region = geometry.check_region(region, self.in_hw)
         return decoded.render_plane(self._plane(self.features, region), out_hw, np.float32, progress)
 
-    def _plane(self, feat: torch.Tensor, region) -> decoded.PlaneRenderer:
+    def _plane(self, feat, region) -> decoded.PlaneRenderer:
         if self.upscaler is None:
             raise EncodingError("this encoding has no model to render it: use load_encoding(path, model=...)")
         renderer = self.upscaler.renderer
@@ -127,13 +131,24 @@ class Encoding:
     def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
         """Write a `.liif` file atomically (temp file in the target folder, then rename): an interrupted
         save leaves no partial file. An existing file is refused unless `overwrite`."""
-        from safetensors.torch import save_file
+        plane = None if self.alpha_plane is None else np.ascontiguousarray(self.alpha_plane, dtype=np.float32)
+        if isinstance(self.features, np.ndarray):
+            from safetensors.numpy import save_file
 
-        tensors = {"rgb": self.features.contiguous()}
-        if self.alpha_features is not None:
-            tensors["alpha"] = self.alpha_features.contiguous()
-        if self.alpha_plane is not None:
-            tensors["alpha_plane"] = torch.from_numpy(np.ascontiguousarray(self.alpha_plane, dtype=np.float32))
+            tensors = {"rgb": np.ascontiguousarray(self.features)}
+            if self.alpha_features is not None:
+                tensors["alpha"] = np.ascontiguousarray(self.alpha_features)
+            if plane is not None:
+                tensors["alpha_plane"] = plane
+        else:
+            import torch
+            from safetensors.torch import save_file
+
+            tensors = {"rgb": self.features.contiguous()}
+            if self.alpha_features is not None:
+                tensors["alpha"] = self.alpha_features.contiguous()
+            if plane is not None:
+                tensors["alpha_plane"] = torch.from_numpy(plane)
         metadata = {"liif": json.dumps(self.meta, sort_keys=True)}
         with atomic_target(Path(path), overwrite=overwrite) as tmp:
             save_file(tensors, str(tmp), metadata=metadata)
@@ -145,7 +160,7 @@ def encode_image(upscaler: Upscaler, img: DecodedImage, *, alpha: str = "model")
     kind = decoded.alpha_kind(img.alpha, alpha)
     renderer = upscaler.renderer
 
-    def encode(rgb: np.ndarray) -> torch.Tensor:
+    def encode(rgb: np.ndarray):
         rgb = np.ascontiguousarray(rgb, dtype=np.float32)
         return renderer.with_fallback(lambda: renderer.encode(rgb))
 
@@ -188,8 +203,9 @@ def load_encoding(
     path = Path(path)
     if not path.is_file():
         raise EncodingError(f"{path}: no such encoding file")
+    onnx = (model.backend if isinstance(model, Upscaler) else load_options.get("backend")) == "onnxruntime"
     try:
-        with safe_open(str(path), framework="pt") as f:
+        with safe_open(str(path), framework="np" if onnx else "pt") as f:
             header = f.metadata() or {}
             tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not a mapping)
     except Exception as exc:  # safetensors reports a bad header, a short file... as assorted exceptions
@@ -197,7 +213,7 @@ def load_encoding(
             f"{path}: not a readable .liif encoding (corrupt or truncated: {first_line(exc)})"
         ) from None
     meta = _check_meta(path, header, tensors)
-    if not isinstance(model, Upscaler) and load_options.get("precision") is None:
+    if not isinstance(model, Upscaler) and load_options.get("precision") is None and not onnx:
         load_options["precision"] = meta["precision"]  # decode as it was encoded: `auto` may pick bf16 here
     upscaler = model if isinstance(model, Upscaler) else load_model(model or meta["model"], **load_options)
     if upscaler.weights_sha256() != meta["model_sha256"]:
@@ -206,10 +222,11 @@ def load_encoding(
             f"not with {upscaler.name!r} ({upscaler.weights_sha256()[:12]}): render it with the model that made it"
         )
     plane = tensors.get("alpha_plane")
-    return Encoding(tensors["rgb"], meta, tensors.get("alpha"), None if plane is None else plane.numpy(), upscaler)
+    plane = None if plane is None or isinstance(plane, np.ndarray) else plane.numpy()
+    return Encoding(tensors["rgb"], meta, tensors.get("alpha"), plane, upscaler)
 
 
-def _check_meta(path: Path, header: dict, tensors: dict[str, torch.Tensor]) -> dict:
+def _check_meta(path: Path, header: dict, tensors: dict) -> dict:
     """The file's metadata, checked against its tensors; any inconsistency is an EncodingError."""
     try:
         meta = json.loads(header["liif"])

@@ -160,10 +160,10 @@ def parse_scales(text: str | Sequence[int] | None) -> list[int] | None:
     return scales
 
 
-def _load(model: str, device: str, precision: str | None, threads: int | None):
+def _load(model: str, device: str, precision: str | None, threads: int | None, backend: str = "torch"):
     from ..api import load_model
 
-    kwargs: dict[str, Any] = {"device": device}
+    kwargs: dict[str, Any] = {"device": device, "backend": backend}
     if precision is not None:
         kwargs["precision"] = precision
     if threads is not None:
@@ -187,13 +187,15 @@ def run_bench(
     offline: bool | None = None,
     loader: Callable[[str], Any] | None = None,
     report: str | Path | None = None,
+    backend: str = "torch",
 ) -> BenchResult:
     """Benchmark every model on every dataset at every scale under `protocol` ("mmagic" or "paper").
 
     scales: None for the protocol's defaults (per dataset). data_dir: a local copy in the standard layout
     (never downloads); None fetches into the cache. limit: first N images (sorted by name) of each set.
     save_images: write each uint8 output to `DIR/<model>/<dataset>/x<s>/<image>.png`.
-    loader: how to turn a model name into an object with `upscale_array(rgb, (h, w))` (default: load_model).
+    loader: how to turn a model name into an object with `upscale_array(rgb, (h, w))` (default: load_model
+    with `backend`, "torch" or "onnxruntime").
     `bicubic` is always the Pillow-bicubic baseline (bench/bicubic.py), never looked up.
     report: also write the self-contained HTML report there (bench/html_report.py); bicubic joins the models
     if it is not among them, and comparison strips are collected as the run goes (small crops only).
@@ -216,7 +218,8 @@ def run_bench(
             threads=threads,
             progress=progress,
             offline=offline,
-            loader=loader,
+            loader=loader
+            or (None if backend == "torch" else lambda m: _load(m, group.device, precision, threads, backend)),
             report=report if group.is_main else None,  # rank 0 writes it (its share of the strips)
         )
 

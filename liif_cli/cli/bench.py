@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from .app import handle_errors, main
-from .options import DEVICE, PRECISION
+from .options import DEVICE, PRECISION, backend_option
 
 
 @main.command("bench", short_help="Score models on standard SR benchmark sets (PSNR/SSIM).")
@@ -65,6 +65,7 @@ from .options import DEVICE, PRECISION
     default=None,
     help="Write outputs as DIR/<model>/<Set>/x<s>/<image>.png.",
 )
+@backend_option
 @click.option("--device", type=DEVICE, default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
 @click.option(
     "--precision",
@@ -93,6 +94,7 @@ def bench_cmd(
     json_path,
     csv_path,
     save_images,
+    backend,
     device,
     precision,
     threads,
@@ -141,6 +143,7 @@ def bench_cmd(
             progress=hook,
             offline=True if offline else None,
             report=report,
+            backend=backend,
         )
     if result.rank != 0:  # under torchrun/srun rank 0 prints and writes the merged result
         return

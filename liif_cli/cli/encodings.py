@@ -17,6 +17,7 @@ from .options import (
     SCALE,
     SIDE,
     SIZE,
+    backend_option,
     batch_size_option,
     lossless_option,
     max_out_pixels_option,
@@ -25,8 +26,9 @@ from .options import (
 
 
 def _engine_options(precision_default: str):
-    """--device, --precision, --tile, --threads, --allow-unverified, --offline, -q: as `liif upscale` has them."""
+    """--backend, --device, --precision, --tile, --threads, --allow-unverified, --offline, -q: as `liif upscale` has them."""
     decorators = [
+        backend_option,
         click.option("--device", type=DEVICE, help="auto, cpu, cuda, cuda:N or mps.  [default: auto]"),
         click.option("--precision", type=PRECISION, help=f"Engine precision.  [default: {precision_default}]"),
         click.option(
@@ -50,8 +52,9 @@ def _engine_options(precision_default: str):
     return apply
 
 
-def _load_options(device, precision, tile, threads, allow_unverified, offline, quiet) -> dict:
+def _load_options(backend, device, precision, tile, threads, allow_unverified, offline, quiet) -> dict:
     given = {"device": device, "precision": precision, "tile": tile or None, "threads": threads}
+    given["backend"] = None if backend == "torch" else backend
     opts: dict = {k: v for k, v in given.items() if v is not None}
     return {**opts, "allow_unverified": allow_unverified, "offline": True if offline else None, "progress": not quiet}
 

@@ -93,3 +93,10 @@ lossless_option = click.option("--lossless", is_flag=True, help="Write WebP loss
 max_out_pixels_option = click.option(
     "--max-out-pixels", type=PIXELS, default="400M", show_default=True, help="Largest output accepted (0: no limit)."
 )
+backend_option = click.option(
+    "--backend",
+    type=click.Choice(["torch", "onnxruntime"], case_sensitive=False),
+    default="torch",
+    show_default=True,
+    help="torch, or onnxruntime (fp32; --model may be a 'liif export' folder; docs/onnx.md).",
+)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from .app import handle_errors, main
+from .options import backend_option
 
 
 @main.command("serve", short_help="A local web page and HTTP API for upscaling and zooming.")
@@ -13,6 +14,7 @@ from .app import handle_errors, main
 @click.option(
     "--model", default="edsr-baseline", show_default=True, metavar="NAME|PATH", help="Model name or .pth path."
 )
+@backend_option
 @click.option(
     "--device",
     default="auto",
@@ -30,7 +32,7 @@ from .app import handle_errors, main
 )
 @click.option("--open", "open_browser", is_flag=True, help="Open the page in a browser once the server listens.")
 @handle_errors
-def serve_cmd(host, port, model, device, precision, max_waiting, open_browser) -> None:
+def serve_cmd(host, port, model, backend, device, precision, max_waiting, open_browser) -> None:
     """Serve the upscaler as a local web page and an HTTP API (docs at /docs).
 
     Needs the 'serve' extra: pip install 'liif-cli[serve]'. Ctrl-C stops it.
@@ -42,5 +44,7 @@ def serve_cmd(host, port, model, device, precision, max_waiting, open_browser) -
     from ..serve.server import serve
 
     devices = tuple(d.strip().lower() for d in device.split(",") if d.strip()) or ("auto",)
-    config = ServeConfig(model=model, devices=devices, precision=precision.strip().lower(), max_waiting=max_waiting)
+    config = ServeConfig(
+        model=model, devices=devices, precision=precision.strip().lower(), backend=backend, max_waiting=max_waiting
+    )
     serve(config, host=host, port=port, open_browser=open_browser, echo=lambda line: click.echo(line, err=True))

@@ -20,6 +20,7 @@ from .options import (
     SIDE,
     SIZE,
     TIME,
+    backend_option,
     batch_size_option,
     lossless_option,
     max_out_pixels_option,
@@ -48,8 +49,9 @@ from .options import (
     default="edsr-baseline",
     show_default=True,
     metavar="NAME|PATH",
-    help="Model name (see 'liif models') or .pth path.",
+    help="Model name (see 'liif models'), .pth path, or ONNX export folder (--backend onnxruntime).",
 )
+@backend_option
 @click.option("--device", type=DEVICE, help="auto, cpu, cuda, cuda:N or mps.  [default: auto]")
 @click.option("--precision", type=PRECISION, help="Engine precision.  [default: auto]")
 @click.option(
@@ -96,6 +98,7 @@ def upscale_cmd(
     region,
     output,
     model,
+    backend,
     device,
     precision,
     tile,
@@ -158,6 +161,8 @@ def upscale_cmd(
     )
     given = {"device": device, "precision": precision, "tile": tile or None, "threads": threads}
     opts: dict = {k: v for k, v in given.items() if v is not None}
+    if backend != "torch":
+        opts["backend"] = backend
     if batch_size is not None:
         opts["batch_size"] = batch_size
     if allow_unverified:

@@ -45,6 +45,7 @@ class ServeConfig:
     model: str = "edsr-baseline"
     devices: tuple[str, ...] = ("auto",)
     precision: str = "auto"
+    backend: str = "torch"
     allow_unverified: bool = False
     offline: bool | None = None
     max_upload_bytes: int = 100 * 2**20
@@ -78,6 +79,7 @@ def load_workers(config: ServeConfig) -> list:
         lazy = LazyModel(
             lambda device=device: load_model(
                 config.model,
+                backend=config.backend,
                 device=device,
                 precision=config.precision,
                 allow_unverified=config.allow_unverified,
