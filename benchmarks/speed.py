@@ -4,6 +4,8 @@
     python benchmarks/speed.py --input 256x256 --scale 4 --processes --repeats 3   # whole processes
     python benchmarks/speed.py --device cuda --paths fp32,bf16,fp16 --input 512x512 --scale 4
     python benchmarks/speed.py --paths fp32,fp32@16384 --input 256x256   # PATH@N: decoder blocks of N pixels
+    python benchmarks/speed.py --paths fp32,bf16,onnxruntime --input 128x128 --scale 4   # the ONNX backend
+    python benchmarks/speed.py --paths onnxruntime --input 1000x750 --scale 4 --memory-only   # its peak RSS
 
 For each path: median wall time over the repeats, output megapixels per second, speed-up over the
 official path, max |diff| against it, and peak resident memory (each path measured once in a fresh child
@@ -11,7 +13,9 @@ process, since a process's peak RSS only grows; "run adds" is the growth during 
 model is loaded). With --processes every timed run is a fresh interpreter that imports, loads the model
 and renders once, as a user's command does; the runs alternate between paths. With --gemm-share, one
 extra run per path under torch.profiler reports the share of its time spent in matrix products. On CUDA
-the timings synchronize the device (outputs come back to the host anyway).
+the timings synchronize the device (outputs come back to the host anyway). `onnxruntime` (or
+`onnxruntime@N`) is the onnxruntime backend on the exported graphs (exported into the cache on first use); its
+processes never import torch, so their peak RSS and start-up are the backend's own.
 """
 
 from __future__ import annotations
@@ -25,7 +29,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 
 def synthetic_image(h: int, w: int, seed: int = 0) -> np.ndarray:
@@ -39,6 +42,15 @@ def synthetic_image(h: int, w: int, seed: int = 0) -> np.ndarray:
 def prepare(path: str, model: str, tile, threads, device: str = "cpu"):
     """A function rgb, out_hw -> float output for one path, with the model already loaded."""
     from liif_cli.api import load_model
+
+    backend, _, batch = path.partition("@")
+    if backend == "onnxruntime":
+        up = load_model(
+            model, backend=backend, device=device, tile=tile, threads=threads, batch_size=int(batch) if batch else None
+        )
+        return up.upscale_array
+    import torch
+
     from liif_cli.models import reference_upscale
 
     if path == "official":
@@ -64,6 +76,8 @@ def run_path(path: str, model: str, rgb: np.ndarray, out_hw, tile, threads, devi
 
 def _sync(device: str) -> None:
     if device.startswith("cuda"):
+        import torch
+
         torch.cuda.synchronize()
 
 
@@ -140,6 +154,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     ap.add_argument("--no-memory", action="store_true", help="skip the per-path peak-RSS child processes")
+    ap.add_argument("--memory-only", action="store_true", help="only the per-path peak RSS (one run each)")
     ap.add_argument("--processes", action="store_true", help="time whole fresh processes (import, load, render)")
     ap.add_argument("--gemm-share", action="store_true", help="profile one run per path: share of time in GEMMs")
     ap.add_argument("--one-shot", default=None, help=argparse.SUPPRESS)  # the child of --processes
@@ -151,19 +166,33 @@ def main() -> None:
         run_path(args.one_shot, args.model, rgb, out_hw, args.tile, args.threads, args.device)
         return
     mp_out = out_hw[0] * out_hw[1] / 1e6
+    import torch
+
     print(
         f"model {args.model}, input {w}x{h} -> {out_hw[1]}x{out_hw[0]} ({mp_out:.3f} MP), {args.device}, "
         f"{torch.get_num_threads()} threads, torch {torch.__version__}"
     )
     paths = args.paths.split(",")
+    for path in paths:  # export into the cache here, so that no measured child imports torch to export
+        if path.startswith("onnxruntime"):
+            from liif_cli.api import load_model
+
+            load_model(args.model, backend="onnxruntime")
+    if args.memory_only:
+        print(f"{'path':<16}{'peak RSS':>10}{'run adds':>10}{'wall s':>8}   one fresh process per path")
+        for path in paths:
+            t0 = time.perf_counter()
+            peak, growth = peak_rss(path, args.model, rgb, out_hw, args.tile, args.threads)
+            print(f"{path:<16}{peak / 2**20:>6.0f} MiB{growth / 2**20:>6.0f} MiB{time.perf_counter() - t0:>8.1f}")
+        return
     if args.processes:
         times = whole_process_times(args, paths, args.repeats)
         base = statistics.median(times[paths[0]])
-        print(f"{'path':<10}{'median s':>10}{'MP/s':>9}{'speed-up':>10}   runs (s), whole processes")
+        print(f"{'path':<16}{'median s':>10}{'MP/s':>9}{'speed-up':>10}   runs (s), whole processes")
         for path in paths:
             t = statistics.median(times[path])
             runs = " ".join(f"{v:.1f}" for v in times[path])
-            print(f"{path:<10}{t:>10.3f}{mp_out / t:>9.3f}{base / t:>9.2f}x   {runs}")
+            print(f"{path:<16}{t:>10.3f}{mp_out / t:>9.3f}{base / t:>9.2f}x   {runs}")
         return
     runners = {path: prepare(path, args.model, args.tile, args.threads, args.device) for path in paths}
     outputs = {path: run(rgb, out_hw) for path, run in runners.items()}  # warm-up (oneDNN kernels, buffers)
@@ -180,7 +209,7 @@ def main() -> None:
     base = results[paths[0]][0]
     memory = not args.no_memory and args.device == "cpu"  # peak RSS says nothing about GPU memory
     print(
-        f"{'path':<10}{'median s':>10}{'MP/s':>9}{'speed-up':>10}{'max|diff|':>12}"
+        f"{'path':<16}{'median s':>10}{'MP/s':>9}{'speed-up':>10}{'max|diff|':>12}"
         + (f"{'peak RSS':>10}{'run adds':>10}" if memory else "")
         + (f"{'GEMM share':>12}" if args.gemm_share else "")
     )
@@ -191,7 +220,7 @@ def main() -> None:
             rss = f"{peak / 2**20:>6.0f} MiB{growth / 2**20:>6.0f} MiB"
         if args.gemm_share:
             share = f"{gemm_share(runners[path], rgb, out_hw, args.device):>12.0%}"
-        print(f"{path:<10}{t:>10.3f}{mp_out / t:>9.3f}{base / t:>9.2f}x{diff:>12.2e}{rss:>20}{share}")
+        print(f"{path:<16}{t:>10.3f}{mp_out / t:>9.3f}{base / t:>9.2f}x{diff:>12.2e}{rss:>20}{share}")
 
 
 if __name__ == "__main__":
