@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from . import decoded, geometry
-from .errors import UsageError
+from .errors import OutputError, UsageError
 from .imageio import DecodedImage, as_float
 
 ProgressCallback = Callable[[int, int], None]  # (output pixels done, total)
@@ -354,7 +354,7 @@ def export_model(
         raise UsageError(f"unknown export format {format!r} (use {' or '.join(EXPORT_FORMATS)})")
     out = Path(output)
     if out.exists() and not overwrite:
-        raise UsageError(f"{out}: already exists (use --overwrite to replace it)")
+        raise OutputError(f"{out}: already exists (use --overwrite to replace it)")
     path = resolve_weights(model, allow_unverified=allow_unverified, offline=offline, progress=progress)
     entry = load_registry().get(str(model)) if not Path(str(model)).expanduser().is_file() else None
     normalization = normalization or (entry.normalization if entry else None)

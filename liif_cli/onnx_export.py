@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -31,7 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import UsageError
+from .atomic import atomic_dir
+from .errors import OutputError
 from .models import LoadedModel
 from .onnxrt import FORMAT_VERSION, GRAPHS, MANIFEST, OPSET
 
@@ -112,84 +112,58 @@ def export_onnx(
     model_name: str = "",
     overwrite: bool = False,
 ) -> Path:
-    """Write the three graphs and `manifest.json` into `out_dir`, atomically (a temporary folder beside
-    it, renamed into place): an interrupted export leaves nothing half-written."""
+    """Write the three graphs and `manifest.json` into `out_dir` through `atomic.atomic_dir` (a temporary
+    folder beside it, renamed into place): an interrupted export leaves nothing half-written, and when two
+    processes export to the same place the first one's folder is kept. `overwrite` replaces an existing folder."""
     from . import __version__
     from .encoders import ENCODERS
 
     out = Path(out_dir)
-    if out.exists() and not (out.is_dir() and overwrite):
-        raise UsageError(f"{out}: already exists (use --overwrite to replace an export folder)")
+    if out.exists():
+        if not (overwrite and out.is_dir()):
+            raise OutputError(f"{out}: already exists (use --overwrite to replace an export folder)")
+        shutil.rmtree(out)
     net = loaded.net.float().eval()
     linears = [m for m in net.imnet.layers if isinstance(m, nn.Linear)]
     channels = (linears[0].in_features - 4) // 9
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        with torch.no_grad():
-            image = torch.rand(1, 3, 9, 11)
-            _export(
-                net.encoder,
-                (image,),
-                tmp / GRAPHS["encoder"],
-                (["image"], ["features"]),
-                {"image": {0: "N", 2: "H", 3: "W"}, "features": {0: "N", 2: "H", 3: "W"}},
-            )
-            feat = torch.randn(1, channels, 9, 11)
-            cell = torch.tensor([0.5, 0.25])
-            _export(
-                _Table(linears[0], channels),
-                (feat, cell),
-                tmp / GRAPHS["table"],
-                (["features", "rel_cell"], ["table"]),
-                {"features": {2: "H", 3: "W"}, "table": {0: "H", 1: "W"}},
-            )
-            table = torch.randn(9, 11, linears[0].out_features)
-            rows = (torch.tensor([[0, 3, 5], [1, 4, 8]]), torch.rand(2, 3) - 0.5)
-            cols = (torch.tensor([[0, 2], [1, 10]]), torch.rand(2, 2) - 0.5)
-            _export(
-                _Query(linears, channels),
-                (table, *rows, *cols),
-                tmp / GRAPHS["query"],
-                (["table", "row_idx", "row_rel", "col_idx", "col_rel"], ["pred"]),
-                {
-                    "table": {0: "h", 1: "w"},
-                    "row_idx": {1: "R"},
-                    "row_rel": {1: "R"},
-                    "col_idx": {1: "C"},
-                    "col_rel": {1: "C"},
-                    "pred": {0: "R", 1: "C"},
-                },
-            )
-        spec = ENCODERS[loaded.encoder]
-        manifest = {
-            "format": "liif-onnx",
-            "format_version": FORMAT_VERSION,
-            "opset": OPSET,
-            "graphs": dict(GRAPHS),
-            "model": model_name,
-            "encoder": loaded.encoder,
-            "source_format": loaded.source_format,
-            "normalization": {"sub": list(loaded.normalization.sub), "div": list(loaded.normalization.div)},
-            "receptive_radius": spec.receptive_radius,
-            "margin": spec.receptive_radius + 2,
-            "channels": channels,
-            "table_width": linears[0].out_features,
-            "macs": {
-                "encoder_per_pixel": sum(m.weight.numel() for m in net.encoder.modules() if isinstance(m, nn.Conv2d)),
-                "table_per_latent": channels * 9 * linears[0].out_features,
-                "decoder_per_pixel": 4 * sum(m.weight.numel() for m in linears[1:-1]),
-            },
-            "source_sha256": source_sha256,
-            "weights_sha256": weights_sha256,
-            "tool": "liif-cli",
-            "tool_version": __version__,
-        }
+    spec = ENCODERS[loaded.encoder]
+    manifest = {
+        "format": "liif-onnx",
+        "format_version": FORMAT_VERSION,
+        "opset": OPSET,
+        "graphs": dict(GRAPHS),
+        "model": model_name,
+        "encoder": loaded.encoder,
+        "source_format": loaded.source_format,
+        "normalization": {"sub": list(loaded.normalization.sub), "div": list(loaded.normalization.div)},
+        "receptive_radius": spec.receptive_radius,
+        "margin": spec.receptive_radius + 2,
+        "channels": channels,
+        "table_width": linears[0].out_features,
+        "macs": {
+            "encoder_per_pixel": sum(m.weight.numel() for m in net.encoder.modules() if isinstance(m, nn.Conv2d)),
+            "table_per_latent": channels * 9 * linears[0].out_features,
+            "decoder_per_pixel": 4 * sum(m.weight.numel() for m in linears[1:-1]),
+        },
+        "source_sha256": source_sha256,
+        "weights_sha256": weights_sha256,
+        "tool": "liif-cli",
+        "tool_version": __version__,
+    }
+    with atomic_dir(out) as tmp, torch.no_grad():
+        image = torch.rand(1, 3, 9, 11)
+        axes = {"image": {0: "N", 2: "H", 3: "W"}, "features": {0: "N", 2: "H", 3: "W"}}
+        _export(net.encoder, (image,), tmp / GRAPHS["encoder"], (["image"], ["features"]), axes)
+        feat, cell = torch.randn(1, channels, 9, 11), torch.tensor([0.5, 0.25])
+        names = (["features", "rel_cell"], ["table"])
+        axes = {"features": {2: "H", 3: "W"}, "table": {0: "H", 1: "W"}}
+        _export(_Table(linears[0], channels), (feat, cell), tmp / GRAPHS["table"], names, axes)
+        table = torch.randn(9, 11, linears[0].out_features)
+        rows = (torch.tensor([[0, 3, 5], [1, 4, 8]]), torch.rand(2, 3) - 0.5)
+        cols = (torch.tensor([[0, 2], [1, 10]]), torch.rand(2, 2) - 0.5)
+        names = (["table", "row_idx", "row_rel", "col_idx", "col_rel"], ["pred"])
+        axes = {"table": {0: "h", 1: "w"}, "pred": {0: "R", 1: "C"}}
+        axes |= {"row_idx": {1: "R"}, "row_rel": {1: "R"}, "col_idx": {1: "C"}, "col_rel": {1: "C"}}
+        _export(_Query(linears, channels), (table, *rows, *cols), tmp / GRAPHS["query"], names, axes)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out

@@ -59,14 +59,15 @@ def _ort():
 
 
 def available_providers() -> list[str]:
-    """onnxruntime's execution providers usable here, most preferred first ([] without onnxruntime)."""
+    """onnxruntime's execution providers usable here, most preferred first, the CPU one last ([] without
+    onnxruntime). Azure's provider (remote endpoints) is left out."""
     try:
         import onnxruntime
     except ImportError:
         return []
-    have = set(onnxruntime.get_available_providers())
-    known = [p for p in _PREFERENCE if p in have]
-    return known + sorted(have - set(known))
+    have = set(onnxruntime.get_available_providers()) - {"AzureExecutionProvider"}  # remote endpoints, no device
+    known = [p for p in _PREFERENCE[:-1] if p in have]
+    return known + sorted(have - set(known) - {"CPUExecutionProvider"}) + ["CPUExecutionProvider"]
 
 
 def runtime_info() -> dict[str, Any]:
@@ -199,14 +200,8 @@ def ensure_export(model: str | os.PathLike, *, normalization: str | None = None,
                 "or give --model an export folder made by 'liif export --format onnx'"
             ) from None
         loaded = load_checkpoint(path, normalization=normalization)
-        export_onnx(
-            loaded,
-            target,
-            source_sha256=sha,
-            weights_sha256=weights_sha256(loaded.net),
-            model_name=name,
-            overwrite=True,
-        )
+        sums = {"source_sha256": sha, "weights_sha256": weights_sha256(loaded.net)}
+        export_onnx(loaded, target, **sums, model_name=name, overwrite=target.exists())  # a broken one is redone
     return load_export(target)
 
 

@@ -181,7 +181,7 @@ def test_cli_export_and_its_errors(tmp_path, rdn_checkpoint):
     out = tmp_path / "x"
     assert run("export", rdn_checkpoint, "-o", out).exit_code == 0
     again = run("export", rdn_checkpoint, "-o", out)
-    assert again.exit_code == 2 and "already exists" in again.output
+    assert again.exit_code == 4 and "already exists" in again.output
     assert run("export", rdn_checkpoint, "-o", out, "--overwrite").exit_code == 0
     src = tmp_path / "in.png"
     Image.fromarray(np.zeros((5, 6, 3), np.uint8)).save(src)
