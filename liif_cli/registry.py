@@ -369,7 +369,8 @@ def resolve_weights(
 def check_model_ref(
     name_or_path: str | Path, registry: Mapping[str, ModelEntry] | str | Path | None = None
 ) -> ModelEntry | Path:
-    """What `--model` names, without downloading or loading anything: an existing file, or a registry entry.
+    """What `--model` names, without downloading or loading anything: an existing file, an ONNX export folder
+    (`liif export --format onnx`), or a registry entry.
 
     Raises ModelError (exit 5) for anything else, so a command can refuse a bad model before other work.
     """
