@@ -4,6 +4,8 @@
     python benchmarks/speed.py --input 256x256 --scale 4 --processes --repeats 3   # whole processes
     python benchmarks/speed.py --device cuda --paths fp32,bf16,fp16 --input 512x512 --scale 4
     python benchmarks/speed.py --paths fp32,fp32@16384 --input 256x256   # PATH@N: decoder blocks of N pixels
+    python benchmarks/speed.py --paths fp32,bf16,onnxruntime --input 128x128 --scale 4   # the ONNX backend
+    python benchmarks/speed.py --paths onnxruntime --input 1000x750 --scale 4 --memory-only   # its peak RSS
 
 For each path: median wall time over the repeats, output megapixels per second, speed-up over the
 official path, max |diff| against it, and peak resident memory (each path measured once in a fresh child
@@ -21,6 +23,8 @@ measures on the decoder's block shape with a reused output, measured once at the
 (`--no-floor` skips it). 100% would be a decoder that costs only its GEMMs; the whole-process figures
 include start-up, model loading and the encoder, so they sit lower (roofline.py's incremental measure
 removes the fixed costs).
+`onnxruntime` (or `onnxruntime@N`) is the onnxruntime backend on the exported graphs (exported into the cache
+on first use); its processes never import torch, so their peak RSS and start-up are the backend's own.
 """
 
 from __future__ import annotations
@@ -35,7 +39,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -54,6 +57,13 @@ def prepare(path: str, model: str, tile, threads, device: str = "cpu"):
     """A function rgb, out_hw -> float output for one path, with the model already loaded."""
     from liif_cli.api import load_model
 
+    backend, _, batch = path.partition("@")
+    if backend == "onnxruntime":
+        up = load_model(
+            model, backend=backend, device=device, tile=tile, threads=threads, batch_size=int(batch) if batch else None
+        )
+        return up.upscale_array
+
     if path == "official":
         up = load_model(model, device=device, precision="fp32", threads=threads)
         return lambda rgb, out_hw: official_upscale(up.loaded, rgb, out_hw, up.device)
@@ -67,6 +77,8 @@ def prepare(path: str, model: str, tile, threads, device: str = "cpu"):
 def official_upscale(loaded, rgb: np.ndarray, out_hw, device) -> np.ndarray:
     """The official path (oracle transcription) in true fp32: cuDNN's default TF32 convolutions would put the
     reference itself ~1e-3 away from fp32 on a GPU (the flags do nothing on the CPU)."""
+    import torch
+
     from liif_cli.engine import _no_tf32
     from liif_cli.models import reference_upscale
 
@@ -82,6 +94,8 @@ def run_path(path: str, model: str, rgb: np.ndarray, out_hw, tile, threads, devi
 
 def _sync(device: str) -> None:
     if device.startswith("cuda"):
+        import torch
+
         torch.cuda.synchronize()
 
 
@@ -164,7 +178,8 @@ def peak_rss(path, model, rgb, out_hw, tile, threads) -> tuple[int, int]:
 
 def _precision(path: str) -> str:
     """The precision whose floor a path is measured against: the official path computes in fp32."""
-    return "fp32" if path == "official" else path.partition("@")[0]
+    # the official path computes in fp32; so does onnxruntime (against the same fp32 GEMM floor)
+    return "fp32" if path == "official" or path.startswith("onnxruntime") else path.partition("@")[0]
 
 
 def measure_floors(paths: list[str], device: str) -> dict[str, float]:
@@ -201,6 +216,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     ap.add_argument("--no-memory", action="store_true", help="skip the per-path peak-RSS child processes")
+    ap.add_argument("--memory-only", action="store_true", help="only the per-path peak RSS (one run each)")
     ap.add_argument("--processes", action="store_true", help="time whole fresh processes (import, load, render)")
     ap.add_argument("--gemm-share", action="store_true", help="profile one run per path: share of time in GEMMs")
     ap.add_argument("--json", default=None, metavar="PATH", help="also write the results as JSON")
@@ -214,11 +230,25 @@ def main() -> None:
         run_path(args.one_shot, args.model, rgb, out_hw, args.tile, args.threads, args.device)
         return
     mp_out = out_hw[0] * out_hw[1] / 1e6
+    import torch
+
     print(
         f"model {args.model}, input {w}x{h} -> {out_hw[1]}x{out_hw[0]} ({mp_out:.3f} MP), {args.device}, "
         f"{torch.get_num_threads()} threads, torch {torch.__version__}"
     )
     paths = args.paths.split(",")
+    for path in paths:  # export into the cache here, so that no measured child imports torch to export
+        if path.startswith("onnxruntime"):
+            from liif_cli.api import load_model
+
+            load_model(args.model, backend="onnxruntime")
+    if args.memory_only:
+        print(f"{'path':<16}{'peak RSS':>10}{'run adds':>10}{'wall s':>8}   one fresh process per path")
+        for path in paths:
+            t0 = time.perf_counter()
+            peak, growth = peak_rss(path, args.model, rgb, out_hw, args.tile, args.threads)
+            print(f"{path:<16}{peak / 2**20:>6.0f} MiB{growth / 2**20:>6.0f} MiB{time.perf_counter() - t0:>8.1f}")
+        return
     floors = {} if args.no_floor else measure_floors(paths, args.device)
     if args.processes:
         times = whole_process_times(args, paths, args.repeats)

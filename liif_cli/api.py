@@ -5,12 +5,14 @@
     big = up.upscale(pil_image, scale=7.5)           # PIL in, PIL out (or numpy in, numpy out)
 
 Everything the CLI does goes through here; the engine underneath owns tiles, precision and devices.
+Two backends render: torch (`engine.Renderer`) and onnxruntime (`onnxrt.OnnxRenderer`, exported graphs).
+This module imports torch only when a torch model is loaded, so that the onnxruntime backend runs without it.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,29 +20,42 @@ if TYPE_CHECKING:
     from .encoding import Encoding
 
 import numpy as np
-import torch
 from PIL import Image
 
-from . import decoded, devices, engine, geometry
-from .errors import UsageError
+from . import decoded, geometry
+from .errors import OutputError, UsageError
 from .imageio import DecodedImage, as_float
 from .load_options import LoadOptions, load_options
-from .models import LoadedModel, load_checkpoint
 from .sizes import check_region, output_size, region_span
 
-ProgressCallback = engine.ProgressCallback
+ProgressCallback = Callable[[int, int], None]  # (output pixels done, total)
 
 
 class Upscaler:
-    """A loaded model on a device, at a precision: call it for as many images as you like."""
+    """A loaded model on a device, at a precision: call it for as many images as you like.
 
-    def __init__(self, loaded: LoadedModel, options: engine.RenderOptions, name: str = ""):
+    `loaded` and `options` are a `models.LoadedModel` and `engine.RenderOptions` (torch), or, with
+    `renderer` given, what that renderer was built from (`onnxrt.OnnxModel` and `onnxrt.OnnxOptions`).
+    """
+
+    def __init__(self, loaded: Any, options: Any, name: str = "", *, renderer: Any = None):
         self.loaded = loaded
         self.name = name
-        self.renderer = engine.Renderer(loaded, options)
+        if renderer is None:
+            from . import engine
+
+            renderer = engine.Renderer(loaded, options)
+        self.renderer = renderer
 
     @property
-    def device(self) -> torch.device:
+    def backend(self) -> str:
+        from .onnxrt import OnnxRenderer
+
+        return "onnxruntime" if isinstance(self.renderer, OnnxRenderer) else "torch"
+
+    @property
+    def device(self):
+        """A torch.device, or an `onnxrt.RuntimeDevice` (its `.type` and providers)."""
         return self.renderer.options.device
 
     @property
@@ -181,11 +196,13 @@ class Upscaler:
         """sha256 over the network's parameters (state-dict order, float32 bytes): identifies the weights
         whatever file layout they were loaded from; encodings record it."""
         if getattr(self, "_weights_sha256", None) is None:
-            digest = hashlib.sha256()
-            for key, value in self.loaded.net.state_dict().items():
-                digest.update(key.encode())
-                digest.update(value.detach().float().cpu().contiguous().numpy().tobytes())
-            self._weights_sha256 = digest.hexdigest()
+            recorded = getattr(self.loaded, "weights_sha256", None)  # an ONNX export's manifest records it
+            if isinstance(recorded, str):
+                self._weights_sha256 = recorded
+            else:
+                from .models.checkpoint import weights_sha256
+
+                self._weights_sha256 = weights_sha256(self.loaded.net)
         return self._weights_sha256
 
 
@@ -212,17 +229,46 @@ def load_model(
     **fields: Any,
 ) -> Upscaler:
     """A registry name (see `liif models`) or a checkpoint path (official or mmagic layout), loaded as `options`
-    say (a `LoadOptions`), or as its fields given as keywords: device=, precision=, tile=, threads=,
-    batch_size=, allow_unverified=, offline=."""
+    say (a `LoadOptions`), or as its fields given as keywords: backend=, device=, precision=, tile=, threads=,
+    batch_size=, allow_unverified=, offline=.
+
+    `backend="onnxruntime"` renders with exported ONNX graphs (docs/onnx.md) and imports no torch: `model`
+    may then also be an export folder (`liif export --format onnx`); a checkpoint or registry name is
+    exported once into the cache (that first time needs torch). It runs fp32 only.
+    """
+    from .onnxrt import is_export
     from .registry import load_registry, resolve_weights
 
     opts = load_options(options, **fields)
+    if is_export(model):
+        if opts.backend != "onnxruntime":
+            raise UsageError(f"{model}: an ONNX export folder runs with {{backend}} onnxruntime", param="backend")
+        path, entry = Path(model), None
+    else:
+        path = resolve_weights(model, allow_unverified=opts.allow_unverified, offline=opts.offline, progress=progress)
+        entry = load_registry().get(str(model)) if not Path(str(model)).expanduser().is_file() else None
+    normalization = entry.normalization if entry else None
+    if opts.backend == "onnxruntime":
+        from . import onnxrt
+
+        loaded, renderer = onnxrt.load_runtime(
+            path,
+            normalization=normalization,
+            name=str(model),
+            device=opts.device,
+            precision=opts.precision or "auto",
+            tile=opts.tile,
+            threads=opts.threads,
+            batch_size=opts.batch_size,
+        )
+        return Upscaler(loaded, renderer.options, name=str(model), renderer=renderer)
+    from . import devices, engine
+    from .models import load_checkpoint
+
     devices.set_threads(opts.threads)
     torch_device = devices.resolve_device(opts.device)
     resolved_precision = devices.resolve_precision(opts.precision, torch_device)
-    path = resolve_weights(model, allow_unverified=opts.allow_unverified, offline=opts.offline, progress=progress)
-    entry = load_registry().get(str(model)) if not Path(str(model)).expanduser().is_file() else None
-    loaded = load_checkpoint(path, normalization=entry.normalization if entry else None)
+    loaded = load_checkpoint(path, normalization=normalization)
     render = engine.RenderOptions(torch_device, resolved_precision, opts.tile, opts.batch_size)
     return Upscaler(loaded, render, name=str(model))
 
@@ -239,12 +285,13 @@ def load_encoding(
     default the model named in the file, at the precision it was encoded in unless `precision` is given).
     Refused with one-line errors: a file that is not a complete encoding or comes from a newer format
     (EncodingError, exit 9), and an encoding made with other weights than the model's (EncodingModelError,
-    exit 10)."""
+    exit 10). With the onnxruntime backend the latents are read as numpy arrays (no torch)."""
     from .encoding import bind, read_encoding
 
-    encoding = read_encoding(path)
     opts = load_options(options, **fields)
-    if not isinstance(model, Upscaler) and opts.precision is None:
+    onnx = (model.backend if isinstance(model, Upscaler) else opts.backend) == "onnxruntime"
+    encoding = read_encoding(path, numpy=onnx)
+    if not isinstance(model, Upscaler) and opts.precision is None and not onnx:
         opts = opts.replace(precision=encoding.meta["precision"])  # decode as encoded: `auto` may pick bf16
     upscaler = (
         model if isinstance(model, Upscaler) else load_model(model or encoding.meta["model"], opts, progress=progress)
@@ -264,7 +311,8 @@ def planning_model(
     """An Upscaler of the model's architecture with untrained weights, for `Upscaler.estimate` without reading,
     downloading or loading the checkpoint (`--dry-run`), and the encoder it assumed: the registry's for a
     name, edsr-baseline for a file (which is not opened). Its pixels mean nothing; its timings and sizes do."""
-    from .models import Normalization, build_liif
+    from . import devices, engine
+    from .models import LoadedModel, Normalization, build_liif
     from .registry import ModelEntry, check_model_ref
 
     ref = check_model_ref(model)
@@ -292,3 +340,49 @@ def upscale(
     keywords) say, and upscales one image."""
     up = model if isinstance(model, Upscaler) else load_model(model, options, **fields)
     return up.upscale(image, scale=scale, size=size, width=width, height=height, region=region, alpha=alpha)
+
+
+EXPORT_FORMATS = ("onnx", "safetensors")
+
+
+def export_model(
+    model: str | Path,
+    output: str | Path,
+    *,
+    format: str = "onnx",
+    normalization: str | None = None,
+    overwrite: bool = False,
+    allow_unverified: bool = False,
+    offline: bool | None = None,
+    progress: bool = False,
+) -> Path:
+    """Write a registry model or checkpoint (any layout) as an ONNX export folder (three graphs and a
+    manifest, docs/onnx.md) or as weights-only `.safetensors`. `normalization` overrides the model's."""
+    from .registry import load_registry, resolve_weights, sha256_file
+
+    if format not in EXPORT_FORMATS:
+        raise UsageError(f"unknown export format {format!r} (use {' or '.join(EXPORT_FORMATS)})")
+    out = Path(output)
+    if out.exists() and not overwrite:
+        raise OutputError(f"{out}: already exists (use --overwrite to replace it)")
+    path = resolve_weights(model, allow_unverified=allow_unverified, offline=offline, progress=progress)
+    entry = load_registry().get(str(model)) if not Path(str(model)).expanduser().is_file() else None
+    normalization = normalization or (entry.normalization if entry else None)
+    if format == "safetensors":
+        from .train import export_safetensors
+
+        export_safetensors(path, out, normalization=normalization)
+        return out
+    from .models import load_checkpoint
+    from .models.checkpoint import weights_sha256
+    from .onnx_export import export_onnx
+
+    loaded = load_checkpoint(path, normalization=normalization)
+    return export_onnx(
+        loaded,
+        out,
+        source_sha256=sha256_file(path),
+        weights_sha256=weights_sha256(loaded.net),
+        model_name=str(model),
+        overwrite=overwrite,
+    )

@@ -13,6 +13,8 @@ precision, alpha handling, mode, bit depth, ICC/DPI/EXIF to write outputs as `li
 Rendering goes through `liif_cli.decoded`, the same path as `liif upscale`, so the results are the same.
 This module reads and writes the file (`read_encoding`, `Encoding.save`) and checks a model against it
 (`bind`); `load_encoding`, which loads the model too, lives beside `load_model` in `liif_cli.api`.
+The latents are torch tensors with the torch backend and float32 numpy arrays with onnxruntime (which
+imports no torch); the file is the same either way.
 """
 
 from __future__ import annotations
@@ -26,14 +28,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
-from . import decoded, engine, geometry, sizes
+from . import decoded, geometry, sizes
 from .errors import EncodingError, EncodingModelError, InputError, first_line
 from .imageio import DecodedImage, as_float, atomic_target
 
 if TYPE_CHECKING:
-    from .api import Upscaler
+    from .api import ProgressCallback, Upscaler
 
 FORMAT_VERSION = 1
 _TENSORS = ("rgb", "alpha", "alpha_plane")
@@ -48,9 +49,9 @@ class Encoding:
     alpha_constant, mode, bits, source_mode, format, icc_profile / exif (base64), dpi.
     """
 
-    features: torch.Tensor  # (1, C, H, W) colour latents, on the CPU
+    features: Any  # (1, C, H, W) colour latents, on the CPU: a torch tensor, or numpy with onnxruntime
     meta: dict[str, Any]
-    alpha_features: torch.Tensor | None = None  # alpha "model": latents of the alpha plane as RGB
+    alpha_features: Any = None  # alpha "model": latents of the alpha plane as RGB
     alpha_plane: np.ndarray | None = None  # alpha "bicubic": the input alpha, (H, W) float32
     upscaler: Upscaler | None = None  # renders it; set by `Upscaler.encode` and `load_encoding`
 
@@ -63,7 +64,10 @@ class Encoding:
         """Bytes held (and saved, give or take the header): 256 per input pixel in fp32, 128 in half."""
         planes = [self.features, self.alpha_features]
         extra = 0 if self.alpha_plane is None else self.alpha_plane.nbytes
-        return sum(t.numel() * t.element_size() for t in planes if t is not None) + extra
+        return (
+            sum(t.numel() * t.element_size() if hasattr(t, "numel") else t.nbytes for t in planes if t is not None)
+            + extra
+        )
 
     def output_size(self, *, scale=None, size=None, width=None, height=None, region=None) -> tuple[int, int]:
         """The (h, w) a render with these arguments makes (relative to the region if given)."""
@@ -78,7 +82,7 @@ class Encoding:
         width: int | None = None,
         height: int | None = None,
         region: geometry.Region | None = None,
-        progress: engine.ProgressCallback | None = None,
+        progress: ProgressCallback | None = None,
     ) -> DecodedImage:
         """The upscaled image (or window `region` = x, y, w, h in input pixels), exactly as `liif upscale`
         makes it from the input; write it with `liif_cli.imageio.write_image`."""
@@ -103,7 +107,7 @@ class Encoding:
         region = geometry.check_region(region, self.in_hw)
         return decoded.render_plane(self._plane(self.features, region), out_hw, np.float32, progress)
 
-    def _plane(self, feat: torch.Tensor, region) -> decoded.PlaneRenderer:
+    def _plane(self, feat, region) -> decoded.PlaneRenderer:
         if self.upscaler is None:
             raise EncodingError("this encoding has no model to render it: load it with a model (load_encoding)")
         renderer = self.upscaler.renderer
@@ -129,13 +133,24 @@ class Encoding:
     def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
         """Write a `.liif` file atomically (temp file in the target folder, then rename): an interrupted
         save leaves no partial file. An existing file is refused unless `overwrite`."""
-        from safetensors.torch import save_file
+        plane = None if self.alpha_plane is None else np.ascontiguousarray(self.alpha_plane, dtype=np.float32)
+        if isinstance(self.features, np.ndarray):
+            from safetensors.numpy import save_file
 
-        tensors = {"rgb": self.features.contiguous()}
-        if self.alpha_features is not None:
-            tensors["alpha"] = self.alpha_features.contiguous()
-        if self.alpha_plane is not None:
-            tensors["alpha_plane"] = torch.from_numpy(np.ascontiguousarray(self.alpha_plane, dtype=np.float32))
+            tensors = {"rgb": np.ascontiguousarray(self.features)}
+            if self.alpha_features is not None:
+                tensors["alpha"] = np.ascontiguousarray(self.alpha_features)
+            if plane is not None:
+                tensors["alpha_plane"] = plane
+        else:
+            import torch
+            from safetensors.torch import save_file
+
+            tensors = {"rgb": self.features.contiguous()}
+            if self.alpha_features is not None:
+                tensors["alpha"] = self.alpha_features.contiguous()
+            if plane is not None:
+                tensors["alpha_plane"] = torch.from_numpy(plane)
         metadata = {"liif": json.dumps(self.meta, sort_keys=True)}
         with atomic_target(Path(path), overwrite=overwrite) as tmp:
             save_file(tensors, str(tmp), metadata=metadata)
@@ -147,7 +162,7 @@ def encode_image(upscaler: Upscaler, img: DecodedImage, *, alpha: str = "model")
     kind = decoded.alpha_kind(img.alpha, alpha)
     renderer = upscaler.renderer
 
-    def encode(rgb: np.ndarray) -> torch.Tensor:
+    def encode(rgb: np.ndarray):
         rgb = np.ascontiguousarray(rgb, dtype=np.float32)
         return renderer.with_fallback(lambda: renderer.encode(rgb))
 
@@ -213,8 +228,9 @@ def encoding_info(path: str | os.PathLike) -> dict:
     return {**meta, "input_size": [w, h]}
 
 
-def read_encoding(path: str | os.PathLike) -> Encoding:
-    """A `.liif` file's tensors and metadata, not yet bound to a model (`api.load_encoding` binds one).
+def read_encoding(path: str | os.PathLike, *, numpy: bool = False) -> Encoding:
+    """A `.liif` file's tensors and metadata, not yet bound to a model (`api.load_encoding` binds one); as
+    numpy arrays with `numpy=True` (the onnxruntime backend, which imports no torch), else torch tensors.
     A file that is not a complete encoding or comes from a newer format is an EncodingError (exit 9)."""
     from safetensors import safe_open
 
@@ -227,7 +243,7 @@ def read_encoding(path: str | os.PathLike) -> Encoding:
             f"(or 'liif upscale {path}' for one size)"
         )
     try:
-        with safe_open(str(path), framework="pt") as f:
+        with safe_open(str(path), framework="np" if numpy else "pt") as f:
             header = f.metadata() or {}
             tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not a mapping)
     except Exception as exc:  # safetensors reports a bad header, a short file... as assorted exceptions
@@ -236,7 +252,8 @@ def read_encoding(path: str | os.PathLike) -> Encoding:
         ) from None
     meta = _check_meta(path, header, tensors)
     plane = tensors.get("alpha_plane")
-    return Encoding(tensors["rgb"], meta, tensors.get("alpha"), None if plane is None else plane.numpy(), None)
+    plane = None if plane is None or isinstance(plane, np.ndarray) else plane.numpy()
+    return Encoding(tensors["rgb"], meta, tensors.get("alpha"), plane, None)
 
 
 def bind(encoding: Encoding, upscaler: Upscaler, path: str | os.PathLike) -> Encoding:
@@ -250,7 +267,7 @@ def bind(encoding: Encoding, upscaler: Upscaler, path: str | os.PathLike) -> Enc
     return dataclasses.replace(encoding, upscaler=upscaler)
 
 
-def _check_meta(path: Path, header: dict, tensors: dict[str, torch.Tensor]) -> dict:
+def _check_meta(path: Path, header: dict, tensors: dict) -> dict:
     """The file's metadata, checked against its tensors; any inconsistency is an EncodingError."""
     try:
         meta = json.loads(header["liif"])

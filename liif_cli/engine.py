@@ -21,9 +21,9 @@ import torch
 
 from .decoder import FastDecoder
 from .devices import DTYPES, last_level_cache_bytes
-from .geometry import AxisLookup, Region, axis_lookup, axis_span, check_region, rel_cell
+from .geometry import AxisLookup, Region
 from .models import LoadedModel
-from .tiles import Band, auto_tile, encoder_bytes_per_pixel, split_axis
+from .tiles import Band, auto_tile, encoder_bytes_per_pixel, plan_render, plan_tile, whole_bands
 
 ProgressCallback = Callable[[int, int], None]  # (output pixels done, total)
 TileSink = Callable[[slice, slice, np.ndarray], None]  # (rows, cols, float32 (r, c, 3) in [0, 1])
@@ -67,13 +67,6 @@ def default_query_batch(device: torch.device, precision: str) -> int:
     while block < (4096 if precision == "fp32" else 16384) and 2 * block * per_pixel <= budget:
         block *= 2
     return block
-
-
-# PyTorch runs a CPU convolution of at most this many input values through its own kernel, and larger
-# ones through oneDNN; the two round differently. Latent-table slices at or under it are widened to the
-# tile's whole span, so a region and the whole image compute a latent's table entry the same way (and a
-# region render is then that crop of the whole render, bit for bit).
-_SMALL_CONV = 20480
 
 
 class Renderer:
@@ -197,16 +190,8 @@ class Renderer:
         tile = self.tile_size()
         feat = None
         with self._exact_fp32():
-            for r0 in range(0, in_h, tile):
-                rb = Band(
-                    (r0, min(in_h, r0 + tile)), (max(0, r0 - self.margin), min(in_h, r0 + tile + self.margin)), (0, 0)
-                )
-                for c0 in range(0, in_w, tile):
-                    cb = Band(
-                        (c0, min(in_w, c0 + tile)),
-                        (max(0, c0 - self.margin), min(in_w, c0 + tile + self.margin)),
-                        (0, 0),
-                    )
+            for rb in whole_bands(in_h, tile, self.margin):
+                for cb in whole_bands(in_w, tile, self.margin):
                     part = self._encode_span(rgb, rb.span, cb.span)
                     if self.dtype != torch.float32 and not torch.isfinite(part).all():
                         raise _NonFinite
@@ -223,19 +208,12 @@ class Renderer:
 
     def _render(self, in_hw, out_hw, sink: TileSink, progress, region, features) -> None:
         """Decode the output tile by tile; `features(row_band, col_band)` gives each band pair's feature map."""
-        region = check_region(region, in_hw)
-        (in_h, in_w), (out_h, out_w) = in_hw, out_hw
-        ylook = axis_lookup(out_h, in_h, axis_span(region, 0, in_h))
-        xlook = axis_lookup(out_w, in_w, axis_span(region, 1, in_w))
-        tile = self.tile_size()
-        row_bands = split_axis(in_h, ylook, tile, self.margin)
-        col_bands = split_axis(in_w, xlook, tile, self.margin)
-        cell = rel_cell(out_hw, in_hw, region)
-        done, total = 0, out_h * out_w
-        for rb in row_bands:
-            for cb in col_bands:
+        plan = plan_render(in_hw, out_hw, region, self.tile_size(), self.margin)
+        done, total = 0, out_hw[0] * out_hw[1]
+        for rb in plan.row_bands:
+            for cb in plan.col_bands:
                 feat = features(rb, cb)
-                for rows, cols, block in self._decode_tile(feat, rb, cb, ylook, xlook, cell):
+                for rows, cols, block in self._decode_tile(feat, rb, cb, plan.ylook, plan.xlook, plan.cell):
                     if self.dtype != torch.float32 and not np.isfinite(block).all():
                         raise _NonFinite
                     sink(rows, cols, block)
@@ -289,42 +267,25 @@ class Renderer:
     ) -> Iterator[tuple[slice, slice, np.ndarray]]:
         """Output blocks whose home latents lie in the band pair's core, from the features of its span."""
         dev = self.options.device
-        # Columns: the table is needed for the core plus one latent each side; the convolution behind it
-        # needs one more, all inside the margin.
-        x0, x1 = max(cb.span[0], cb.core[0] - 2), min(cb.span[1], cb.core[1] + 2)
-        channels, span_rows = feat.shape[1], rb.span[1] - rb.span[0]
-        if channels * span_rows * (x1 - x0) <= _SMALL_CONV:
-            x0, x1 = cb.span
+        tp = plan_tile(rb, cb, ylook, feat.shape[1], self.options.query_batch)
+        x0, x1 = tp.cols
         feat = feat[:, :, :, x0 - cb.span[0] : x1 - cb.span[0]]
-        # A decoder block is whole output rows, or pieces of one row when a row alone is longer than
-        # `query_batch`: the decoder's buffers follow the block size, never the image width.
-        batch = self.options.query_batch
-        col_pieces = []
-        for o_c0 in range(cb.out[0], cb.out[1], batch):
-            o_c1 = min(cb.out[1], o_c0 + batch)
-            cols = (xlook.idx[:, o_c0:o_c1].to(dev) - x0, xlook.rel[:, o_c0:o_c1].to(dev))
-            col_pieces.append((o_c0, o_c1, cols))
-        # Rows: the latent table (1 KiB per latent) is built a band of latent rows at a time, so its
-        # memory is bounded however large the tile.
-        band = max(1, (64 << 20) // (1024 * (x1 - x0)))
-        chunk_rows = max(1, batch // max(1, cb.out[1] - cb.out[0]))
-        for a in range(rb.core[0], rb.core[1], band):
-            b = min(rb.core[1], a + band)
-            r0, r1 = (int(v) for v in torch.searchsorted(ylook.home, torch.tensor([a, b])))
-            r0, r1 = max(r0, rb.out[0]), min(r1, rb.out[1])
-            if r0 >= r1:
-                continue
-            y0, y1 = max(rb.span[0], a - 2), min(rb.span[1], b + 2)
-            if channels * (y1 - y0) * (x1 - x0) <= _SMALL_CONV:
-                y0, y1 = rb.span
+        col_pieces = [(o_c0, o_c1, _lookup(xlook, o_c0, o_c1, x0, dev)) for o_c0, o_c1 in tp.col_pieces]
+        for band in tp.bands:
+            y0, y1 = band.rows
             table = self.decoder.latent_table(feat[:, :, y0 - rb.span[0] : y1 - rb.span[0]], rel_cell)
-            for c0 in range(r0, r1, chunk_rows):
-                c1 = min(r1, c0 + chunk_rows)
-                rows = (ylook.idx[:, c0:c1].to(dev) - y0, ylook.rel[:, c0:c1].to(dev))
+            for c0, c1 in band.chunks:
+                rows = _lookup(ylook, c0, c1, y0, dev)
                 for o_c0, o_c1, cols in col_pieces:
                     pred = self.decoder.decode(table, x1 - x0, rows, cols)
                     out = (pred * self.div + self.sub).clamp_(0, 1)
                     yield slice(c0, c1), slice(o_c0, o_c1), out.cpu().numpy()
+
+
+def _lookup(look: AxisLookup, start: int, stop: int, origin: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Output positions [start, stop) of a lookup as the decoder takes them: (latent index - origin, rel)."""
+    idx = torch.from_numpy(look.idx[:, start:stop] - origin).to(device)
+    return idx, torch.from_numpy(np.ascontiguousarray(look.rel[:, start:stop])).to(device)
 
 
 @contextlib.contextmanager

@@ -85,7 +85,7 @@ def gather() -> dict[str, Any]:
     """Every fact `liif env` reports."""
     import torch
 
-    from . import __version__, registry
+    from . import __version__, onnxrt, registry
 
     if torch.version.cuda:
         build = f"CUDA {torch.version.cuda}"
@@ -103,6 +103,7 @@ def gather() -> dict[str, Any]:
         "torch_build": build,
         "devices": _devices(),
         "extras": extras(),
+        "onnxruntime": onnxrt.runtime_info(),  # {onnxruntime: version or None, providers: [...]}
         "registry": os.environ.get("LIIF_REGISTRY") or str(registry.shipped_registry_path()),
         "cache": str(cache),
         "cache_bytes": registry.cache_size(),

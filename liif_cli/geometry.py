@@ -4,28 +4,32 @@ Which latent a query reads, and its relative offset, are separable: they depend 
 y) and column (for x) only, so two 1-D lookups per axis (one per shift) replace the official per-query
 `grid_sample`. Everything here is O(output side) work done once per image, and reproduces the official
 coordinates bit for bit; regions (windows of the image) are expressed in the same terms.
+
+numpy only (no torch): the onnxruntime backend (`liif_cli.onnxrt`) shares it with the torch engine. The
+float32 operations are those of the official code in the same order, so the values are bit for bit
+the official ones (`tests/test_engine.py` checks them against torch's `grid_sample`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-import torch.nn.functional as F
+import numpy as np
 
-from .models import make_coord
 from .sizes import Region, check_region
 
-__all__ = ["AxisLookup", "Region", "axis_lookup", "axis_span", "check_region", "rel_cell"]
+__all__ = ["AxisLookup", "Region", "axis_lookup", "axis_span", "centres", "check_region", "rel_cell"]
+
+_F = np.float32
 
 
 @dataclass
 class AxisLookup:
     """For each output position along one axis and each of the two shifts (-1, +1): latent index and offset."""
 
-    idx: torch.Tensor  # (2, n_out) int64
-    rel: torch.Tensor  # (2, n_out) float32, (query - latent centre) * n_latents
-    home: torch.Tensor  # (n_out,) int64, latent containing the query
+    idx: np.ndarray  # (2, n_out) int64
+    rel: np.ndarray  # (2, n_out) float32, (query - latent centre) * n_latents
+    home: np.ndarray  # (n_out,) int64, latent containing the query
 
 
 def axis_span(region: Region | None, axis: int, n_lat: int) -> tuple[float, float] | None:
@@ -49,7 +53,15 @@ def _aligned(n_out: int, n_lat: int, span: tuple[float, float] | None) -> tuple[
     return None
 
 
-def axis_coords(n_out: int, n_lat: int, span: tuple[float, float] | None = None) -> torch.Tensor:
+def centres(n: int, first: int = 0, count: int | None = None) -> np.ndarray:
+    """Pixel centres `-1 + r + 2r * i` (r = 1/n) for i in [first, first + count), float32, in the float order
+    of the official `make_coord` (the Python scalars rounded to float32, then two float32 operations)."""
+    r = 1.0 / n
+    i = np.arange(first, first + (n if count is None else count), dtype=_F)
+    return _F(-1 + r) + _F(2 * r) * i
+
+
+def axis_coords(n_out: int, n_lat: int, span: tuple[float, float] | None = None) -> np.ndarray:
     """Output pixel centres along one axis in the official [-1, 1] space.
 
     For the whole axis these are `make_coord`'s values, bit for bit, and so are they for a span whose
@@ -60,11 +72,10 @@ def axis_coords(n_out: int, n_lat: int, span: tuple[float, float] | None = None)
     aligned = _aligned(n_out, n_lat, span)
     if aligned is not None:
         n, a = aligned
-        r = 1.0 / n
-        return -1 + r + (2 * r) * torch.arange(a, a + n_out).float()  # make_coord's float order
+        return centres(n, a, n_out)
     start, length = span
-    pixels = start + (torch.arange(n_out, dtype=torch.float64) + 0.5) * (length / n_out)
-    return (pixels * (2 / n_lat) - 1).float()
+    pixels = start + (np.arange(n_out, dtype=np.float64) + 0.5) * (length / n_out)
+    return (pixels * (2 / n_lat) - 1).astype(_F)
 
 
 def rel_cell(out_hw: tuple[int, int], in_hw: tuple[int, int], region: Region | None) -> tuple[float, float]:
@@ -77,9 +88,8 @@ def rel_cell(out_hw: tuple[int, int], in_hw: tuple[int, int], region: Region | N
         span = axis_span(region, axis, in_hw[axis])
         aligned = _aligned(out_hw[axis], in_hw[axis], span)
         if aligned is not None:
-            c = torch.ones(1, dtype=torch.float32)
-            c *= 2 / aligned[0]
-            cell.append(float(c[0] * in_hw[axis]))
+            c = _F(2 / aligned[0])  # the official float32 cell, then times the latent count in float32
+            cell.append(float(c * _F(in_hw[axis])))
         else:
             cell.append(2 * span[1] / out_hw[axis])
     return cell[0], cell[1]
@@ -88,22 +98,20 @@ def rel_cell(out_hw: tuple[int, int], in_hw: tuple[int, int], region: Region | N
 def axis_lookup(n_out: int, n_lat: int, span: tuple[float, float] | None = None) -> AxisLookup:
     """Reproduce the official shifted nearest-latent lookup along one axis, bit for bit.
 
-    The index comes from `grid_sample` itself on a 1-D ramp, so rounding at ties is exactly the
-    official kernel's; it is O(n_out) work, done once per image. `span` restricts the output to a
-    window (start, length) of the axis, in input pixels (see `axis_coords`).
+    The index is `grid_sample`'s nearest (align_corners=False) in its float32 arithmetic:
+    `rint((c + 1) * (n / 2) - 0.5)`, rounding half to even as its kernel does (`floor(x + 0.5)` differs
+    at ties). It is O(n_out) work, done once per image. `span` restricts the output to a window
+    (start, length) of the axis, in input pixels (see `axis_coords`).
     """
     coord = axis_coords(n_out, n_lat, span)
-    centres = make_coord((n_lat,), flatten=False)[:, 0]
-    ramp = torch.arange(n_lat, dtype=torch.float32).view(1, 1, n_lat, 1)
+    lat = centres(n_lat)
     r = 2 / n_lat / 2
     idx, rel = [], []
     for v in (-1, 1):
-        shifted = coord.clone()
-        shifted += v * r + 1e-6
-        shifted.clamp_(-1 + 1e-6, 1 - 1e-6)
-        grid = torch.stack([torch.zeros_like(shifted), shifted], dim=-1).view(1, n_out, 1, 2)
-        picked = F.grid_sample(ramp, grid, mode="nearest", align_corners=False).view(n_out).long()
+        shifted = np.clip(coord + _F(v * r + 1e-6), _F(-1 + 1e-6), _F(1 - 1e-6))
+        picked = np.rint((shifted + _F(1)) * _F(n_lat / 2) - _F(0.5)).astype(np.int64)
+        picked[(picked < 0) | (picked >= n_lat)] = 0  # out of range reads zero padding: latent 0 of the ramp
         idx.append(picked)
-        rel.append((coord - centres[picked]) * n_lat)
-    home = ((coord + 1) * (n_lat / 2)).floor().long().clamp_(0, n_lat - 1)
-    return AxisLookup(torch.stack(idx), torch.stack(rel), home)
+        rel.append((coord - lat[picked]) * _F(n_lat))
+    home = np.clip(np.floor((coord + _F(1)) * _F(n_lat / 2)).astype(np.int64), 0, n_lat - 1)
+    return AxisLookup(np.stack(idx), np.stack(rel), home)

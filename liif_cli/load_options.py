@@ -3,7 +3,7 @@
     opts = LoadOptions(device="cuda", precision="bf16", tile=512)
     up = load_model("edsr-baseline", opts)          # or load_model("edsr-baseline", device="cuda", ...)
 
-Device, precision, tile, threads, decoder batch size, whether an unpinned download is allowed, offline mode:
+Backend, device, precision, tile, threads, decoder batch size, whether an unpinned download is allowed, offline mode:
 the CLI's option block (`liif_cli.cli.options.load_options`), the server's config and the Python API all speak
 this one value; nothing downstream rebuilds it from loose keywords. It says what was asked for: what the engine
 learns while it runs (fp32 after a non-finite half-precision result, a smaller tile after an out-of-memory
@@ -18,12 +18,16 @@ from dataclasses import dataclass
 from .choices import PRECISIONS
 from .errors import UsageError
 
-FIELDS = ("device", "precision", "tile", "threads", "batch_size", "allow_unverified", "offline")
+BACKENDS = ("torch", "onnxruntime")
+"""The renderers a model can run on: torch (`engine.Renderer`) or onnxruntime (`onnxrt`, docs/onnx.md)."""
+
+FIELDS = ("backend", "device", "precision", "tile", "threads", "batch_size", "allow_unverified", "offline")
 """The fields in the order the CLI's option block shows them."""
 
 
 @dataclass(frozen=True)
 class LoadOptions:
+    backend: str = "torch"  # torch, or onnxruntime (exported ONNX graphs, fp32, no torch imported)
     device: str = "auto"  # auto, cpu, cuda, cuda:N or mps (resolved by `devices.resolve_device`)
     precision: str | None = None  # fp32, bf16, fp16, auto; None: auto (an encoding: the precision it was made in)
     tile: int | None = None  # tile core in input pixels; None: from free memory
@@ -33,6 +37,10 @@ class LoadOptions:
     offline: bool | None = None  # True: never download; None: $LIIF_OFFLINE / $HF_HUB_OFFLINE decide
 
     def __post_init__(self) -> None:
+        backend = str(self.backend or "torch").strip().lower()
+        if backend not in BACKENDS:
+            raise UsageError(f"unknown {{backend}} {self.backend!r} (use {' or '.join(BACKENDS)})", param="backend")
+        object.__setattr__(self, "backend", backend)
         device = str(self.device or "auto").strip().lower()
         object.__setattr__(self, "device", device)
         if self.precision is not None:

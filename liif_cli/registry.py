@@ -442,12 +442,13 @@ def resolve_weights(
 def check_model_ref(
     name_or_path: str | Path, registry: Mapping[str, ModelEntry] | str | Path | None = None
 ) -> ModelEntry | Path:
-    """What `--model` names, without downloading or loading anything: an existing file, or a registry entry.
+    """What `--model` names, without downloading or loading anything: an existing file, an ONNX export folder
+    (`liif export --format onnx`), or a registry entry.
 
     Raises ModelError (exit 5) for anything else, so a command can refuse a bad model before other work.
     """
     path = Path(name_or_path).expanduser()
-    if path.is_file():
+    if path.is_file() or (path / "manifest.json").is_file():  # a checkpoint, or an ONNX export folder
         return path
     entries = _registry(registry)
     if isinstance(name_or_path, str) and name_or_path in entries:

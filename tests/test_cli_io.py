@@ -149,12 +149,13 @@ def test_missing_input_points_at_help():
 
 def test_dry_run_plans_without_loading_a_model_or_writing(image, tmp_path, monkeypatch):
     import liif_cli.api as api
+    import liif_cli.models as models
 
     def refuse(*args, **kwargs):
         raise AssertionError("a dry run loaded a model")
 
     monkeypatch.setattr(api, "load_model", refuse)
-    monkeypatch.setattr(api, "load_checkpoint", refuse)
+    monkeypatch.setattr(models, "load_checkpoint", refuse)  # api imports it when a model loads
     broken = tmp_path / "broken.pth"
     broken.write_bytes(b"not a checkpoint")  # loading it would fail: a dry run never opens it
     (tmp_path / "in_x3.png").write_bytes(b"")  # an existing output: skipped

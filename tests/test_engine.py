@@ -13,7 +13,7 @@ from PIL import Image
 
 from liif_cli.api import load_model
 from liif_cli.engine import Renderer, RenderOptions, default_query_batch, render_array
-from liif_cli.geometry import axis_lookup
+from liif_cli.geometry import axis_coords, axis_lookup
 from liif_cli.models import LoadedModel, Normalization, build_liif, make_coord, reference_upscale
 
 CASES = fixture_cases()
@@ -93,7 +93,35 @@ def test_axis_lookup_matches_the_official_two_dimensional_grid_sample():
             q = F.grid_sample(feat_coord, c.flip(-1).unsqueeze(1), mode="nearest", align_corners=False)
             q = q[0, :, 0, :].t().view(h_out, w_out, 2)
             rel = (coord.view(h_out, w_out, 2) - q) * torch.tensor([h_lat, w_lat])
-            assert torch.equal(rel[:, 0, 0], ylook.rel[a]) and torch.equal(rel[0, :, 1], xlook.rel[b])
+            assert np.array_equal(rel[:, 0, 0].numpy(), ylook.rel[a]) and np.array_equal(
+                rel[0, :, 1].numpy(), xlook.rel[b]
+            )
+
+
+def _grid_sample_lookup(coord: torch.Tensor, n_lat: int) -> list[torch.Tensor]:
+    """The nearest latent per shift, taken by torch's own `grid_sample` on a 1-D ramp (the oracle)."""
+    ramp = torch.arange(n_lat, dtype=torch.float32).view(1, 1, n_lat, 1)
+    picked = []
+    for v in (-1, 1):
+        shifted = coord.clone()
+        shifted += v * (2 / n_lat / 2) + 1e-6
+        shifted.clamp_(-1 + 1e-6, 1 - 1e-6)
+        grid = torch.stack([torch.zeros_like(shifted), shifted], dim=-1).view(1, -1, 1, 2)
+        picked.append(F.grid_sample(ramp, grid, mode="nearest", align_corners=False).view(-1).long())
+    return picked
+
+
+@pytest.mark.parametrize("n_lat", [1, 2, 3, 7, 10, 48, 97, 128, 333, 1000])
+def test_numpy_axis_lookup_picks_what_grid_sample_picks(n_lat):
+    """The lookups are numpy (the onnxruntime backend shares them): round half to even in float32 must pick
+    exactly grid_sample's latent, at scales that make ties (integer ones), odd ones, and in a region."""
+    for n_out in sorted({1, 2, n_lat, 2 * n_lat, 3 * n_lat, 4 * n_lat, round(2.5 * n_lat), round(n_lat * 7.31), 97}):
+        coord = axis_coords(n_out, n_lat)
+        assert np.array_equal(coord, make_coord((n_out,), flatten=False)[:, 0].numpy())
+        for span in (None, (n_lat * 0.1, n_lat * 0.77)):
+            look = axis_lookup(n_out, n_lat, span)
+            oracle_idx = _grid_sample_lookup(torch.from_numpy(axis_coords(n_out, n_lat, span)), n_lat)
+            assert np.array_equal(look.idx, torch.stack(oracle_idx).numpy()), (n_out, n_lat, span)
 
 
 @needs_shared
@@ -137,7 +165,9 @@ def test_upscale_runs_without_a_compiler_on_path(tmp_path):
 
     bare = tmp_path / "bin"
     bare.mkdir()
-    (bare / "python3").symlink_to(sys.executable)
+    launcher = bare / "python3"  # a script, not a symlink: a symlinked venv python outside the venv loses it
+    launcher.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    launcher.chmod(0o755)
     assert all(shutil.which(c, path=str(bare)) is None for c in ("cc", "gcc", "g++", "c++", "clang"))
     src, out = tmp_path / "in.png", tmp_path / "out.png"
     rgb = read_rgb(SHARED / "datasets/Set5/LR_bicubic/X4/birdx4.png")[:24, :20]

@@ -554,3 +554,7 @@ def test_env_reports_the_installation_as_text_and_json() -> None:
     text = runner.invoke(main, ["env"]).stdout
     assert f"{torch.__version__} ({facts['torch_build']} build)" in text
     assert "device cpu" in text and "bf16" in text and str(registry.cache_dir()) in text
+    from liif_cli.onnxrt import available_providers
+
+    assert facts["onnxruntime"]["providers"] == available_providers()  # [] without onnxruntime
+    assert "onnxruntime " in text

@@ -84,9 +84,9 @@ def record_failure(res: FileResult, exc: Exception) -> FileResult:
 
 
 def _is_oom(exc: BaseException) -> bool:
-    try:
-        import torch
+    """A torch out-of-memory error; torch is not imported for the question (the onnxruntime backend runs
+    without it, and then no error is torch's)."""
+    import sys
 
-        return isinstance(exc, torch.OutOfMemoryError)
-    except (ImportError, AttributeError):
-        return False
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(exc, getattr(torch, "OutOfMemoryError", ()))

@@ -50,15 +50,11 @@ class LazyModel:
 
     def get(self) -> Upscaler:
         if self._upscaler is None:
-            from ..models import CheckpointError
-
             self.loads += 1
             try:
                 self._upscaler = self._loader()
-            except LiifError:
+            except LiifError:  # CheckpointError included (a ModelError)
                 raise
-            except CheckpointError as exc:
-                raise ModelError(str(exc)) from None
             except OSError as exc:
                 raise ModelError(f"cannot load the model: {exc}") from None
         return self._upscaler

@@ -80,8 +80,8 @@ def run_bench(
     scales: None for the protocol's defaults (per dataset). data_dir: a local copy in the standard layout
     (never downloads); None fetches into the cache. limit: first N images (sorted by name) of each set.
     save_images: write each uint8 output to `DIR/<model>/<dataset>/x<s>/<image>.png`.
-    load: how models are loaded and run (`LoadOptions`; precision fp32, the reference math, unless given); its
-    `offline` applies to the datasets too.
+    load: how models are loaded and run (`LoadOptions`: backend torch or onnxruntime, device...; precision fp32,
+    the reference math, unless given); its `offline` applies to the datasets too.
     loader: how to turn a model name into an object with `upscale_array(rgb, (h, w))` (default: load_model).
     `bicubic` is always the Pillow-bicubic baseline (bench/bicubic.py), never looked up.
     report: also write the self-contained HTML report there (bench/html_report.py); bicubic joins the models

@@ -168,7 +168,9 @@ def render_cmd(
             out_hw = spec.resolve((h, w), max_out_pixels)
             check_output_size(fmt, out_hw[1], out_hw[0])
             click.echo(f"write  {out}  ({src}, {planner.estimate(span, out_hw)}; rendering skips the encoder's share)")
-        click.echo(f"dry run: {len(targets)} to write; model {name} not loaded, estimates for its {encoder} architecture")
+        click.echo(
+            f"dry run: {len(targets)} to write; model {name} not loaded, estimates for its {encoder} architecture"
+        )
         return
     reporter = ConsoleReporter(quiet=quiet, mode=progress_mode.lower())
     jobs = [Job(src, out) for out in targets]

@@ -38,6 +38,11 @@ def env_cmd(as_json: bool) -> None:
         lines.append(
             (f"device {dev['name']}", f"{dev['model']}" + (f", {details}" if details else "") + f"; bf16 {dev['bf16']}")
         )
+    ort = facts["onnxruntime"]
+    providers = ", ".join(p.removesuffix("ExecutionProvider") for p in ort["providers"])
+    lines.append(
+        ("onnxruntime", f"{ort['onnxruntime']} (providers: {providers})" if ort["onnxruntime"] else "not installed")
+    )
     extras = facts["extras"]
     lines.append(("extras", ", ".join(f"{e} {'yes' if ok else 'no'}" for e, ok in extras.items()) or "unknown"))
     lines.append(("registry", facts["registry"]))

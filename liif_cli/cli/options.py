@@ -169,6 +169,11 @@ def _tile(ctx, param, value):
 
 
 _LOAD_FLAGS = {
+    "backend": click.option(
+        "--backend",
+        type=click.Choice(["torch", "onnxruntime"], case_sensitive=False),
+        help="torch, or onnxruntime (fp32; --model may be a 'liif export' folder; docs/onnx.md).  [default: torch]",
+    ),
     "device": click.option(
         "--device",
         type=DEVICE,

@@ -10,7 +10,7 @@ from ..encoders import ENCODER_NAMES, NORMALIZATION_NAMES
 from .app import handle_errors, main
 from .options import load_options
 
-TRAIN_HAS_NOT = ("precision", "tile", "batch_size", "allow_unverified", "offline")
+TRAIN_HAS_NOT = ("backend", "precision", "tile", "batch_size", "allow_unverified", "offline")
 """Of the shared model-loading block, train takes --device and --threads: it trains in --amp, its --batch-size
 is the training batch, and --init reads the registry as `liif models` does."""
 
@@ -126,14 +126,15 @@ def train_cmd(ctx: click.Context, config_file, train_quiet, load, **options) -> 
         )
 
 
-@train_cmd.command("export", short_help="Write a checkpoint's weights as .safetensors.")
+@train_cmd.command("export", short_help="Same as 'liif export --format safetensors'.")
 @click.argument("checkpoint", type=click.Path(dir_okay=False))
 @click.argument("output", type=click.Path(dir_okay=False))
 @click.option("--normalization", type=click.Choice(NORMALIZATION_NAMES), help="Override the stored normalization.")
 @handle_errors
 def train_export_cmd(checkpoint: str, output: str, normalization: str | None) -> None:
-    """Write CHECKPOINT's weights (no optimizer) to OUTPUT.safetensors for sharing."""
-    from ..train import export_safetensors
+    """Write CHECKPOINT's weights (no optimizer) to OUTPUT.safetensors for sharing: the older spelling of
+    `liif export CHECKPOINT --format safetensors -o OUTPUT --overwrite`, kept for scripts."""
+    from .. import api
 
-    loaded = export_safetensors(checkpoint, output, normalization=normalization)
-    click.echo(f"{output}: {loaded.encoder} weights, normalization sub={loaded.normalization.sub}", err=True)
+    api.export_model(checkpoint, output, format="safetensors", normalization=normalization, overwrite=True)
+    click.echo(f"wrote {output}", err=True)

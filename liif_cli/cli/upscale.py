@@ -43,7 +43,7 @@ from .options import (
     default="edsr-baseline",
     show_default=True,
     metavar="NAME|PATH",
-    help="Model name (see 'liif models') or .pth path.",
+    help="Model name (see 'liif models'), .pth path, or ONNX export folder (--backend onnxruntime).",
 )
 @load_options()
 @click.option("--alpha", type=ALPHA, default="model", show_default=True, help="Transparency upscaling.")

@@ -206,6 +206,18 @@ def load_safetensors(path: str | Path) -> LoadedModel:
     return LoadedModel(net, encoder, norm or Normalization.named("half"), "safetensors")
 
 
+def weights_sha256(net: LIIF) -> str:
+    """sha256 over the network's parameters (state-dict order, float32 bytes): identifies the weights
+    whatever file layout they were loaded from (encodings and ONNX exports record it)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for key, value in net.state_dict().items():
+        digest.update(key.encode())
+        digest.update(value.detach().float().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
 def save_official(
     net: LIIF, encoder: str, path: str | Path, optimizer: dict | None = None, epoch: int | None = None
 ) -> None:

@@ -59,6 +59,7 @@ class ServeConfig:
     model: str = "edsr-baseline"
     devices: tuple[str, ...] = ("auto",)
     precision: str = "auto"
+    backend: str = "torch"
     allow_unverified: bool = False
     offline: bool | None = None
     max_upload_bytes: int = 100 * 2**20
@@ -78,7 +79,11 @@ class ServeConfig:
         """The LoadOptions of the worker on `device`."""
         base = self.load or LoadOptions()
         return base.replace(
-            device=device, precision=self.precision, allow_unverified=self.allow_unverified, offline=self.offline
+            device=device,
+            precision=self.precision,
+            backend=self.backend,
+            allow_unverified=self.allow_unverified,
+            offline=self.offline,
         )
 
 
