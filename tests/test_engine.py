@@ -16,7 +16,7 @@ from liif_cli.engine import Renderer, RenderOptions, render_array
 from liif_cli.geometry import axis_lookup
 from liif_cli.models import LoadedModel, Normalization, make_coord, reference_upscale
 
-CASES = fixture_cases()
+CASES = [pytest.param(c, id=c["name"]) for c in fixture_cases()] or [pytest.param(None, id="official-fixtures")]
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)]  # without a GPU the CUDA cases show as skips
 
 
@@ -37,7 +37,7 @@ def oracle(loaded: LoadedModel, rgb: np.ndarray, out_hw) -> np.ndarray:
 
 @needs_shared
 @pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
+@pytest.mark.parametrize("case", CASES)
 def test_fast_fp32_matches_every_official_fixture(case, device):
     up = load_model(OFFICIAL, device=device, precision="fp32")
     w, h = case["output_size_wh"]
