@@ -11,12 +11,15 @@ process, since a process's peak RSS only grows; "run adds" is the growth during 
 model is loaded). With --processes every timed run is a fresh interpreter that imports, loads the model
 and renders once, as a user's command does; the runs alternate between paths. With --gemm-share, one
 extra run per path under torch.profiler reports the share of its time spent in matrix products. On CUDA
-the timings synchronize the device (outputs come back to the host anyway).
+the timings synchronize the device (outputs come back to the host anyway), "GPU peak" is the allocator's
+peak during the path's first run over what was allocated before it, and the official path runs with TF32
+off, as the engine's fp32 does, so that max |diff| compares fp32 with fp32. --json writes the table too.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing as mp
 import statistics
 import subprocess
@@ -39,23 +42,27 @@ def synthetic_image(h: int, w: int, seed: int = 0) -> np.ndarray:
 def prepare(path: str, model: str, tile, threads, device: str = "cpu"):
     """A function rgb, out_hw -> float output for one path, with the model already loaded."""
     from liif_cli.api import load_model
-    from liif_cli.models import reference_upscale
 
     if path == "official":
         up = load_model(model, device=device, precision="fp32", threads=threads)
-        net, norm = up.loaded.net, up.loaded.normalization
-
-        def run(rgb, out_hw):
-            with torch.inference_mode():
-                x = torch.from_numpy(rgb).permute(2, 0, 1).to(up.device)
-                return reference_upscale(net, x, out_hw, norm.sub, norm.div).cpu().numpy()
-
-        return run
+        return lambda rgb, out_hw: official_upscale(up.loaded, rgb, out_hw, up.device)
     precision, _, batch = path.partition("@")  # "fp32@16384": that precision with a forced decoder block
     up = load_model(
         model, device=device, precision=precision, tile=tile, threads=threads, batch_size=int(batch) if batch else None
     )
     return up.upscale_array
+
+
+def official_upscale(loaded, rgb: np.ndarray, out_hw, device) -> np.ndarray:
+    """The official path (oracle transcription) in true fp32: cuDNN's default TF32 convolutions would put the
+    reference itself ~1e-3 away from fp32 on a GPU (the flags do nothing on the CPU)."""
+    from liif_cli.engine import _no_tf32
+    from liif_cli.models import reference_upscale
+
+    norm = loaded.normalization
+    with torch.inference_mode(), _no_tf32(True):
+        x = torch.from_numpy(rgb).permute(2, 0, 1).to(device)
+        return reference_upscale(loaded.net, x, out_hw, norm.sub, norm.div).cpu().numpy()
 
 
 def run_path(path: str, model: str, rgb: np.ndarray, out_hw, tile, threads, device: str = "cpu") -> np.ndarray:
@@ -76,9 +83,24 @@ def gemm_share(run, rgb, out_hw, device: str) -> float:
     with profile(activities=activities) as prof:
         run(rgb, out_hw)
         _sync(device)
-    gemm_words = ("mm", "linear", "gemm", "matmul", "conv", "cutlass", "sm90", "sm80")
+    return gemm_fraction(prof.key_averages(), cuda)
+
+
+def gemm_fraction(events, cuda: bool) -> float:
+    """Share of the operators' self time (device time on a GPU) in matrix products and convolutions.
+
+    Only operator events count, classified by the ATen name (aten::addmm, aten::cudnn_convolution...). On a
+    GPU the kernels are events of their own as well, and their time is already each launching operator's
+    self device time: counting both counted everything twice, and cuBLAS's Hopper kernels (`nvjet_*`) match
+    no GEMM word, so the share came out near half the truth.
+    """
+    from torch.autograd import DeviceType
+
+    gemm_words = ("mm", "linear", "gemm", "matmul", "conv")
     total = gemm = 0.0
-    for e in prof.key_averages():
+    for e in events:
+        if e.device_type != DeviceType.CPU:  # a kernel, a memcpy: counted under the operator that launched it
+            continue
         t = e.self_device_time_total if cuda else e.self_cpu_time_total
         total += t
         name = e.key.lower()
@@ -142,6 +164,7 @@ def main() -> None:
     ap.add_argument("--no-memory", action="store_true", help="skip the per-path peak-RSS child processes")
     ap.add_argument("--processes", action="store_true", help="time whole fresh processes (import, load, render)")
     ap.add_argument("--gemm-share", action="store_true", help="profile one run per path: share of time in GEMMs")
+    ap.add_argument("--json", default=None, metavar="PATH", help="also write the results as JSON")
     ap.add_argument("--one-shot", default=None, help=argparse.SUPPRESS)  # the child of --processes
     args = ap.parse_args()
     w, h = (int(v) for v in args.input.lower().split("x"))
@@ -166,7 +189,16 @@ def main() -> None:
             print(f"{path:<10}{t:>10.3f}{mp_out / t:>9.3f}{base / t:>9.2f}x   {runs}")
         return
     runners = {path: prepare(path, args.model, args.tile, args.threads, args.device) for path in paths}
-    outputs = {path: run(rgb, out_hw) for path, run in runners.items()}  # warm-up (oneDNN kernels, buffers)
+    cuda = args.device.startswith("cuda")
+    outputs, gpu_peak = {}, {}
+    for path, run in runners.items():  # warm-up (oneDNN or cuDNN/cuBLAS kernels, buffers)
+        if cuda:
+            _sync(args.device)
+            torch.cuda.reset_peak_memory_stats(args.device)
+            before = torch.cuda.memory_allocated(args.device)
+        outputs[path] = run(rgb, out_hw)
+        if cuda:
+            gpu_peak[path] = torch.cuda.max_memory_allocated(args.device) - before
     times: dict[str, list[float]] = {path: [] for path in paths}
     for _ in range(args.repeats):  # interleaved, so that a change in machine load hits every path alike
         for path, run in runners.items():
@@ -182,16 +214,28 @@ def main() -> None:
     print(
         f"{'path':<10}{'median s':>10}{'MP/s':>9}{'speed-up':>10}{'max|diff|':>12}"
         + (f"{'peak RSS':>10}{'run adds':>10}" if memory else "")
+        + (f"{'GPU peak':>10}" if cuda else "")
         + (f"{'GEMM share':>12}" if args.gemm_share else "")
     )
+    rows = {}
     for path, (t, diff) in results.items():
-        rss = share = ""
+        rss = gpu = share = ""
+        row = rows[path] = {"median_s": t, "mp_per_s": mp_out / t, "speedup": base / t, "max_diff": diff}
         if memory:
             peak, growth = peak_rss(path, args.model, rgb, out_hw, args.tile, args.threads)
             rss = f"{peak / 2**20:>6.0f} MiB{growth / 2**20:>6.0f} MiB"
+            row.update(peak_rss_bytes=peak, run_adds_bytes=growth)
+        if cuda:
+            gpu = f"{gpu_peak[path] / 2**20:>6.0f} MiB"
+            row["gpu_peak_bytes"] = gpu_peak[path]
         if args.gemm_share:
-            share = f"{gemm_share(runners[path], rgb, out_hw, args.device):>12.0%}"
-        print(f"{path:<10}{t:>10.3f}{mp_out / t:>9.3f}{base / t:>9.2f}x{diff:>12.2e}{rss:>20}{share}")
+            row["gemm_share"] = gemm_share(runners[path], rgb, out_hw, args.device)
+            share = f"{row['gemm_share']:>12.0%}"
+        print(f"{path:<10}{t:>10.3f}{mp_out / t:>9.3f}{base / t:>9.2f}x{diff:>12.2e}{rss:>20}{gpu}{share}")
+    if args.json:
+        head = {"model": args.model, "input_wh": [w, h], "output_wh": [out_hw[1], out_hw[0]], "device": args.device}
+        head |= {"repeats": args.repeats, "torch": torch.__version__, "baseline": paths[0]}
+        Path(args.json).write_text(json.dumps(head | {"paths": rows}, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -28,7 +28,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
+# LIIF_SHARED points elsewhere where the checkout travels without its neighbours (the GPU check carries a copy).
+SHARED = Path(os.environ.get("LIIF_SHARED") or ROOT.parent / "shared")
 OFFICIAL = SHARED / "weights" / "edsr-baseline-liif.pth"  # the official EDSR-baseline-LIIF checkpoint
 OFFICIAL_SHA256 = "1cf77e16f33ee17bd04049f497eaea1e06f25585dbb1919e4c7cd1d9d4d23d57"
 DATASETS = SHARED / "datasets"
