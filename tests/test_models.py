@@ -72,6 +72,27 @@ def test_mmagic_layout_loads_and_uses_the_mmagic_edsr_normalization(checkpoints)
     assert torch.equal(got, want)
 
 
+def test_session_checkpoints_hold_the_same_edsr_weights_in_every_layout(checkpoints):
+    """conftest's official, mmagic and .safetensors EDSR-baseline files load to one network (the normalization
+    each layout implies), and that network gives a picture, not a flat grey."""
+    official = load_checkpoint(checkpoints.edsr)
+    for path, fmt, norm in (
+        (checkpoints.mmagic_edsr, "mmagic", "div2k-mean"),
+        (checkpoints.safetensors, "safetensors", "half"),
+    ):
+        other = load_checkpoint(path)
+        assert (other.encoder, other.source_format, other.normalization) == (
+            "edsr-baseline",
+            fmt,
+            Normalization.named(norm),
+        )
+        a, b = official.net.state_dict(), other.net.state_dict()
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    x = torch.rand(3, 12, 10, generator=torch.Generator().manual_seed(2))
+    out = reference_upscale(official.net, x, (24, 20), (0.5,) * 3, (0.5,) * 3)
+    assert out.std() > 0.02 and 0 < out.min() and out.max() < 1
+
+
 def test_mmagic_rdn_layout_gives_the_floats_of_the_official_layout(checkpoints):
     """mmagic's RDN keys (`sfe1`, `rdbs.{i}.layers.{j}.conv`, `rdbs.{i}.lff`, `gff`) land on the official ones:
     the same random weights saved both ways load to the same tensors, normalization and output floats."""
