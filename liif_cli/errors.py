@@ -65,6 +65,12 @@ class EncodingModelError(EncodingError):
     exit_code = 10
 
 
+class ListenError(LiifError):
+    """`liif serve` cannot listen: the port is in use, or the address is not one of this machine's."""
+
+    exit_code = 11
+
+
 class BatchError(LiifError):
     """Some files of a batch failed; the others were written."""
 

@@ -385,7 +385,7 @@ def test_page_in_chromium_upload_result_slider_zoom(server, tmp_path):
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: errors.append(str(e)))
         renders: list[str] = []
-        page.on("request", lambda r: renders.append(r.url) if "/render?" in r.url else None)
+        page.on("request", lambda r: renders.append(r.url) if "/iiif/3/" in r.url else None)
         page.goto(server["url"] + "/")
         page.set_input_files("#file", str(src))
         page.select_option("#mode", "scale")
@@ -432,12 +432,15 @@ def test_page_in_chromium_upload_result_slider_zoom(server, tmp_path):
         # 32x24 at 16x is 512x384 screen pixels: four tiles, 256 wide, 256 and 128 high
         why = page.eval_on_selector("#zoom-viewer", "v => v.innerText")
         assert sorted(tiles) == [[256, 128], [256, 128], [256, 256], [256, 256]], (tiles, why, renders, errors)
-        sizes = {tuple(map(int, re.search(r"size=(\d+)x(\d+)", url).groups())) for url in renders}
+        sizes = {tuple(map(int, re.search(r"/(?:\^|%5E)(\d+),(\d+)/", url).groups())) for url in renders}
         assert sizes and all(w <= 256 and h <= 256 for w, h in sizes)  # every request is one screen tile
         zoomed = tmp_path / "zoom.png"
         page.locator("#zoom-view").screenshot(path=str(zoomed))
         origin = page.eval_on_selector("#zoom-backdrop", "b => [parseInt(b.style.left), parseInt(b.style.top)]")
-        encoding = re.search(r"/v1/encodings/([^/]+)/render", renders[0]).group(1)
+        encoding = re.search(r"/iiif/3/([^/@]+)", renders[0]).group(1)
+        assert all(
+            re.search(r"/iiif/3/[^/]+@16x/\d+,\d+,\d+,\d+/(\^|%5E)\d+,\d+/0/default\.png$", u) for u in renders[-4:]
+        )
         if os.environ.get("LIIF_SCREENSHOTS"):  # keep them to look at
             for f in (shot, zoomed):
                 Path(os.environ["LIIF_SCREENSHOTS"], f.name).write_bytes(f.read_bytes())

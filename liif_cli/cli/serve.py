@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from .app import handle_errors, main
 
 
 @main.command("serve", short_help="A local web page and HTTP API for upscaling and zooming.")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: every one).")
-@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="TCP port.")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on (0.0.0.0: every one; off loopback needs --token or --no-auth).",
+)
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="TCP port (0: a free one, printed)."
+)
 @click.option(
     "--model", default="edsr-baseline", show_default=True, metavar="NAME|PATH", help="Model name or .pth path."
 )
@@ -28,9 +37,41 @@ from .app import handle_errors, main
     show_default=True,
     help="Jobs that may wait; more get 429.",
 )
+@click.option(
+    "--images",
+    type=click.Path(exists=True, file_okay=False, dir_okay=True, path_type=Path),
+    default=None,
+    metavar="DIR",
+    help="Serve this folder's images over the IIIF Image API at /iiif/3/{name}/ (read-only).",
+)
+@click.option(
+    "--token",
+    envvar="LIIF_SERVE_TOKEN",
+    default=None,
+    metavar="TOKEN",
+    help="Every request but /healthz must send 'Authorization: Bearer TOKEN' (env LIIF_SERVE_TOKEN). "
+    "Required off loopback unless --no-auth.",
+)
+@click.option("--no-auth", is_flag=True, help="Serve off loopback without a token, on purpose.")
+@click.option(
+    "--cors-origin",
+    "cors_origins",
+    multiple=True,
+    metavar="ORIGIN",
+    help="Let pages from ORIGIN (e.g. https://viewer.example) call the API; repeatable. /iiif/ is always '*'.",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: every line on stderr is one JSON object (access log, errors, warnings).",
+)
 @click.option("--open", "open_browser", is_flag=True, help="Open the page in a browser once the server listens.")
 @handle_errors
-def serve_cmd(host, port, model, device, precision, max_waiting, open_browser) -> None:
+def serve_cmd(
+    host, port, model, device, precision, max_waiting, images, token, no_auth, cors_origins, log_format, open_browser
+) -> None:
     """Serve the upscaler as a local web page and an HTTP API (docs at /docs).
 
     Needs the 'serve' extra: pip install 'liif-cli[serve]'. Ctrl-C stops it.
@@ -42,5 +83,15 @@ def serve_cmd(host, port, model, device, precision, max_waiting, open_browser) -
     from ..serve.server import serve
 
     devices = tuple(d.strip().lower() for d in device.split(",") if d.strip()) or ("auto",)
-    config = ServeConfig(model=model, devices=devices, precision=precision.strip().lower(), max_waiting=max_waiting)
-    serve(config, host=host, port=port, open_browser=open_browser, echo=lambda line: click.echo(line, err=True))
+    config = ServeConfig(
+        model=model,
+        devices=devices,
+        precision=precision.strip().lower(),
+        max_waiting=max_waiting,
+        images=images,
+        token=token,
+        no_auth=no_auth,
+        cors_origins=tuple(cors_origins),
+    )
+    echo = lambda line: click.echo(line, err=True)  # noqa: E731
+    serve(config, host=host, port=port, open_browser=open_browser, echo=echo, log_format=log_format)

@@ -5,12 +5,15 @@
 
 Modules: `app` (routes: parse and respond), `jobs` (bounded queue, one worker per device), `upscale`
 (upload bytes -> the CLI's batch path -> output bytes), `encodings` (upload -> Encoding; region render ->
-bytes), `cache` (byte-bounded LRU for encodings), `middleware` (body limit, access log), `server` (uvicorn,
-logging, shutdown), `static/` (the page: app.js; the zoom viewer: zoom.js).
+bytes), `cache` (byte-bounded LRU for encodings), `middleware` (body limit, token, access log), `server` (bind,
+uvicorn, logging, shutdown), `iiif` (the IIIF Image API 3.0), `docs` (the OpenAPI schema as the server behaves), `static/` (the page: app.js; the zoom viewer: zoom.js).
 This file imports nothing heavy, so `liif serve --help` stays fast and works without the extra.
 """
 
-MISSING_EXTRA = "liif serve needs the 'serve' extra: pip install 'liif-cli[serve]' (fastapi, uvicorn, python-multipart)"
+MISSING_EXTRA = (
+    "liif serve needs the 'serve' extra: pip install 'liif-cli[serve]' (fastapi, uvicorn, python-multipart, "
+    "fastapi-offline)"
+)
 
 
 def check_installed() -> None:
@@ -19,6 +22,6 @@ def check_installed() -> None:
 
     from ..errors import UsageError
 
-    missing = [m for m in ("fastapi", "uvicorn", "multipart") if importlib.util.find_spec(m) is None]
+    missing = [m for m in ("fastapi", "uvicorn", "multipart", "fastapi_offline") if importlib.util.find_spec(m) is None]
     if missing:
         raise UsageError(f"{MISSING_EXTRA}; missing: {', '.join(missing)}")

@@ -13,27 +13,40 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import FastAPI, File, Form, Request, UploadFile
+from fastapi import FastAPI, File, Form, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from .. import __version__
 from ..errors import InputError, LiifError, ModelError, UsageError
 from ..imageio import DEFAULT_MAX_INPUT_PIXELS, DEFAULT_MAX_OUTPUT_PIXELS
 from .cache import ByteLRU, Evicted, TooLarge, Unknown
+from .docs import DocsPolicy, errors
+from .docs import openapi as described_openapi
 from .encodings import RenderRequest, encode_upload, render_bytes
+from .iiif import IIIFCors
+from .iiif import add_routes as add_iiif_routes
 from .jobs import JobCancelled, JobQueue, QueueFull
-from .middleware import AccessLog, BodyLimit
+from .middleware import AccessLog, BearerToken, BodyLimit
 from .upscale import UpscaleRequest, upscale_bytes
 
 LOG = logging.getLogger("liif.serve")
 STATIC = Path(__file__).parent / "static"
+SCALE_DOC = "Exactly one of scale, size, width, height. The factor: S, or SX,SY for each axis."
+SIZE_DOC = "Exactly one of scale, size, width, height. The output size, WIDTHxHEIGHT."
+WIDTH_DOC = "Exactly one of scale, size, width, height. The output width; the height keeps the aspect ratio."
+HEIGHT_DOC = "Exactly one of scale, size, width, height. The output height; the width keeps the aspect ratio."
+FORMAT_DOC = "auto (the input's format), png, jpg, webp or tif: as `liif upscale --ext`."
+QUALITY_DOC = "JPEG and WebP quality, 1-100."
+REGION_DOC = "x,y,w,h in input pixels (fractions allowed), inside the image; default the whole image."
 UPSCALE_FIELDS = frozenset({"image", "scale", "size", "width", "height", "format", "quality"})
 RENDER_FIELDS = frozenset({"region", "scale", "size", "width", "height", "format", "quality"})
 
@@ -52,6 +65,11 @@ class ServeConfig:
     max_out_pixels: int | None = DEFAULT_MAX_OUTPUT_PIXELS
     max_waiting: int = 16  # jobs waiting in the queue (beyond one running per device)
     max_cache_bytes: int = 2 * 2**30  # saved encodings (issue 10), least recently used evicted first
+    images: Path | None = None  # `--images DIR`: the folder served over IIIF (`iiif`)
+    token: str | None = None  # `--token`: every route but /healthz needs `Authorization: Bearer TOKEN`
+    no_auth: bool = False  # `--no-auth`: serve off loopback without a token, on purpose
+    cors_origins: tuple[str, ...] = ()  # `--cors-origin`: origins allowed to call the API (IIIF is always *)
+    forwarded_allow_ips: str = "127.0.0.1"  # proxies whose X-Forwarded-* headers are trusted
 
 
 def _status(exc: LiifError) -> int:
@@ -99,17 +117,34 @@ def create_app(config: ServeConfig, workers: list | None = None) -> FastAPI:
         yield
         jobs.close()
 
-    app = FastAPI(
+    from fastapi_offline import FastAPIOffline  # Swagger UI and ReDoc served from the package: no CDN
+
+    app = FastAPIOffline(
         title="liif",
         version=__version__,
         description='Arbitrary-scale image super-resolution with LIIF. Errors are JSON: {"error": "..."}.',
         lifespan=lifespan,
     )
+    app.openapi = lambda: described_openapi(app)
     app.state.config = config
     app.state.jobs = jobs
     app.state.encodings = ByteLRU(config.max_cache_bytes)
     app.add_middleware(BodyLimit, max_bytes=config.max_upload_bytes)
+    if config.token:
+        app.add_middleware(BearerToken, token=config.token)
+    if config.cors_origins:
+        from starlette.middleware.cors import CORSMiddleware
+
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(config.cors_origins),
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization"],
+            expose_headers=["Content-Disposition", "X-Liif-Size", "X-Liif-Warnings", "Retry-After"],
+        )
+    app.add_middleware(DocsPolicy)
     app.add_middleware(AccessLog)
+    app.add_middleware(IIIFCors)  # outermost: every /iiif/ answer, a 401 included, says `*`
 
     @app.exception_handler(LiifError)
     async def liif_error(request: Request, exc: LiifError):
@@ -186,6 +221,25 @@ def create_app(config: ServeConfig, workers: list | None = None) -> FastAPI:
             )
         return {"served": config.model, "models": listed}
 
+    @app.get(
+        "/v1/estimate",
+        summary="The library's forecast for an upscale of this size: seconds and working memory (the page shows it)",
+        responses=errors(400),
+    )
+    async def estimate(
+        in_size: Annotated[str, Query(alias="input", description="Input WIDTHxHEIGHT.", examples=["1000x750"])],
+        out_size: Annotated[str, Query(alias="output", description="Output WIDTHxHEIGHT.", examples=["4000x3000"])],
+    ):
+        sizes = []
+        for name, text in (("input", in_size), ("output", out_size)):
+            m = re.fullmatch(r"([1-9]\d{0,5})x([1-9]\d{0,5})", text.strip())
+            if not m:
+                raise UsageError(f"{name} must be WIDTHxHEIGHT in whole pixels (e.g. 1000x750), got {text!r}")
+            sizes.append((int(m.group(2)), int(m.group(1))))  # (h, w)
+        upscaler = workers[0].get()
+        seconds, _ = await run_in_threadpool(upscaler.renderer.estimate, sizes[0], sizes[1])
+        return {"seconds": round(seconds, 2), "text": upscaler.estimate(sizes[0], sizes[1])}
+
     async def run_job(request: Request, work):
         """`work(model, job)`'s result from the queue, or the Response to send when it was cancelled:
         503 when the server is shutting down, 499 (read by nobody) when the client has gone."""
@@ -200,22 +254,25 @@ def create_app(config: ServeConfig, workers: list | None = None) -> FastAPI:
         "/v1/upscale",
         summary="Upscale one image: the same bytes `liif upscale` writes for the same file and options",
         response_class=Response,
-        responses={200: {"content": {"image/png": {}, "image/jpeg": {}, "image/webp": {}, "image/tiff": {}}}},
+        responses={
+            200: {"content": {"image/png": {}, "image/jpeg": {}, "image/webp": {}, "image/tiff": {}}},
+            **errors(400, 413, 422, 429, 503),
+        },
     )
     async def upscale(
         request: Request,
         image: Annotated[UploadFile, File(description="The image file (PNG, JPEG, WebP, TIFF, BMP, GIF...).")],
-        scale: Annotated[str | None, Form(description="S or SX,SY (2, 7.5, 2,3).")] = None,
-        size: Annotated[str | None, Form(description="WIDTHxHEIGHT, e.g. 4000x3000.")] = None,
-        width: Annotated[str | None, Form(description="Output width; the height keeps the aspect ratio.")] = None,
-        height: Annotated[str | None, Form(description="Output height; the width keeps the aspect ratio.")] = None,
-        format: Annotated[str, Form(description="auto (as the input), png, jpg, webp or tif.")] = "auto",
-        quality: Annotated[str, Form(description="JPEG and WebP quality, 1-100.")] = "95",
+        scale: Annotated[str | None, Form(description=SCALE_DOC, examples=["2", "7.5", "2,3"])] = None,
+        size: Annotated[str | None, Form(description=SIZE_DOC, examples=["4000x3000"])] = None,
+        width: Annotated[str | None, Form(description=WIDTH_DOC, examples=["1920"])] = None,
+        height: Annotated[str | None, Form(description=HEIGHT_DOC, examples=["1080"])] = None,
+        format: Annotated[str, Form(description=FORMAT_DOC, examples=["png", "webp"])] = "auto",
+        quality: Annotated[int, Form(description=QUALITY_DOC, ge=1, le=100, examples=[90])] = 95,
     ):
         unknown = sorted(set((await request.form()).keys()) - UPSCALE_FIELDS)
         if unknown:
             raise UsageError(f"unknown field {unknown[0]!r} (fields: {', '.join(sorted(UPSCALE_FIELDS))})")
-        options = UpscaleRequest(scale, size, width, height, format, quality)
+        options = UpscaleRequest(scale, size, width, height, format, str(quality))
         options.options(config.max_pixels, config.max_out_pixels)  # bad options answer before the queue
         data = await image.read()
         filename = image.filename
@@ -250,6 +307,7 @@ def create_app(config: ServeConfig, workers: list | None = None) -> FastAPI:
         "/v1/encodings",
         summary="Encode an image once; render regions of it at any size with GET /v1/encodings/{id}/render",
         status_code=201,
+        responses={201: {"description": "Encoded: {id, width, height, bytes}"}, **errors(400, 413, 422, 429, 503)},
     )
     async def create_encoding(
         request: Request,
@@ -279,24 +337,27 @@ def create_app(config: ServeConfig, workers: list | None = None) -> FastAPI:
         "/v1/encodings/{encoding_id}/render",
         summary="Render a region (x,y,w,h in input pixels) of an encoding at one of scale, size, width, height",
         response_class=Response,
-        responses={200: {"content": {"image/png": {}, "image/jpeg": {}, "image/webp": {}, "image/tiff": {}}}},
+        responses={
+            200: {"content": {"image/png": {}, "image/jpeg": {}, "image/webp": {}, "image/tiff": {}}},
+            **errors(400, 404, 429, 503),
+        },
     )
     async def render_encoding(
         request: Request,
         encoding_id: str,
-        region: str | None = None,
-        scale: str | None = None,
-        size: str | None = None,
-        width: str | None = None,
-        height: str | None = None,
-        format: str = "auto",
-        quality: str = "95",
+        region: Annotated[str | None, Query(description=REGION_DOC, examples=["0,0,64,48", "10.5,8,16,16"])] = None,
+        scale: Annotated[str | None, Query(description=SCALE_DOC, examples=["4", "2,3"])] = None,
+        size: Annotated[str | None, Query(description=SIZE_DOC, examples=["256x256"])] = None,
+        width: Annotated[str | None, Query(description=WIDTH_DOC, examples=["512"])] = None,
+        height: Annotated[str | None, Query(description=HEIGHT_DOC, examples=["512"])] = None,
+        format: Annotated[str, Query(description=FORMAT_DOC, examples=["png"])] = "auto",
+        quality: Annotated[int, Query(description=QUALITY_DOC, ge=1, le=100, examples=[90])] = 95,
     ):
         unknown = sorted(set(request.query_params.keys()) - RENDER_FIELDS)
         if unknown:
             raise UsageError(f"unknown parameter {unknown[0]!r} (parameters: {', '.join(sorted(RENDER_FIELDS))})")
         stored = encodings.get(encoding_id)
-        options = RenderRequest(scale, size, width, height, format, quality, region=region)
+        options = RenderRequest(scale, size, width, height, format, str(quality), region=region)
         options.plan(stored, config.max_out_pixels)  # a bad region or size answers before the queue
 
         def work(model, job):
@@ -312,11 +373,17 @@ def create_app(config: ServeConfig, workers: list | None = None) -> FastAPI:
         }
         return Response(result.data, media_type=result.media_type, headers=headers)
 
-    @app.delete("/v1/encodings/{encoding_id}", summary="Forget an encoding and free its memory", status_code=204)
+    @app.delete(
+        "/v1/encodings/{encoding_id}",
+        summary="Forget an encoding and free its memory",
+        status_code=204,
+        responses=errors(404),
+    )
     async def delete_encoding(encoding_id: str):
         encodings.delete(encoding_id)
         return Response(status_code=204)
 
+    add_iiif_routes(app, config, run_job)  # /iiif/3: the image folder and the encodings over IIIF
     return app
 
 

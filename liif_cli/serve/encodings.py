@@ -7,7 +7,9 @@ The upload is decoded as `liif upscale` decodes a file (`upscale.uploaded`: the 
 ICC, alpha and 16-bit handling), encoded by the library (`Upscaler.encode`), and a render is the library's
 region render (`Encoding.render(region=...)`) written by `imageio.write_image`: the same pixels as
 `Upscaler.upscale(image, region=...)`. A tile costs its own pixels, whatever the zoom: the encoder never
-runs again and the decoder reads only the latents under the region.
+runs again and the decoder reads only the latents under the region. The IIIF routes (`iiif`) use the same
+two steps for a file of `--images DIR` (`encode_file`, `render_region`), and keep the decoded source pixels
+beside the latents (`StoredEncoding.source`) for the sizes that need no model.
 """
 
 from __future__ import annotations
@@ -22,7 +24,10 @@ from ..errors import LiifError, OutputError, UsageError
 from .upscale import MEDIA_TYPES, UpscaleRequest, safe_name, uploaded
 
 if TYPE_CHECKING:
+    from PIL import Image
+
     from ..encoding import Encoding
+    from ..imageio import DecodedImage
 
 # An encoding's format as the extension `--ext auto` would give it (PNG for what cannot be written).
 _AUTO_EXT = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp", "TIFF": ".tif"}
@@ -30,15 +35,18 @@ _AUTO_EXT = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp", "TIFF": ".tif"}
 
 @dataclass
 class StoredEncoding:
-    """What the cache keeps: the library's Encoding and the upload's display name."""
+    """What the cache keeps: the library's Encoding, the upload's display name, and its source pixels
+    rounded as `liif upscale` writes them (`decoded.to_pil`; about 2% of the latents' bytes)."""
 
     encoding: Encoding
     stem: str
     suffix: str
+    source: Image.Image | None = None
 
     @property
     def nbytes(self) -> int:  # the cache is bounded by this
-        return self.encoding.nbytes
+        extra = 0 if self.source is None else len(self.source.getbands()) * self.source.width * self.source.height
+        return self.encoding.nbytes + extra
 
     @property
     def size(self) -> tuple[int, int]:
@@ -64,7 +72,47 @@ def encode_upload(
         check()
         encoding = model.get().encode(img)
     stem, suffix = safe_name(filename)
-    return StoredEncoding(encoding, stem, suffix)
+    return StoredEncoding(encoding, stem, suffix, _source_pixels(img))
+
+
+def _source_pixels(img: DecodedImage) -> Image.Image:
+    from ..decoded import to_pil
+
+    return to_pil(img)
+
+
+def read_source(path: Path, *, max_pixels: int | None) -> Image.Image:
+    """A file's pixels as `liif upscale` decodes them (the guarded reader), rounded as it writes them."""
+    from ..imageio import read_image
+
+    return _source_pixels(read_image(path, max_pixels=max_pixels, warn=lambda message: None))
+
+
+def encode_file(
+    path: Path, model, *, max_pixels: int | None, check: Callable[[], None] = lambda: None
+) -> StoredEncoding:
+    """A file of the server's image folder, decoded as `liif upscale` decodes it and encoded with `model`."""
+    from ..imageio import read_image
+
+    img = read_image(path, max_pixels=max_pixels, warn=lambda message: None)
+    check()
+    encoding = model.get().encode(img)
+    stem, suffix = safe_name(path.name)
+    return StoredEncoding(encoding, stem, suffix, _source_pixels(img))
+
+
+def render_region(
+    stored: StoredEncoding,
+    region: tuple[float, float, float, float] | None,
+    size: tuple[int, int],
+    model,
+    check: Callable[[], None] = lambda: None,
+) -> DecodedImage:
+    """The library's region render of `stored` at `size` = (width, height), on `model`'s device: the same
+    pixels as `Upscaler.upscale(image, region=region, size=size)` (and `liif upscale --region --size`)."""
+    # The encoding may have been made on another worker's device: render it with this worker's model.
+    encoding = replace(stored.encoding, upscaler=model.get())
+    return encoding.render(size=size, region=region, progress=lambda done, total: check())
 
 
 def parse_region(text: str) -> tuple[float, float, float, float]:
@@ -133,9 +181,7 @@ def render_bytes(
     from ..imageio import write_image
 
     region, out_hw, ext, quality = request.plan(stored, max_out_pixels)
-    # The encoding may have been made on another worker's device: render it with this worker's model.
-    encoding = replace(stored.encoding, upscaler=model.get())
-    image = encoding.render(size=(out_hw[1], out_hw[0]), region=region, progress=lambda done, total: check())
+    image = render_region(stored, region, (out_hw[1], out_hw[0]), model, check)
     with tempfile.TemporaryDirectory(prefix="liif-serve-") as folder:
         target = Path(folder) / f"render{ext}"
         write_image(image, target, quality=quality, warn=lambda message: None)

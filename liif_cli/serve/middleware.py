@@ -1,7 +1,10 @@
-"""Two thin ASGI layers: a bound on request bodies, and one structured access-log record per request."""
+"""Thin ASGI layers: a bound on request bodies, a bearer token, and one structured access-log record per request."""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hmac
 import json
 import logging
 import time
@@ -65,6 +68,47 @@ class BodyLimit:
         await self.app(scope, counted, send)
 
 
+class BearerToken:
+    """Every request but `GET /healthz` and CORS preflights needs the token: `Authorization: Bearer TOKEN`,
+    or HTTP Basic with TOKEN as the password (any user name), which is how a browser sends it after asking
+    once: a page navigation without it gets a Basic challenge, so the browser shows its login dialog and
+    then sends the credentials with every request of the page (its images and tiles included). Otherwise
+    401 with the JSON error body. Compared in constant time."""
+
+    def __init__(self, app, token: str):
+        self.app = app
+        self.token = token.encode()
+
+    def _allowed(self, header: bytes | None) -> bool:
+        if not header:
+            return False
+        scheme, _, value = header.partition(b" ")
+        scheme, value = scheme.lower(), value.strip()
+        if scheme == b"basic":
+            try:
+                value = base64.b64decode(value, validate=True).partition(b":")[2]
+            except (binascii.Error, ValueError):
+                return False
+        elif scheme != b"bearer":
+            return False
+        return hmac.compare_digest(value, self.token)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope.get("path") == "/healthz" or scope.get("method") == "OPTIONS":
+            return await self.app(scope, receive, send)
+        headers = dict(scope.get("headers") or [])
+        if self._allowed(headers.get(b"authorization")):
+            return await self.app(scope, receive, send)
+        page = b"text/html" in headers.get(b"accept", b"")
+        challenge = b'Basic realm="liif serve"' if page else b'Bearer realm="liif serve"'
+        message = "this server needs its token: send 'Authorization: Bearer TOKEN'"
+        if headers.get(b"authorization"):
+            message = "wrong token in the Authorization header"
+        start, body = _json_error(401, message, [(b"www-authenticate", challenge)])
+        await send(start)
+        await send(body)
+
+
 class AccessLog:
     """One `liif.serve.access` record per request, as JSON: method, path, status, bytes out, ms, client.
 
@@ -95,4 +139,4 @@ class AccessLog:
             record["client"] = f"{client[0]}:{client[1]}" if client else None
             if record["status"] is None:
                 record["status"] = 499  # the client went away before an answer started
-            ACCESS_LOG.info(json.dumps(record))
+            ACCESS_LOG.info(json.dumps(record), extra={"access": record})

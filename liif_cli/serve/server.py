@@ -1,38 +1,171 @@
-"""Run the app under uvicorn: logging set up, the URL printed, Ctrl-C a clean shutdown."""
+"""Run the app under uvicorn: the socket bound first, logging set up, the URL printed, Ctrl-C a clean shutdown.
+
+    serve(config, host="127.0.0.1", port=0, log_format="json")
+
+The socket is bound before the model loads, so a port in use or an address that is not this machine's is
+one `ListenError` line (exit 11) at once; the URL printed is the bound one (`--port 0` shows the port the
+system chose). Off loopback the server refuses to start unless a token is set or `no_auth` says so
+(`check_exposure`). `log_format="json"` makes every line of stderr one JSON object: access records, errors
+(with their traceback as a field), Python warnings and uvicorn's own messages.
+"""
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import logging
+import socket
 import sys
+import time
 
+from ..errors import ListenError, UsageError
 from .app import ServeConfig, create_app
 
-LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+LOCAL_HOSTS = ("localhost",)
+LOG_FORMATS = ("text", "json")
 
 
-def configure_logging() -> None:
-    """`liif.serve.*` records (the JSON access log among them) go to stderr, one line each."""
-    logger = logging.getLogger("liif.serve")
-    if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
+def is_loopback(host: str) -> bool:
+    if host in LOCAL_HOSTS:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_exposure(host: str, token: str | None, no_auth: bool) -> None:
+    """Off loopback, a token or an explicit `--no-auth` is required (a UsageError otherwise)."""
+    if token is not None and not token.strip():
+        raise UsageError("--token / LIIF_SERVE_TOKEN is empty")
+    if token and no_auth:
+        raise UsageError("--token and --no-auth contradict each other; give one")
+    if not is_loopback(host) and not token and not no_auth:
+        raise UsageError(
+            f"--host {host} is reachable from other machines: give --token TOKEN (or LIIF_SERVE_TOKEN) so that "
+            "every request must carry it, or --no-auth to serve anyone who can connect"
+        )
+
+
+class JsonLines(logging.Formatter):
+    """One JSON object per record: time, level, logger, message; an access record's fields at the top
+    level; a traceback as the `exc` field (one line of JSON, newlines escaped)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        obj = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+        }
+        access = getattr(record, "access", None)
+        if isinstance(access, dict):
+            obj.update(access)
+        else:
+            obj["message"] = record.getMessage()
+        if record.exc_info:
+            obj["exc"] = self.formatException(record.exc_info)
+        return json.dumps(obj, default=str)
+
+
+def configure_logging(log_format: str = "text") -> logging.Handler:
+    """`liif.serve.*` and uvicorn's records (the access log among them) to stderr, one line each, in one
+    format; in `json` also Python warnings, so that nothing else reaches stderr."""
+    handler = logging.StreamHandler(sys.stderr)
+    if log_format == "json":
+        handler.setFormatter(JsonLines())
+    else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    names = ["liif.serve", "uvicorn", "uvicorn.error", "uvicorn.access"]
+    names += ["py.warnings"] if log_format == "json" else []
+    for name in names:
+        logger = logging.getLogger(name)
+        for old in list(logger.handlers):
+            logger.removeHandler(old)
         logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
+        logger.propagate = False
+    logging.getLogger("liif.serve").setLevel(logging.INFO)
+    if log_format == "json":
+        logging.captureWarnings(True)
+    return handler
 
 
-def serve(
-    config: ServeConfig, *, host: str = "127.0.0.1", port: int = 8000, open_browser: bool = False, echo=print
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on host:port; a ListenError (one line, exit 11) when that is impossible."""
+    try:
+        infos = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise ListenError(f"cannot listen on {host}:{port}: not an address of this machine ({exc})") from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(address)
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        import errno
+
+        why = {
+            errno.EADDRINUSE: "the port is in use (another server?); pick another with --port, or --port 0",
+            errno.EADDRNOTAVAIL: "not an address of this machine",
+            errno.EACCES: "permission denied (ports below 1024 need privileges)",
+        }.get(exc.errno, exc.strerror or str(exc))
+        raise ListenError(f"cannot listen on {host}:{port}: {why}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(config: ServeConfig, *, log_format: str = "text", **options) -> None:
+    """Bind, load the model, print the URL, and block until Ctrl-C (or SIGTERM); in-flight requests finish first.
+
+    With `log_format="json"` the start-up errors (a busy port...) and the end of a Ctrl-C are JSON records
+    too, and the exit status is the one the CLI documents (the error's code; 130 after Ctrl-C)."""
+    if log_format not in LOG_FORMATS:
+        raise UsageError(f"--log-format must be one of {', '.join(LOG_FORMATS)}, got {log_format!r}")
+    if log_format == "text":
+        return _serve(config, log_format=log_format, **options)
+    from ..errors import INTERRUPTED_EXIT_CODE, LiifError
+
+    configure_logging(log_format)
+    log = logging.getLogger("liif.serve")
+    try:
+        _serve(config, log_format=log_format, **options)
+    except LiifError as exc:
+        log.error("error: %s", " ".join(str(exc).split()))
+        raise SystemExit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        log.info("interrupted: stopped")
+        raise SystemExit(INTERRUPTED_EXIT_CODE) from None
+
+
+def _serve(
+    config: ServeConfig,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    open_browser: bool = False,
+    echo=print,
+    log_format: str = "text",
 ) -> None:
-    """Load the model, listen, and block until Ctrl-C (or SIGTERM); in-flight requests finish first."""
     import uvicorn
 
-    configure_logging()
-    app = create_app(config)  # loads the model(s): a bad name or device fails before we listen
-    shown = f"[{host}]" if ":" in host else host
-    url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else shown}:{port}/"
-    if host not in LOCAL_HOSTS:
-        echo(f"warning: listening on {host}: anyone who can reach this machine can use the server")
+    check_exposure(host, config.token, config.no_auth)
+    sock = bind(host, port)
+    try:
+        configure_logging(log_format)
+        app = create_app(config)  # loads the model(s): a bad name or device fails before anyone connects
+    except BaseException:
+        sock.close()
+        raise
+    bound = sock.getsockname()[1]
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "[::]") else (f"[{host}]" if ":" in host else host)
+    url = f"http://{shown}:{bound}/"
+    say = logging.getLogger("liif.serve").info if log_format == "json" else echo
+    if not is_loopback(host):
+        how = "with a token" if config.token else "WITHOUT authentication (--no-auth)"
+        say(f"warning: listening on {host}:{bound}, reachable from other machines, {how}")
 
     class Server(uvicorn.Server):
         def handle_exit(self, sig, frame) -> None:
@@ -41,7 +174,15 @@ def serve(
             super().handle_exit(sig, frame)
 
     server = Server(
-        uvicorn.Config(app, host=host, port=port, access_log=False, log_level="warning", timeout_graceful_shutdown=10)
+        uvicorn.Config(
+            app,
+            access_log=False,
+            log_level="warning",
+            timeout_graceful_shutdown=10,
+            log_config=None,
+            proxy_headers=True,
+            forwarded_allow_ips=config.forwarded_allow_ips,
+        )
     )
 
     if open_browser:
@@ -49,17 +190,14 @@ def serve(
         import webbrowser
 
         def open_when_up() -> None:
-            import time
-
             while not server.started and not server.should_exit:
                 time.sleep(0.05)
             if server.started:
                 webbrowser.open(url)
 
         threading.Thread(target=open_when_up, daemon=True).start()
-    echo(f"liif serve: {url} (model {config.model}; API docs at {url}docs; Ctrl-C stops)")
-    server.run()
-    if not server.started:
-        from ..errors import LiifError
-
-        raise LiifError(f"could not listen on {host}:{port} (in use, or not an address of this machine?)")
+    say(f"liif serve: {url} (model {config.model}; API docs at {url}docs; Ctrl-C stops)")
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()

@@ -1,9 +1,13 @@
 // The zoom viewer: pans and zooms the continuous image from 1x to 64x (screen pixels per input pixel).
-// What is on screen is cut into 256x256 tiles of device pixels; each tile is one region render of the
-// server's cached encoding, GET /v1/encodings/{id}/render?region=x,y,w,h&size=WxH, so a zoomed view costs
-// what the screen shows, never the whole image at that magnification. Tiles are kept in the page (an LRU
-// of object URLs); requests for tiles that left the screen are aborted (the server then cancels the job).
-// Meanwhile the original, stretched by the browser, stands in as a backdrop. No libraries.
+// What is on screen is cut into 256x256 tiles of device pixels; each tile is one IIIF Image API request
+// (the server's /iiif/3, the same protocol any IIIF viewer uses): at zoom Z (device pixels per input pixel)
+// the tiles come from the identifier `{id}@{K}x`, K the power of two at or above Z (up to 32), as
+// /iiif/3/{id}@{K}x/{x,y,w,h}/^{w},{h}/0/default.png, the region in that magnified image's pixels. At zoom
+// 1 or less they are the source pixels (K = 1, no model); above, LIIF region renders of the server's cached
+// encoding, so a zoomed view costs what the screen shows, never the whole image at that magnification.
+// Tiles are kept in the page (an LRU of object URLs); requests for tiles that left the screen are aborted
+// (the server then cancels the job). Meanwhile the original, stretched by the browser, stands in as a
+// backdrop. No libraries.
 "use strict";
 (function () {
   const $ = (id) => document.getElementById(id);
@@ -12,6 +16,7 @@
   const MAX_LEVEL = 6 * STEPS; // 64x
   const IN_FLIGHT = 4; // tile requests at once: the server renders one job per device anyway
   const KEEP = 300; // tiles kept in the page
+  const MAX_K = 32; // the server's largest @Kx
 
   const view = $("zoom-view");
   const layer = $("zoom-tiles");
@@ -49,8 +54,14 @@
     const x0 = i * TILE, y0 = j * TILE;
     const w = Math.min(TILE, g.wd - x0), h = Math.min(TILE, g.hd - y0);
     const zd = g.z * g.r; // device pixels per input pixel
-    const region = [x0 / zd, y0 / zd, w / zd, h / zd].map((v) => +v.toFixed(9)).join(",");
-    return { url: `/v1/encodings/${state.id}/render?region=${region}&size=${w}x${h}&format=png`, x0, y0, w, h };
+    let k = 1; // the IIIF identifier's magnification: the power of two at or above the zoom
+    while (k < zd - 1e-9 && k < MAX_K) k *= 2;
+    const f = k / zd; // pixels of the magnified image per device pixel (1 at the powers of two)
+    const rx = Math.round(x0 * f), ry = Math.round(y0 * f);
+    const rw = Math.max(1, Math.min(Math.round((x0 + w) * f), state.w * k) - rx);
+    const rh = Math.max(1, Math.min(Math.round((y0 + h) * f), state.h * k) - ry);
+    const id = encodeURIComponent(state.id) + (k > 1 ? `@${k}x` : "");
+    return { url: `/iiif/3/${id}/${rx},${ry},${rw},${rh}/^${w},${h}/0/default.png`, x0, y0, w, h };
   }
 
   function draw(immediate) {
