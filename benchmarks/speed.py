@@ -14,6 +14,13 @@ extra run per path under torch.profiler reports the share of its time spent in m
 the timings synchronize the device (outputs come back to the host anyway), "GPU peak" is the allocator's
 peak during the path's first run over what was allocated before it, and the official path runs with TF32
 off, as the engine's fp32 does, so that max |diff| compares fp32 with fp32. --json writes the table too.
+
+Every path is also reported in µs per output pixel and as a fraction of its precision's floor (the
+official path against the fp32 floor): the hidden-layer GEMMs alone at the rate `benchmarks/roofline.py`
+measures on the decoder's block shape with a reused output, measured once at the start of the same run
+(`--no-floor` skips it). 100% would be a decoder that costs only its GEMMs; the whole-process figures
+include start-up, model loading and the encoder, so they sit lower (roofline.py's incremental measure
+removes the fixed costs).
 """
 
 from __future__ import annotations
@@ -29,6 +36,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
 
 def synthetic_image(h: int, w: int, seed: int = 0) -> np.ndarray:
@@ -151,6 +162,34 @@ def peak_rss(path, model, rgb, out_hw, tile, threads) -> tuple[int, int]:
     return value
 
 
+def _precision(path: str) -> str:
+    """The precision whose floor a path is measured against: the official path computes in fp32."""
+    return "fp32" if path == "official" else path.partition("@")[0]
+
+
+def measure_floors(paths: list[str], device: str) -> dict[str, float]:
+    """{precision: floor in µs per output pixel}, printed with the GEMM rates behind them (roofline.py)."""
+    from benchmarks.roofline import floor_us_per_pixel, hidden_flops_per_pixel, native
+
+    floors = {}
+    for precision in dict.fromkeys(_precision(p) for p in paths):
+        if not native(precision, device):
+            print(f"{precision}: no floor (not native on this CPU: its GEMMs are emulated)")
+            continue
+        rate, floors[precision] = floor_us_per_pixel(precision, device)
+        print(
+            f"{precision}: GEMM rate with a reused output on the decoder's block shape {rate / 1e9:.3g} GFLOP/s; "
+            f"floor {hidden_flops_per_pixel():,} FLOP / px = {floors[precision]:.3f} µs per output pixel"
+        )
+    return floors
+
+
+def _per_pixel(seconds: float, mp_out: float, floor: float | None) -> tuple[str, str]:
+    """(µs per output pixel, floor / that) formatted for the tables."""
+    us = seconds / mp_out  # seconds per megapixel = µs per pixel
+    return f"{us:>9.3f}", f"{floor / us:>10.0%}" if floor else f"{'-':>10}"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="edsr-baseline")
@@ -165,6 +204,7 @@ def main() -> None:
     ap.add_argument("--processes", action="store_true", help="time whole fresh processes (import, load, render)")
     ap.add_argument("--gemm-share", action="store_true", help="profile one run per path: share of time in GEMMs")
     ap.add_argument("--json", default=None, metavar="PATH", help="also write the results as JSON")
+    ap.add_argument("--no-floor", action="store_true", help="skip the GEMM-rate measurement behind 'of floor'")
     ap.add_argument("--one-shot", default=None, help=argparse.SUPPRESS)  # the child of --processes
     args = ap.parse_args()
     w, h = (int(v) for v in args.input.lower().split("x"))
@@ -179,14 +219,18 @@ def main() -> None:
         f"{torch.get_num_threads()} threads, torch {torch.__version__}"
     )
     paths = args.paths.split(",")
+    floors = {} if args.no_floor else measure_floors(paths, args.device)
     if args.processes:
         times = whole_process_times(args, paths, args.repeats)
         base = statistics.median(times[paths[0]])
-        print(f"{'path':<10}{'median s':>10}{'MP/s':>9}{'speed-up':>10}   runs (s), whole processes")
+        print(
+            f"{'path':<10}{'median s':>10}{'MP/s':>9}{'speed-up':>10}{'µs/px':>9}{'of floor':>10}   runs (s), whole processes"
+        )
         for path in paths:
             t = statistics.median(times[path])
             runs = " ".join(f"{v:.1f}" for v in times[path])
-            print(f"{path:<10}{t:>10.3f}{mp_out / t:>9.3f}{base / t:>9.2f}x   {runs}")
+            us, frac = _per_pixel(t, mp_out, floors.get(_precision(path)))
+            print(f"{path:<10}{t:>10.3f}{mp_out / t:>9.3f}{base / t:>9.2f}x{us}{frac}   {runs}")
         return
     runners = {path: prepare(path, args.model, args.tile, args.threads, args.device) for path in paths}
     cuda = args.device.startswith("cuda")
@@ -212,7 +256,7 @@ def main() -> None:
     base = results[paths[0]][0]
     memory = not args.no_memory and args.device == "cpu"  # peak RSS says nothing about GPU memory
     print(
-        f"{'path':<10}{'median s':>10}{'MP/s':>9}{'speed-up':>10}{'max|diff|':>12}"
+        f"{'path':<10}{'median s':>10}{'MP/s':>9}{'speed-up':>10}{'µs/px':>9}{'of floor':>10}{'max|diff|':>12}"
         + (f"{'peak RSS':>10}{'run adds':>10}" if memory else "")
         + (f"{'GPU peak':>10}" if cuda else "")
         + (f"{'GEMM share':>12}" if args.gemm_share else "")
@@ -231,7 +275,10 @@ def main() -> None:
         if args.gemm_share:
             row["gemm_share"] = gemm_share(runners[path], rgb, out_hw, args.device)
             share = f"{row['gemm_share']:>12.0%}"
-        print(f"{path:<10}{t:>10.3f}{mp_out / t:>9.3f}{base / t:>9.2f}x{diff:>12.2e}{rss:>20}{gpu}{share}")
+        floor = floors.get(_precision(path))
+        row.update(us_per_px=t / mp_out, floor_us_per_px=floor, floor_fraction=floor / (t / mp_out) if floor else None)
+        us, frac = _per_pixel(t, mp_out, floor)
+        print(f"{path:<10}{t:>10.3f}{mp_out / t:>9.3f}{base / t:>9.2f}x{us}{frac}{diff:>12.2e}{rss:>20}{gpu}{share}")
     if args.json:
         head = {"model": args.model, "input_wh": [w, h], "output_wh": [out_hw[1], out_hw[0]], "device": args.device}
         head |= {"repeats": args.repeats, "torch": torch.__version__, "baseline": paths[0]}

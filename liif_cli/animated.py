@@ -17,10 +17,19 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image, ImageSequence, UnidentifiedImageError
+from PIL import Image, ImageSequence
 
-from .errors import InputError, UsageError
-from .imageio import DEFAULT_MAX_INPUT_PIXELS, InputGuard, atomic_target, check_pixels
+from .errors import InputError, OutputError, UsageError
+from .imageio import (
+    DEFAULT_MAX_INPUT_PIXELS,
+    InputGuard,
+    atomic_target,
+    check_pixels,
+    decoding,
+    identify,
+    open_image,
+    open_pillow,
+)
 
 FORMATS = {".gif": "GIF", ".png": "PNG", ".apng": "PNG", ".webp": "WEBP"}
 """Output extension -> Pillow format (an animated .png is an APNG)."""
@@ -39,12 +48,9 @@ class Animation:
 
 
 def is_animated(path: str | Path) -> bool:
-    """True for a GIF / WebP / PNG with more than one frame (a still is left to the image path)."""
-    try:
-        with Image.open(path) as im:
-            return im.format in ("GIF", "PNG", "WEBP") and getattr(im, "n_frames", 1) > 1
-    except (OSError, UnidentifiedImageError):
-        return False
+    """True for a GIF / WebP / PNG with more than one frame (a still is left to the image path); InputError
+    for a file that is not a readable image (`imageio.identify`)."""
+    return identify(path, max_pixels=None).kind == "animation"
 
 
 def _frame_info(im: Image.Image) -> tuple[int, int, int | None]:
@@ -57,34 +63,29 @@ def _frame_info(im: Image.Image) -> tuple[int, int, int | None]:
 
 
 def iter_animation(
-    path: str | Path, *, max_pixels: int | None = DEFAULT_MAX_INPUT_PIXELS
+    path: str | Path, *, max_pixels: int | None = DEFAULT_MAX_INPUT_PIXELS, warn=None
 ) -> Iterator[tuple[Image.Image, int, int, int | None]]:
-    """(composed frame, duration ms, disposal, blend) one at a time, RGB or RGBA."""
+    """(composed frame, duration ms, disposal, blend) one at a time, RGB or RGBA; every frame's size is
+    checked against `max_pixels` (a GIF frame may extend the canvas); InputError for a corrupt file."""
     path = Path(path)
-    with _open(path) as im:
-        check_pixels(im.width, im.height, max_pixels, f"{path}: image of", "--max-pixels")
-        try:
-            for frame in ImageSequence.Iterator(im):
+    with open_pillow(path, max_pixels=max_pixels, warn=warn) as im:
+        frames = ImageSequence.Iterator(im)
+        while True:
+            with decoding(path, warn):  # not held across the yield: its warnings filters are process-wide
+                frame = next(frames, None)
+                if frame is None:
+                    return
                 frame.load()  # WebP sets a frame's duration when it is decoded
+                check_pixels(frame.width, frame.height, max_pixels, f"{path}: frame of", "--max-pixels")
                 duration, disposal, blend = _frame_info(frame)
                 has_alpha = frame.mode in ("RGBA", "LA", "PA") or "transparency" in frame.info
-                yield frame.convert("RGBA" if has_alpha else "RGB"), duration, disposal, blend
-        except (OSError, EOFError, ValueError) as exc:
-            raise InputError(f"{path}: corrupt animation ({exc})") from None
-
-
-def _open(path: Path) -> Image.Image:
-    try:
-        return Image.open(path)
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except (OSError, UnidentifiedImageError) as exc:
-        raise InputError(f"{path}: not a readable image ({exc})") from None
+                rgb = frame.convert("RGBA" if has_alpha else "RGB")
+            yield rgb, duration, disposal, blend
 
 
 def read_loop(path: str | Path) -> tuple[str, int | None]:
     """(Pillow format, loop count or None when the file says nothing)."""
-    with _open(Path(path)) as im:
+    with open_image(path, max_pixels=None) as im:
         return im.format, im.info.get("loop")
 
 
@@ -124,6 +125,7 @@ def upscale_animation(
     protect=None,
     progress: Callable[[int, int | None], None] | None = None,
     max_pixels: int | None = DEFAULT_MAX_INPUT_PIXELS,
+    warn=None,
 ) -> Path:
     """Upscale every frame of an animated GIF / WebP / APNG into `dst` (.gif, .webp, .png or .apng).
 
@@ -136,7 +138,7 @@ def upscale_animation(
     fmt = FORMATS.get(dst.suffix.lower())
     if fmt is None:
         raise UsageError(f"{dst}: cannot write an animation as '{dst.suffix}'; use .gif, .webp, .png or .apng")
-    with _open(src) as im:
+    with open_image(src, max_pixels=max_pixels) as im:
         in_fmt, loop = im.format, im.info.get("loop")
         total = getattr(im, "n_frames", None)
         out_hw = size((im.height, im.width))
@@ -144,7 +146,7 @@ def upscale_animation(
     guard.add(src)
     with atomic_target(dst, overwrite=overwrite, protect=guard) as tmp:  # checks the output before the work
         frames, durations, disposals, blends = [], [], [], []
-        for i, (frame, duration, disposal, _blend) in enumerate(iter_animation(src, max_pixels=max_pixels)):
+        for i, (frame, duration, disposal, _blend) in enumerate(iter_animation(src, max_pixels=max_pixels, warn=warn)):
             big = upscaler.upscale(frame, size=(out_hw[1], out_hw[0]))
             frames.append(palettize(big) if fmt == "GIF" else big)
             durations.append(duration)
@@ -152,8 +154,22 @@ def upscale_animation(
             blends.append(0)  # whole composed frames replace the canvas (APNG_BLEND_OP_SOURCE)
             if progress is not None:
                 progress(i + 1, total)
+        if not frames:
+            raise InputError(f"{src}: the animation holds no decodable frame")
         frames[0].save(tmp, format=fmt, **_save_options(fmt, frames, durations, disposals, blends, loop, quality))
+        _verify(tmp, dst, len(frames))
     return dst
+
+
+def _verify(tmp: Path, dst: Path, frames: int) -> None:
+    """The written animation opens and holds every frame, or it is not renamed into place (OutputError)."""
+    try:
+        with open_image(tmp, max_pixels=None) as im:
+            found = int(getattr(im, "n_frames", 1) or 1)
+    except InputError:
+        found = 0
+    if found != frames:
+        raise OutputError(f"{dst}: the written animation holds {found} of its {frames} frames; not kept")
 
 
 def _save_options(fmt, frames, durations, disposals, blends, loop, quality) -> dict:

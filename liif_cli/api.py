@@ -2,7 +2,7 @@
 
     from liif_cli import load_model
     up = load_model("edsr-baseline")                 # downloads and verifies on first use
-    big = up.upscale(Image.open("in.png"), scale=7.5)  # PIL in, PIL out (or numpy in, numpy out)
+    big = up.upscale(pil_image, scale=7.5)           # PIL in, PIL out (or numpy in, numpy out)
 
 Everything the CLI does goes through here; the engine underneath owns tiles, precision and devices.
 """
@@ -259,6 +259,29 @@ def load_model(
     loaded = load_checkpoint(path, normalization=entry.normalization if entry else None)
     options = engine.RenderOptions(torch_device, resolved_precision, tile, batch_size)
     return Upscaler(loaded, options, name=str(model))
+
+
+def planning_model(
+    model: str | Path = "edsr-baseline",
+    *,
+    device: str = "auto",
+    precision: str = "auto",
+    tile: int | None = None,
+    batch_size: int | None = None,
+    **_load_options: object,
+) -> tuple[Upscaler, str]:
+    """An Upscaler of the model's architecture with untrained weights, for `Upscaler.estimate` without reading,
+    downloading or loading the checkpoint (`--dry-run`), and the encoder it assumed: the registry's for a
+    name, edsr-baseline for a file (which is not opened). Its pixels mean nothing; its timings and sizes do."""
+    from .models import Normalization, build_liif
+    from .registry import ModelEntry, check_model_ref
+
+    ref = check_model_ref(model)
+    encoder = ref.encoder if isinstance(ref, ModelEntry) else "edsr-baseline"
+    torch_device = devices.resolve_device(device)
+    options = engine.RenderOptions(torch_device, devices.resolve_precision(precision, torch_device), tile, batch_size)
+    loaded = LoadedModel(build_liif(encoder), encoder, Normalization.named("half"), "untrained")
+    return Upscaler(loaded, options, name=f"{model} (not loaded)"), encoder
 
 
 def upscale(

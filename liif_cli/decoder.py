@@ -61,7 +61,7 @@ class FastDecoder:
         ]
         self.out_weight = last.weight.detach().t().contiguous().float().to(device)
         self.out_bias = last.bias.detach().float().to(device)
-        self._workspace: tuple[torch.Tensor, torch.Tensor | None, torch.Tensor] | None = None
+        self._workspace: tuple[torch.Tensor, torch.Tensor | None, torch.Tensor] | None = None  # see _buffers
         self._shifted: tuple[torch.Tensor, torch.Tensor | None] | None = None
         # oneDNN's linear with bias and ReLU fused in one pass (CPU only); plain addmm where it is missing.
         self._fused_linear = _onednn_linear_relu() if device.type == "cpu" else None
@@ -94,19 +94,32 @@ class FastDecoder:
         n_rows, n_cols = ry_idx.shape[1], cx_idx.shape[1]
         pixels = n_rows * n_cols
         queries = 4 * pixels
-        first, converted, mixed = self._buffers(pixels)
+        first, spare, mixed = self._buffers(pixels)
         h = self._first_layer(table, table_width, rows, cols, first[:queries])
-        h = self._hidden_layers(h, converted[:queries] if converted is not None else None)
+        h = self._hidden_layers(h, spare[:queries] if spare is not None else None)
         # Local ensemble: each prediction weighted by the area of its diagonal opposite. The output layer
         # is affine, so it is applied once to the weighted mean of the four last activations.
         area = (ry_rel.view(2, 1, n_rows, 1) * cx_rel.view(1, 2, 1, n_cols)).abs_() + 1e-9
         weight = (area.flip(0, 1) / area.sum(dim=(0, 1))).unsqueeze(-1)  # (row shift, col shift, R, C, 1)
-        if h.dtype != torch.float32:
-            h = converted[:queries].copy_(h)  # one conversion pass: mixed-dtype ops would copy per operand
         h = h.view(2, n_rows, 2, n_cols, -1)  # queries are ordered (row shift, r, column shift, c)
-        acc = torch.mul(h[0, :, 0], weight[0, 0], out=mixed[:pixels].view(n_rows, n_cols, -1))
-        for a, b in ((0, 1), (1, 0), (1, 1)):
-            acc.addcmul_(h[a, :, b], weight[a, b])
+        acc = mixed[:pixels].view(n_rows, n_cols, -1)
+        if h.dtype == torch.float32:
+            torch.mul(h[0, :, 0], weight[0, 0], out=acc)
+            for a, b in ((0, 1), (1, 0), (1, 1)):
+                acc.addcmul_(h[a, :, b], weight[a, b])
+        else:
+            # Half precision: each quarter is converted to fp32 on its own (mixed-dtype ops would copy per
+            # operand) into a quarter-size scratch that is still in cache when the weighting reads it. The
+            # scratch is whichever working buffer does not hold `h` (both are idle by now), so no memory is
+            # added; the floats are those of one whole conversion followed by the weighting.
+            idle = spare if first.data_ptr() == h.data_ptr() and spare is not None else first
+            scratch = idle.view(-1).view(torch.float32)[: pixels * h.shape[-1]].view(n_rows, n_cols, -1)
+            for i, (a, b) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
+                part = scratch.copy_(h[a, :, b])
+                if i == 0:
+                    torch.mul(part, weight[a, b], out=acc)
+                else:
+                    acc.addcmul_(part, weight[a, b])
         pred = torch.addmm(
             weight.sum(dim=(0, 1)).view(pixels, 1) * self.out_bias, acc.view(pixels, -1), self.out_weight
         )
@@ -115,19 +128,19 @@ class FastDecoder:
     def _hidden_layers(self, h: torch.Tensor, spare: torch.Tensor | None) -> torch.Tensor:
         """relu(h W^T + b) through the three 256x256 layers.
 
-        In bf16 on the CPU every layer writes into a reused buffer, ReLU being the int16 clamp: the first
-        two into the halves of `spare` (the fp32 buffer the ensemble reads later, idle until then), the
-        last back into `h`'s own storage. A fresh (4 x query_batch, 256) output per
+        In bf16 on the CPU every layer writes into a reused buffer, ReLU being the int16 clamp: the layers
+        alternate between `spare` and `h`'s own storage (never a layer's own input), so a block needs two
+        activation buffers whatever the depth. A fresh (4 x query_batch, 256) output per
         layer costs a page fault per 4 KiB page (8k per layer, serialized in the kernel when two threads
         fault), which measured 17% of the three GEMMs' CPU time on one thread and more on two. oneDNN's
         fused linear has no out= form, and in fp32 it still beats addmm (MKL) by more than the faults cost,
-        so fp32 keeps it (and with it its exact results).
+        so fp32 keeps it (and with it its exact results); fp32 blocks are small enough that freed outputs
+        come back from the heap without faults (`engine.default_query_batch`).
         """
         if self._reuse_outputs and spare is not None:
-            halves = spare.view(self.dtype).view(2, *h.shape).unbind(0)
-            outs = [halves[i % 2] for i in range(len(self.hidden) - 1)] + [h]  # never a layer's own input
-            for (wt, b), out in zip(self.hidden, outs, strict=True):
-                h = _relu_(torch.addmm(b, h, wt, out=out))
+            buffers = (spare, h)
+            for i, (wt, b) in enumerate(self.hidden):
+                h = _relu_(torch.addmm(b, h, wt, out=buffers[i % 2]))
             return h
         for i, (wt, b) in enumerate(self.hidden):
             if self._fused_linear is not None:
@@ -179,14 +192,17 @@ class FastDecoder:
         return fp32[:rows], None if half is None else half[:rows]
 
     def _buffers(self, pixels: int) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
-        """(first-layer activations in the working precision, an fp32 copy of the last activations in
-        half precision or None, fp32 ensemble mix) for `pixels` output pixels (4 queries each), grown on
-        demand and then reused."""
+        """(first-layer activations in the working precision, a second activation buffer of that size
+        where the hidden layers write into reused storage or None, fp32 ensemble mix) for `pixels` output
+        pixels (4 queries each), grown on demand and then reused.
+
+        In half precision on the CPU: 2 x 2 KiB + 1 KiB per output pixel (20 MiB at the default 4096-pixel
+        block; the old layout, an fp32 copy of all four predictions' activations, took 7 KiB per pixel)."""
         if self._workspace is None or self._workspace[2].shape[0] < pixels:
             width = self.out_weight.shape[0]
             first = torch.empty(4 * pixels, width, device=self.device, dtype=self.dtype)
-            converted = None if self.dtype == torch.float32 else torch.empty_like(first, dtype=torch.float32)
-            self._workspace = (first, converted, torch.empty(pixels, width, device=self.device))
+            spare = torch.empty_like(first) if self._reuse_outputs else None
+            self._workspace = (first, spare, torch.empty(pixels, width, device=self.device))
         return self._workspace
 
 

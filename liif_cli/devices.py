@@ -64,6 +64,39 @@ def resolve_precision(precision: str | None, device: torch.device) -> str:
     return "fp32"
 
 
+_DEFAULT_CACHE = 32 << 20
+
+
+def last_level_cache_bytes() -> int:
+    """Size of the CPU's largest data cache (the L3 on most machines), from sysfs; 32 MiB where unknown.
+
+    Read from `/sys/devices/system/cpu/cpu0/cache/index*/size` (the figures `lscpu` prints), so no probe
+    runs and nothing is compiled. The decoder's block size follows it (`engine.default_query_batch`).
+    """
+    best = 0
+    root = "/sys/devices/system/cpu/cpu0/cache"
+    try:
+        entries = os.listdir(root)
+    except OSError:
+        return _DEFAULT_CACHE
+    for entry in entries:
+        try:
+            with open(f"{root}/{entry}/type") as f:
+                if f.read().strip() == "Instruction":
+                    continue
+            with open(f"{root}/{entry}/size") as f:
+                text = f.read().strip().upper()
+        except OSError:
+            continue
+        units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+        try:
+            size = int(text[:-1]) * units[text[-1]] if text[-1:] in units else int(text)
+        except ValueError:
+            continue
+        best = max(best, size)
+    return best or _DEFAULT_CACHE
+
+
 def set_threads(threads: int | None) -> None:
     """All cores by default (PyTorch's default can be lower inside containers)."""
     if threads is not None and threads < 1:

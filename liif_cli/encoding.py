@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from . import decoded, engine, geometry
-from .errors import EncodingError, EncodingModelError, first_line
+from .errors import EncodingError, EncodingModelError, InputError, first_line
 from .imageio import DecodedImage, as_float, atomic_target
 
 if TYPE_CHECKING:
@@ -174,6 +174,43 @@ def encode_image(upscaler: Upscaler, img: DecodedImage, *, alpha: str = "model")
     return Encoding(features, meta, alpha_features, plane, upscaler)
 
 
+def _image_format(path: Path) -> str | None:
+    """The image format found in the file's content (a picture given where an encoding belongs), or None."""
+    from .imageio import identify
+
+    try:
+        found = identify(path, media=False)
+    except InputError:
+        return None
+    return found.format if found.kind in ("still", "animation") else None
+
+
+def encoding_info(path: str | os.PathLike) -> dict:
+    """The metadata of a `.liif` file (`input_size` as [w, h], `model`, `precision`...) from its header alone:
+    no tensor is read and no model loaded (for plans, `liif render --dry-run`). Same one-line errors."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise EncodingError(f"{path}: no such encoding file")
+    if kind := _image_format(path):
+        raise EncodingError(
+            f"{path}: this is a {kind} image, not a .liif encoding: run 'liif encode {path}' first "
+            f"(or 'liif upscale {path}' for one size)"
+        )
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            header = f.metadata() or {}
+        meta = json.loads(header["liif"])
+        version = int(meta["format_version"])
+        w, h = (int(v) for v in meta["input_size"])
+    except Exception as exc:
+        raise EncodingError(f"{path}: not a readable .liif encoding ({first_line(exc)})") from None
+    if version > FORMAT_VERSION:
+        raise EncodingError(f"{path}: made by a newer liif (encoding format {version}): upgrade liif to render it")
+    return {**meta, "input_size": [w, h]}
+
+
 def load_encoding(
     path: str | os.PathLike, model: Upscaler | str | os.PathLike | None = None, **load_options
 ) -> Encoding:
@@ -188,6 +225,11 @@ def load_encoding(
     path = Path(path)
     if not path.is_file():
         raise EncodingError(f"{path}: no such encoding file")
+    if kind := _image_format(path):
+        raise EncodingError(
+            f"{path}: this is a {kind} image, not a .liif encoding: run 'liif encode {path}' first "
+            f"(or 'liif upscale {path}' for one size)"
+        )
     try:
         with safe_open(str(path), framework="pt") as f:
             header = f.metadata() or {}

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from .decoder import FastDecoder
-from .devices import DTYPES
+from .devices import DTYPES, last_level_cache_bytes
 from .geometry import AxisLookup, Region, axis_lookup, axis_span, check_region, rel_cell
 from .models import LoadedModel
 from .tiles import Band, auto_tile, encoder_bytes_per_pixel, split_axis
@@ -42,18 +42,29 @@ class RenderOptions:
 
 
 def default_query_batch(device: torch.device, precision: str) -> int:
-    """Output pixels per decoder block: 2048 for fp32 on the CPU, 16384 elsewhere.
+    """Output pixels per decoder block: sized to the CPU's last-level cache there, 16384 elsewhere.
 
-    An fp32 CPU block's hidden layers write fresh outputs (oneDNN's fused linear has no out= form). At
-    16384 pixels each is 64 MiB, above glibc's largest mmap threshold (32 MiB), so every layer maps new
-    pages and faults on each of them; at 2048 (8 MiB) the freed blocks are reused from the heap.
-    Measured on 2 cores, bit-identical output (`benchmarks/speed.py --paths fp32,fp32@16384`): 2.97 s against
-    3.92 s at 128 -> 512. Half precision writes into reused buffers and gains nothing from smaller blocks
-    (6% slower at 2048), and GPUs want large batches.
+    On the CPU a hidden layer reads and writes 4 queries x 256 activations per output pixel (4 KiB in
+    half precision, 8 KiB in fp32). The block is the largest power of two from 1024 to 16384 pixels whose
+    layer input and output together fill at most half the last-level cache
+    (`devices.last_level_cache_bytes`, from sysfs): the GEMMs then stream from the cache, not from DRAM,
+    and the other half is left to the weights, the latent-table rows and other processes. With the
+    32 MiB L3 of the development machine that is 4096 pixels in bf16 (the issue-28 measurement: 15%
+    faster whole runs than 16384-pixel blocks, whose 32 MiB buffers did not stay in the L3) and 2048 in
+    fp32. fp32 is also capped at 4096: its hidden layers write fresh outputs (oneDNN's fused linear has
+    no out= form), and above 4096 pixels (16 MiB) each would exceed glibc's largest mmap threshold and
+    fault in new pages per layer (issue 14: 16384-pixel blocks 1.32x slower). Outputs are bit-identical
+    at any block size (`tests/test_engine.py`). GPUs want large batches.
     """
-    if device.type == "cpu" and precision == "fp32":
-        return 2048
-    return 16384
+    if device.type != "cpu":
+        return 16384
+    itemsize = 4 if precision == "fp32" else 2
+    per_pixel = 2 * 4 * 256 * itemsize  # one hidden layer's input + output activations
+    budget = last_level_cache_bytes() // 2
+    block = 1024
+    while block < (4096 if precision == "fp32" else 16384) and 2 * block * per_pixel <= budget:
+        block *= 2
+    return block
 
 
 # PyTorch runs a CPU convolution of at most this many input values through its own kernel, and larger
@@ -104,7 +115,8 @@ class Renderer:
         macs = encoded * conv_macs + in_hw[0] * in_hw[1] * table_macs + out_hw[0] * out_hw[1] * decode_macs
         span = min(in_hw[0], tile + 2 * self.margin) * min(in_hw[1], tile + 2 * self.margin)
         per_pixel = encoder_bytes_per_pixel(self.loaded.encoder, self.options.precision)
-        decode_bytes = 3 * 4 * self.options.query_batch * 256 * 4
+        itemsize = torch.empty(0, dtype=self.dtype).element_size()
+        decode_bytes = (2 * 4 * itemsize + 4) * self.options.query_batch * 256  # FastDecoder's buffers
         table_bytes = 64 << 20
         # Profiles put the GEMMs at 70-85% of the time; the rest is gathers, encoder layout and I/O.
         return 1.4 * macs / self._mac_rate(), span * per_pixel + table_bytes + decode_bytes

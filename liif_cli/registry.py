@@ -4,6 +4,9 @@
 sources (see `sources.py`). A download goes to a temporary file next to its final name, is hashed as it
 streams, and is renamed into place only once the hash matches; any failure, Ctrl-C included, removes it.
 
+Concurrent processes asking for the same uncached model download it once: the check and the download run under
+a file lock (`<file>.lock`, the `filelock` package), and whoever waited finds the file verified in the cache.
+
 A verified file gets a small marker beside it (`<file>.verified`, JSON) recording its sha256, size and
 mtime, so later runs need not re-hash it; a file whose size or mtime changed is hashed again.
 """
@@ -143,6 +146,11 @@ def load_registry(path: str | Path | None = None, *, shipped: bool = False) -> d
     return parse_registry(data, origin)
 
 
+def shipped_registry_path() -> Path:
+    """Where the weights.toml shipped in the package is (as a file path, for messages and `liif env`)."""
+    return Path(str(resources.files("liif_cli").joinpath("weights.toml")))
+
+
 def _registry(registry: Mapping[str, ModelEntry] | str | Path | None) -> Mapping[str, ModelEntry]:
     return registry if isinstance(registry, Mapping) else load_registry(registry)
 
@@ -162,10 +170,26 @@ def get_entry(name: str, registry: Mapping[str, ModelEntry] | str | Path | None 
 
 
 def cache_dir() -> Path:
-    """$LIIF_CACHE_DIR, else $XDG_CACHE_HOME/liif, else ~/.cache/liif. Not created until something is written."""
+    """$LIIF_CACHE_DIR, else the platform's user cache folder for "liif" (platformdirs: $XDG_CACHE_HOME/liif or
+    ~/.cache/liif on Linux, ~/Library/Caches/liif on macOS, %LOCALAPPDATA%\\liif\\Cache on Windows).
+    Not created until something is written."""
     if os.environ.get("LIIF_CACHE_DIR"):
         return Path(os.environ["LIIF_CACHE_DIR"]).expanduser()
-    return Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser() / "liif"
+    import platformdirs
+
+    return platformdirs.user_cache_path("liif", appauthor=False)
+
+
+def cache_size() -> int:
+    """Bytes under the cache folder (0 when it does not exist)."""
+    total = 0
+    for dirpath, _dirs, files in os.walk(cache_dir()):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(dirpath, name)).st_size
+            except OSError:
+                pass
+    return total
 
 
 def cached_path(entry: ModelEntry) -> Path:
@@ -250,20 +274,61 @@ def _remove(path: Path) -> None:
     _marker(path).unlink(missing_ok=True)
 
 
+def _lock(path: Path):
+    """The lock that serialises checking and downloading `path` across processes. Lock files live in their own
+    folder (`<cache>/locks`) and are never deleted: removing one another process waits on breaks the lock."""
+    from filelock import FileLock
+
+    locks = cache_dir() / "locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    return FileLock(locks / (path.name + ".lock"))
+
+
+def remove(entry: ModelEntry) -> Path | None:
+    """Delete the cached file of `entry` (and its marker); returns the path removed, or None if not cached."""
+    path = cached_path(entry)
+    if not path.exists():
+        return None
+    with _lock(path):
+        _remove(path)
+    return path
+
+
 # --- downloading --------------------------------------------------------------------------------------
 
 
 @contextmanager
 def _progress_bar(label: str, total: int | None, enabled: bool) -> Iterator[Any]:
+    """A download bar: a task in the live display when one is on screen (the batch's), else a display of its
+    own, registered as the live one so that messages meanwhile print above it. Only at a terminal."""
     if not enabled:
         yield lambda n: None
+        return
+    from . import progress
+
+    live = progress.active()
+    if live is not None:
+        task = live.add_task(f"downloading {label}", total=total, unit="bytes")
+        try:
+            yield lambda n: live.advance(task, n)
+        finally:
+            live.remove_task(task)
         return
     from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
+    console = Console(stderr=True, highlight=False)
+    if not console.is_terminal:  # a log: a line before and one after, no bar
+        size = f" ({total / 1e6:.1f} MB)" if total else ""
+        console.print(f"downloading {label}{size}", markup=False)
+        done, t0 = [0], time.monotonic()
+        yield lambda n: done.__setitem__(0, done[0] + n)
+        rate = done[0] / 1e6 / max(time.monotonic() - t0, 1e-9)
+        console.print(f"downloaded {label} ({done[0] / 1e6:.1f} MB, {rate:.3g} MB/s)", markup=False)
+        return
     columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
-    with Progress(*columns, TimeRemainingColumn(), console=Console(stderr=True)) as bar:
-        task = bar.add_task(label, total=total)
+    with Progress(*columns, TimeRemainingColumn(), console=console, transient=True) as bar, progress.showing(bar):
+        task = bar.add_task(f"downloading {label}", total=total)
         yield lambda n: bar.advance(task, n)
 
 
@@ -289,9 +354,9 @@ def _install(entry: ModelEntry, source: Source, dest: Path, *, offline: bool, pr
 
 
 def offline_reason(offline: bool | None) -> str | None:
-    """Why downloads are off (`offline=True`, $LIIF_OFFLINE, $HF_HUB_OFFLINE), or None when they are on."""
+    """Why downloads are off (asked for, $LIIF_OFFLINE, $HF_HUB_OFFLINE), or None when they are on."""
     if offline is not None:
-        return f"offline={offline}" if offline else None
+        return "requested" if offline else None
     for var in ("LIIF_OFFLINE", "HF_HUB_OFFLINE"):
         if os.environ.get(var, "").strip().lower() in _TRUE:
             return f"{var}={os.environ[var]}"
@@ -333,15 +398,19 @@ def fetch(
     if not entry.pinned and not allow_unverified:
         raise ModelError(
             f"model {entry.name!r} has no known sha256, so its download cannot be verified; "
-            "pass --allow-unverified (allow_unverified=True) to use it anyway"
+            "allow unverified models (--allow-unverified) to use it anyway"
         )
     status = cache_status(entry)
     digest = status.sha256
-    if status.state == "mismatch":
-        warnings.warn(f"cached {status.path} failed its sha256 check; removed", LiifWarning, stacklevel=2)
-        _remove(status.path)
     if status.state in ("missing", "mismatch"):
-        digest = _download(entry, status.path, offline_reason=offline_reason(offline), progress=progress)
+        with _lock(status.path):  # another process may be downloading it: wait, then look again
+            status = cache_status(entry)
+            digest = status.sha256
+            if status.state == "mismatch":
+                warnings.warn(f"cached {status.path} failed its sha256 check; removed", LiifWarning, stacklevel=2)
+                _remove(status.path)
+            if status.state in ("missing", "mismatch"):
+                digest = _download(entry, status.path, offline_reason=offline_reason(offline), progress=progress)
     if not entry.pinned:
         warnings.warn(f"using unverified {entry.name} ({status.path}), sha256 {digest}", LiifWarning, stacklevel=2)
     return status.path

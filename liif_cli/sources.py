@@ -7,11 +7,13 @@ so every source is verified the same way and no source can leave anything in the
 from __future__ import annotations
 
 import http.client
+import logging
 import os
 import re
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -26,7 +28,10 @@ from . import __version__
 from .errors import ModelError, first_line
 
 CHUNK = 1 << 20
-TIMEOUT_S = 30  # per socket operation, not for the whole download
+TIMEOUT_S = 30.0  # per socket operation (connect, each read), not for the whole download
+RETRIES = 4  # further tries of a request that failed, and resumptions of a body cut short
+BACKOFF_S = 1.0  # the pause before the first retry; doubled for each next one
+log = logging.getLogger(__name__)
 USER_AGENT = f"liif-cli/{__version__}"
 
 
@@ -66,6 +71,16 @@ def _read_chunks(fh: BinaryIO, errors: tuple[type[BaseException], ...]) -> Itera
 
 @dataclass(frozen=True)
 class UrlSource:
+    """A file at a plain HTTP(S) URL, with retries, backoff and resumption of a dropped transfer.
+
+    Written on the standard library on purpose: the maintained clients each do a part (pooch retries whole
+    downloads but never resumes one; huggingface_hub's resuming getter is private; urllib3's Retry covers the
+    request, not a body cut half-way), and none streams the bytes to the registry's hash-as-you-write installer.
+    So this is the one hand-written transfer: a dropped connection is asked again for the rest
+    (`Range: bytes=N-`) after a growing pause; a server that ignores ranges sends the whole file again and the
+    bytes already passed on are skipped, so the stream the registry hashes is always the file from its start.
+    """
+
     url: str
 
     kind: ClassVar[str] = "url"
@@ -81,29 +96,77 @@ class UrlSource:
 
     @contextmanager
     def open(self, *, offline: bool, progress: bool) -> Iterator[Stream]:
-        request = urllib.request.Request(self.url, headers={"User-Agent": USER_AGENT})
+        response = self._request(0)
+        length = response.headers.get("Content-Length")
+        total = int(length) if length and length.strip().isdigit() else None
+        chunks = self._chunks(response, total)
         try:
-            response = urllib.request.urlopen(request, timeout=TIMEOUT_S)
-        except urllib.error.HTTPError as exc:
-            raise SourceError(f"HTTP {exc.code} {exc.reason}") from None
-        except urllib.error.URLError as exc:
-            raise SourceError(first_line(exc.reason if isinstance(exc.reason, BaseException) else exc)) from None
-        except (OSError, http.client.HTTPException) as exc:
-            raise SourceError(first_line(exc)) from None
-        with response:
-            length = response.headers.get("Content-Length")
-            total = int(length) if length and length.strip().isdigit() else None
-            yield Stream(self._chunks(response, total), total, network=True)
+            yield Stream(chunks, total, network=True)
+        finally:
+            chunks.close()
 
-    @staticmethod
-    def _chunks(response: BinaryIO, total: int | None) -> Iterator[bytes]:
-        # http.client reports a connection closed early as a plain end of stream, so count the bytes.
-        got = 0
-        for chunk in _read_chunks(response, (OSError, http.client.HTTPException)):
-            got += len(chunk)
-            yield chunk
-        if total is not None and got < total:
-            raise SourceError(f"connection closed after {got:,} of {total:,} bytes")
+    def _host(self) -> str:
+        return urllib.parse.urlsplit(self.url).netloc
+
+    def _request(self, start: int) -> Any:
+        """The response for the bytes from `start` on, after up to RETRIES tries with a growing pause."""
+        headers = {"User-Agent": USER_AGENT}
+        if start:
+            headers["Range"] = f"bytes={start}-"
+        last = ""
+        for attempt in range(RETRIES + 1):
+            if attempt:
+                time.sleep(BACKOFF_S * 2 ** (attempt - 1))
+            try:
+                return urllib.request.urlopen(urllib.request.Request(self.url, headers=headers), timeout=TIMEOUT_S)
+            except urllib.error.HTTPError as exc:
+                last = f"HTTP {exc.code} {exc.reason}"
+                if exc.code < 500 and exc.code not in (408, 429):
+                    raise SourceError(last) from None  # the answer will not change
+            except urllib.error.URLError as exc:
+                reason = exc.reason
+                if isinstance(reason, TimeoutError):
+                    last = f"timed out after {TIMEOUT_S:g} s connecting to {self._host()}"
+                else:
+                    last = first_line(reason if isinstance(reason, BaseException) else exc)
+            except TimeoutError:
+                last = f"timed out after {TIMEOUT_S:g} s waiting for {self._host()} to answer"
+            except (OSError, http.client.HTTPException) as exc:
+                last = first_line(exc)
+        raise SourceError(f"{last} (after {RETRIES + 1} tries)")
+
+    def _chunks(self, response: Any, total: int | None) -> Iterator[bytes]:
+        """The body from byte 0; a connection that breaks or closes early is resumed from where it stopped.
+        http.client reports a connection closed early as a plain end of stream, so the bytes are counted."""
+        got, resumes = 0, 0
+        while True:
+            skip = 0  # bytes of this response already passed on (a server that ignored the Range)
+            if got and response.status != 206:
+                skip = got
+            error = None
+            try:
+                with response:
+                    while chunk := response.read(CHUNK):
+                        if skip:
+                            cut = min(skip, len(chunk))
+                            chunk, skip = chunk[cut:], skip - cut
+                        if chunk:
+                            got += len(chunk)
+                            yield chunk
+            except TimeoutError:
+                error = f"no data from {self._host()} for {TIMEOUT_S:g} s after {got:,} bytes"
+            except (OSError, http.client.HTTPException) as exc:
+                error = f"connection broken after {got:,} bytes ({first_line(exc)})"
+            if error is None:
+                if total is None or got >= total:
+                    return
+                error = f"connection closed after {got:,} of {total:,} bytes"
+            if resumes >= RETRIES:
+                raise SourceError(f"{error}; gave up after {resumes} resumptions")
+            resumes += 1
+            log.info("%s: %s; resuming", self.file_name, error)
+            time.sleep(BACKOFF_S * 2 ** (resumes - 1))
+            response = self._request(got)
 
 
 @dataclass(frozen=True)

@@ -239,7 +239,9 @@ class Server:
     """A local HTTP server's state: what it serves, what it was asked.
 
     Plain files by URL path (with a Content-Type where `add` was given one: a PEP 503 index page needs
-    `text/html`); a path in `drop` sends half its body and hangs up. Paths of the Hub's form
+    `text/html`). `Range: bytes=N-` is honoured (206) unless the path is in `no_range`. A path in
+    `drop` always sends half of what it was asked and hangs up; one in `drop_once` does so on its first request
+    only. `delay` pauses each answer (seconds), so that concurrent clients overlap. Paths of the Hub's form
     (`.../resolve/<revision>/<file>`) also get the headers `hf_hub_download` needs, and a missing file gets the
     Hub's "entry not found" answer.
     """
@@ -247,7 +249,11 @@ class Server:
     files: dict[str, bytes] = field(default_factory=dict)  # url path -> body
     types: dict[str, str] = field(default_factory=dict)  # url path -> Content-Type, where one is needed
     drop: set[str] = field(default_factory=set)
+    drop_once: set[str] = field(default_factory=set)
+    no_range: set[str] = field(default_factory=set)
+    delay: float = 0.0
     requests: list[tuple[str, str]] = field(default_factory=list)  # (method, path)
+    ranges: list[str | None] = field(default_factory=list)  # the Range header of each request
     url: str = ""
 
     def add(self, path: str, body: bytes, content_type: str | None = None) -> str:
@@ -273,8 +279,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def _respond(self, body: bool) -> None:
         state: Server = self.server.state  # type: ignore[attr-defined]
         state.requests.append((self.command, self.path))
+        state.ranges.append(self.headers.get("Range"))
         path = self.path.split("?", 1)[0]
         data = state.files.get(path)
+        if state.delay:
+            import time
+
+            time.sleep(state.delay)
         hub = "/resolve/" in path
         if data is None:
             if not hub:
@@ -289,7 +300,16 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             if body:
                 self.wfile.write(error)
             return
-        self.send_response(200)
+        asked = self.headers.get("Range", "")
+        start = (
+            int(asked[6:-1]) if asked.startswith("bytes=") and asked.endswith("-") and path not in state.no_range else 0
+        )
+        if start:
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+            data = data[start:]
+        else:
+            self.send_response(200)
         self.send_header("Content-Length", str(len(data)))
         if path in state.types:
             self.send_header("Content-Type", state.types[path])
@@ -300,10 +320,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.send_header("ETag", f'"{hashlib.sha256(data).hexdigest()}"')
             self.send_header("Content-Type", "application/octet-stream")
         self.end_headers()
+        drop = path in state.drop or path in state.drop_once
+        state.drop_once.discard(path)
         if body:
-            self.wfile.write(data[: len(data) // 2] if path in state.drop else data)
+            self.wfile.write(data[: len(data) // 2] if drop else data)
             self.wfile.flush()
-        if path in state.drop:
+        if drop:
             self.close_connection = True
 
 

@@ -143,9 +143,9 @@ def test_published_mapping():
     assert pub.published_figure("edsr-baseline", "paper", "div2k", 12).psnr == 23.71
     assert pub.published_figure("edsr-baseline", "paper", "set5", 8).psnr == 26.9824
     # the mmagic table belongs to the mmagic checkpoints, the paper tables to the official ones; the official
-    # weights under the mmagic protocol have only the NOTES reference SSIM (x2 x3 x6 on Set5)
+    # weights under the mmagic protocol have only a measured reference SSIM (x2 x3 x6 on Set5)
     f = pub.published_figure("edsr-baseline", "mmagic", "set5", 2)
-    assert (f.psnr, f.ssim_blue, f.ssim_rgb) == (None, 0.9367, 0.9438) and "NOTES" in f.source
+    assert (f.psnr, f.ssim_blue, f.ssim_rgb) == (None, 0.9367, 0.9438) and "mmagic evaluation" in f.source
     assert pub.published_figure("edsr-baseline", "mmagic", "set5", 4) is None
     assert pub.published_figure("edsr-baseline", "mmagic", "set14", 2) is None
     assert pub.published_figure("mmagic-edsr", "paper", "set5", 2) is None
@@ -382,7 +382,7 @@ def test_offline_flag_and_env_apply_to_datasets_and_name_data_dir(tmp_path, monk
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
     monkeypatch.setattr(constants, "ENDPOINT", http_server.url)  # nothing may be asked of it
     monkeypatch.setenv("LIIF_CACHE_DIR", str(tmp_path / "liif"))
-    with pytest.raises(OfflineError, match=r"offline=True.*--data-dir DIR holding Set5/HR"):
+    with pytest.raises(OfflineError, match=r"offline mode is on \(requested\).*--data-dir DIR holding Set5/HR"):
         ds.open_dataset("set5", offline=True)
     monkeypatch.setenv("LIIF_OFFLINE", "1")
     with pytest.raises(OfflineError, match=r"LIIF_OFFLINE=1.*--data-dir"):
@@ -580,3 +580,38 @@ def test_acceptance_paper_protocol_set5():
     assert [r.scale for r in bf16.rows] == [2, 4] and all(r.images == 5 for r in bf16.rows)
     for r in bf16.rows:
         assert r.psnr != got[r.scale] and abs(r.psnr - got[r.scale]) < 0.01, (r.scale, r.psnr, got[r.scale])
+
+
+def test_cli_markdown_and_latex_tables_equal_the_json(tmp_path):
+    """models x scales, PSNR / SSIM per cell, in the terminal, Markdown and LaTeX: the JSON's numbers, rounded."""
+    import re
+
+    _write_layout(tmp_path / "data", "Set5")
+    j, md, tex = tmp_path / "r.json", tmp_path / "t.md", tmp_path / "t.tex"
+    args = ["bench", "--dataset", "set5", "--data-dir", str(tmp_path / "data"), "--model", "bicubic", "-q"]
+    args += ["--scales", "2,3", "--json", str(j), "--markdown", str(md), "--latex", str(tex)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert f"wrote {md}" in result.stderr and f"wrote {tex}" in result.stderr and f"wrote {j}" in result.stderr
+    rows = {r["scale"]: r for r in json.loads(j.read_text())["rows"]}
+    expected = {s: f"{rows[s]['psnr']:.2f} / {rows[s]['ssim']:.4f}" for s in (2, 3)}
+
+    md_lines = md.read_text().splitlines()
+    assert "| model | ×2 | ×3 |" in md_lines
+    assert f"| bicubic | {expected[2]} | {expected[3]} |" in md_lines
+    tex_text = tex.read_text()
+    assert "\\begin{tabular}{lcc}" in tex_text and "\\toprule" in tex_text and "\\bottomrule" in tex_text
+    assert f"bicubic & {expected[2]} & {expected[3]} \\\\" in tex_text
+    # the terminal's grid: one row per model, a column per scale, the same cells (stdout is not a terminal
+    # here, so the tables are printed at full width, not cut at 80 columns)
+    grid_row = next(line for line in result.stdout.splitlines() if re.match(r"^│ bicubic\s+│ \d", line))
+    assert expected[2] in grid_row and expected[3] in grid_row
+
+
+def test_deltas_are_coloured_by_their_rounded_value():
+    from liif_cli.bench.html_report import _delta_cell
+
+    assert _delta_cell(-0.00001) == '<td class="">±0.0000</td>'  # rounds to zero: no red
+    assert _delta_cell(-0.0002) == '<td class="neg">-0.0002</td>'
+    assert _delta_cell(0.00004, 4) == '<td class="">±0.0000</td>'
+    assert _delta_cell(0.012, 2) == '<td class="pos">+0.01</td>'

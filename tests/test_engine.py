@@ -12,7 +12,7 @@ from conftest import OFFICIAL, ROOT, SHARED, fixture_cases, needs_shared, random
 from PIL import Image
 
 from liif_cli.api import load_model
-from liif_cli.engine import Renderer, RenderOptions, render_array
+from liif_cli.engine import Renderer, RenderOptions, default_query_batch, render_array
 from liif_cli.geometry import axis_lookup
 from liif_cli.models import LoadedModel, Normalization, make_coord, reference_upscale
 
@@ -149,17 +149,45 @@ def test_upscale_runs_without_a_compiler_on_path(tmp_path, model_path):
     assert np.array_equal(np.asarray(Image.open(out)), np.rint(expected * 255).astype(np.uint8))
 
 
-@pytest.mark.parametrize(("precision", "default_block", "other_block"), [("fp32", 2048, 16384), ("bf16", 16384, 2048)])
-def test_decoder_block_size_does_not_change_a_pixel(precision, default_block, other_block):
-    """The default block size (2048 output pixels for fp32 on the CPU, for speed; 16384 for bf16) gives the
-    very floats of the other: each output pixel's GEMM rows do not depend on which block holds them."""
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_decoder_block_size_does_not_change_a_pixel(precision):
+    """The default block size (from the cache size: 2048 output pixels for fp32, 4096 for bf16 with a
+    32 MiB L3) gives the very floats of another: each output pixel's GEMM rows do not depend on which
+    block holds them."""
     loaded = random_model("edsr-baseline", seed=5)
     rgb = np.random.default_rng(5).random((40, 36, 3), dtype=np.float32)
     default = Renderer(loaded, RenderOptions(torch.device("cpu"), precision))
-    assert default.options.query_batch == default_block
+    assert default.options.query_batch == default_query_batch(torch.device("cpu"), precision)
+    other_block = 16384 if default.options.query_batch < 16384 else 2048
     other = Renderer(loaded, RenderOptions(torch.device("cpu"), precision, query_batch=other_block))
-    out_hw = (131, 150)  # 19650 output pixels: ten blocks of 2048 against two of 16384
+    out_hw = (131, 150)  # 19650 output pixels: several default blocks against one or two of the other
     assert np.array_equal(render_array(default, rgb, out_hw), render_array(other, rgb, out_hw))
+
+
+@pytest.mark.parametrize(
+    ("cache_mib", "fp32", "bf16"), [(32, 2048, 4096), (8, 1024, 1024), (16, 1024, 2048), (256, 4096, 16384)]
+)
+def test_cpu_block_size_follows_the_last_level_cache(monkeypatch, cache_mib, fp32, bf16):
+    """A hidden layer's input and output (8 KiB per output pixel in fp32, 4 KiB in bf16) fill at most half
+    the cache; fp32, whose layers write fresh outputs, stays at or under 4096 pixels (glibc's mmap ceiling)."""
+    import liif_cli.engine as engine
+
+    monkeypatch.setattr(engine, "last_level_cache_bytes", lambda: cache_mib << 20)
+    cpu = torch.device("cpu")
+    assert (default_query_batch(cpu, "fp32"), default_query_batch(cpu, "bf16")) == (fp32, bf16)
+    assert default_query_batch(cpu, "fp16") == bf16
+    assert default_query_batch(torch.device("cuda"), "bf16") == 16384
+
+
+def test_last_level_cache_is_read_from_sysfs():
+    from liif_cli.devices import last_level_cache_bytes
+
+    sizes = []
+    for entry in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*"):
+        if (entry / "type").read_text().strip() != "Instruction":
+            text = (entry / "size").read_text().strip()
+            sizes.append(int(text[:-1]) << {"K": 10, "M": 20}[text[-1]])
+    assert last_level_cache_bytes() == (max(sizes) if sizes else 32 << 20)
 
 
 def test_a_row_longer_than_the_block_is_decoded_in_pieces():

@@ -18,7 +18,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import Server
 
-from liif_cli import registry
+from liif_cli import registry, sources
 from liif_cli.cli import main
 from liif_cli.errors import ChecksumError, DownloadError, LiifWarning, ModelError, OfflineError
 from liif_cli.registry import parse_registry, resolve_weights
@@ -40,6 +40,7 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    monkeypatch.setattr(sources, "BACKOFF_S", 0.01)  # the retries' pauses, short for the tests
     return tmp_path
 
 
@@ -195,13 +196,77 @@ def test_too_many_bytes_is_a_mismatch_found_while_streaming(http_server: Server)
     assert weights_files() == []
 
 
-def test_connection_dropped_mid_file_raises_and_leaves_nothing(http_server: Server) -> None:
+def test_connection_that_keeps_dropping_gives_up_and_leaves_nothing(http_server: Server) -> None:
     url = http_server.add("/tiny.pth", PAYLOAD)
     http_server.drop.add("/tiny.pth")
-    with pytest.raises(DownloadError, match="connection closed after") as info:
+    with pytest.raises(DownloadError, match="connection closed after .* gave up after 4 resumptions") as info:
         resolve_weights("tiny", registry=tiny([{"kind": "url", "url": url}]), progress=False)
     assert type(info.value) is DownloadError and info.value.exit_code == 6
     assert weights_files() == []
+    assert len(http_server.requests) == 1 + sources.RETRIES
+    assert http_server.ranges[1] == f"bytes={len(PAYLOAD) // 2}-"  # each try asks for the rest only
+
+
+def test_dropped_connection_resumes_with_a_range_and_the_hash_is_checked(http_server: Server) -> None:
+    url = http_server.add("/tiny.pth", PAYLOAD)
+    http_server.drop_once.add("/tiny.pth")
+    entries = tiny([{"kind": "url", "url": url}])
+    path = resolve_weights("tiny", registry=entries, progress=False)
+    assert path.read_bytes() == PAYLOAD and registry.cache_status(entries["tiny"]).state == "verified"
+    assert http_server.ranges == [None, f"bytes={len(PAYLOAD) // 2}-"]  # the second request asked for the rest
+
+    # the resumed stream is hashed as a whole: wrong bytes after a resume are a mismatch, and nothing is kept
+    assert registry.remove(entries["tiny"]) == path and weights_files() == []
+    bad = PAYLOAD[:-1] + b"X"
+    url = http_server.add("/bad.pth", bad)
+    http_server.drop_once.add("/bad.pth")
+    with pytest.raises(ChecksumError, match=f"expected sha256 {PAYLOAD_SHA}"):
+        resolve_weights("tiny", registry=tiny([{"kind": "url", "url": url}]), progress=False)
+    assert weights_files() == [] and http_server.ranges[-1] == f"bytes={len(bad) // 2}-"
+
+
+def test_dropped_connection_to_a_server_without_ranges_starts_again(http_server: Server) -> None:
+    url = http_server.add("/tiny.pth", PAYLOAD)
+    http_server.drop_once.add("/tiny.pth")
+    http_server.no_range.add("/tiny.pth")
+    path = resolve_weights("tiny", registry=tiny([{"kind": "url", "url": url}]), progress=False)
+    assert path.read_bytes() == PAYLOAD  # the bytes already passed on were skipped, not repeated
+    assert len(http_server.requests) == 2
+
+
+def test_a_timeout_says_what_timed_out(http_server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = http_server.add("/tiny.pth", PAYLOAD)
+    http_server.delay = 1.0
+    monkeypatch.setattr(sources, "TIMEOUT_S", 0.2)
+    monkeypatch.setattr(sources, "RETRIES", 1)
+    with pytest.raises(DownloadError) as info:
+        resolve_weights("tiny", registry=tiny([{"kind": "url", "url": url}]), progress=False)
+    host = url.split("/")[2]
+    assert f"timed out after 0.2 s waiting for {host} to answer (after 2 tries)" in str(info.value)
+    assert weights_files() == []
+
+
+def test_two_processes_asking_at_once_download_once(http_server: Server, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    url = http_server.add("/tiny.pth", PAYLOAD)
+    http_server.delay = 0.5  # the first download is still running when the second process asks
+    reg = write_registry(tmp_path / "weights.toml", {"tiny": entry_table([{"kind": "url", "url": url}])})
+    env = {**os.environ, "LIIF_REGISTRY": str(reg)}
+    code = "from liif_cli.registry import resolve_weights; print(resolve_weights('tiny', progress=False))"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    expected = registry.cache_dir() / "weights" / f"tiny-{PAYLOAD_SHA[:16]}.pth"
+    assert [out.strip() for out, _err in outs] == [str(expected)] * 2
+    assert http_server.requests == [("GET", "/tiny.pth")]  # one download for both
+    assert expected.read_bytes() == PAYLOAD
 
 
 def test_sources_are_tried_in_order_and_every_failure_is_reported(http_server: Server) -> None:
@@ -236,7 +301,7 @@ def test_offline_uses_the_cache_only(http_server: Server, monkeypatch: pytest.Mo
     assert resolve_weights("tiny", registry=entries, offline=False, progress=False) == expected  # argument wins
     assert len(http_server.requests) == 1
     assert resolve_weights("tiny", registry=entries, progress=False) == expected  # offline, now cached
-    with pytest.raises(OfflineError, match=r"offline=True"):
+    with pytest.raises(OfflineError, match=r"offline mode is on \(requested\)"):
         resolve_weights("tiny", registry=tiny([{"kind": "url", "url": http_server.url}], sha256="1" * 64), offline=True)
     assert len(http_server.requests) == 1
 
@@ -531,3 +596,39 @@ def test_models_commands(http_server: Server, tmp_path: Path, monkeypatch: pytes
 
     result = runner.invoke(main, ["models", "path", "nope"])
     assert result.exit_code == 5 and result.stderr == "error: unknown model 'nope' (known models: tiny, loose)\n"
+
+
+def test_models_json_rm_and_cache_size(http_server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = http_server.add("/tiny.pth", PAYLOAD)
+    reg = write_registry(tmp_path / "weights.toml", {"tiny": entry_table([{"kind": "url", "url": url}])})
+    monkeypatch.setenv("LIIF_REGISTRY", str(reg))
+    runner = CliRunner()
+    assert runner.invoke(main, ["models", "download", "tiny", "-q"]).exit_code == 0
+    listing = json.loads(runner.invoke(main, ["models", "--json"]).stdout)
+    (row,) = listing["models"]
+    assert row["name"] == "tiny" and row["cached"] and row["state"] == "verified" and row["sha256"] == PAYLOAD_SHA
+    assert listing["cache"] == {"path": str(registry.cache_dir()), "bytes": registry.cache_size()}
+    assert registry.cache_size() >= len(PAYLOAD)
+    assert "(1.0 MB in all)" in runner.invoke(main, ["models"]).output
+
+    result = runner.invoke(main, ["models", "rm", "tiny"])
+    assert result.exit_code == 0 and result.stdout.startswith(f"tiny: removed {row['path']} (1.0 MB)")
+    assert weights_files() == []  # the file and its marker
+    assert runner.invoke(main, ["models", "rm", "tiny"]).stdout == "tiny: not cached\n"
+    result = runner.invoke(main, ["models", "rm", "nope"])
+    assert result.exit_code == 5 and result.stderr.startswith("error: unknown model 'nope'")
+
+
+def test_env_reports_the_installation_as_text_and_json() -> None:
+    import torch
+
+    runner = CliRunner()
+    facts = json.loads(runner.invoke(main, ["env", "--json"]).stdout)
+    assert facts["torch"] == torch.__version__
+    assert facts["torch_build"] == (f"CUDA {torch.version.cuda}" if torch.version.cuda else "CPU")
+    assert facts["devices"][0]["name"] == "cpu" and facts["devices"][0]["bf16"] in ("native", "emulated (slow)")
+    assert facts["cache"] == str(registry.cache_dir()) and facts["cache_bytes"] == 0
+    assert facts["registry"].endswith("weights.toml") and set(facts["extras"]) >= {"video", "serve", "report", "dev"}
+    text = runner.invoke(main, ["env"]).stdout
+    assert f"{torch.__version__} ({facts['torch_build']} build)" in text
+    assert "device cpu" in text and "bf16" in text and str(registry.cache_dir()) in text

@@ -1,6 +1,6 @@
 """Videos and animated images in a batch: which kind each input is, its output name, and how it is run.
 
-    kind = media_kind(Path("clip.mp4"), explicit=True)       # "video", "animation" or "still"
+    kind = media_kind(Path("clip.mp4"))       # "video", "animation", "still" or "encoding", by content
 
 A batch treats a video or an animation like a still: the same size spec, output names and limits, the same
 lazily loaded model, the same reporter, and a failure in one file does not stop the others. The work itself
@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import InputError, LiifError, UsageError, first_line
+from ..errors import InputError, LiifError, UsageError
+from ..imageio import DEFAULT_MAX_INPUT_PIXELS, identify
 from ..video import CONTAINER_FORMATS, VIDEO_EXTENSIONS
 
 if TYPE_CHECKING:
@@ -60,53 +61,10 @@ class VideoOptions:
         return [n for n, v in zip(names, values, strict=True) if v is not None]
 
 
-def media_kind(path: Path, *, explicit: bool) -> str:
-    """'video', 'animation' (GIF / WebP / PNG with several frames) or 'still'.
-
-    A video extension decides alone; an image that may be animated is asked (header only). A file named
-    explicitly with an unknown extension is probed with PyAV, so `clip.ts` or `clip.flv` works as a video.
-    A missing or unreadable file is a 'still' and fails later with the image reader's error.
-    """
-    suffix = path.suffix.lower()
-    if suffix in VIDEO_EXTENSIONS:
-        return "video"
-    if not path.is_file():
-        return "still"
-    if suffix in ANIMATED_SUFFIXES:
-        return "animation" if _is_animated(path) else "still"
-    from ..imageio import READ_EXTENSIONS
-
-    if explicit and suffix not in READ_EXTENSIONS and _has_video_stream(path):
-        return "video"
-    return "still"
-
-
-def _is_animated(path: Path) -> bool:
-    """Header only; a file Pillow refuses (a decompression bomb too) is left to the still reader's one-line error."""
-    import warnings
-
-    from PIL import Image
-
-    from ..animated import is_animated
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the still reader says it, once
-        try:
-            return is_animated(path)
-        except Image.DecompressionBombError:
-            return False
-
-
-def _has_video_stream(path: Path) -> bool:
-    try:
-        import av
-    except ImportError:
-        return False
-    try:
-        with av.open(str(path), "r") as container:
-            return bool(container.streams.video)
-    except (av.FFmpegError, OSError, UnicodeDecodeError):
-        return False
+def media_kind(path: Path, *, max_pixels: int | None = DEFAULT_MAX_INPUT_PIXELS) -> str:
+    """'video', 'animation' (GIF / WebP / PNG with several frames), 'still' or 'encoding', by the file's
+    content (`imageio.identify`); InputError (one line) for a file liif does not read."""
+    return identify(path, max_pixels=max_pixels).kind
 
 
 def media_extension(path: Path, kind: str, ext: str) -> str | None:
@@ -201,6 +159,7 @@ def run_media_job(
                 protect=guard,
                 progress=progress,
                 max_pixels=options.max_pixels,
+                warn=rep.warn,
             )
             res.frames = count["frames"]
     except Exception as exc:  # as for stills: the file fails, the batch goes on
@@ -212,28 +171,20 @@ def run_media_job(
 
 
 def _input_size(job: Job, options: BatchOptions) -> tuple[int, int]:
-    """(h, w) of the stored frames, checked against --max-pixels; InputError for a file that cannot be read."""
+    """(h, w) of the stored frames, checked against --max-pixels (and a video's frame or time range against
+    its length); InputError for a file that cannot be read."""
     if job.kind == "video":
         from ..video import probe
+        from ..video.reading import check_range
 
         try:
             import av  # noqa: F401
         except ImportError:
             raise InputError(f"{job.input}: videos need PyAV (pip install 'liif-cli[video]')") from None
         info = probe(job.input, max_pixels=options.max_pixels)
+        check_range(info, options.video.frames, options.video.time)
         return info.height, info.width
-    import warnings
-
-    from PIL import Image, UnidentifiedImageError
-
-    from ..imageio import check_pixels
-
-    try:
-        with warnings.catch_warnings():  # --max-pixels is the limit that counts
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            im = Image.open(job.input)
-        with im:
-            check_pixels(im.width, im.height, options.max_pixels, f"{job.input}: image of", "--max-pixels")
-            return im.height, im.width
-    except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as exc:
-        raise InputError(f"{job.input}: not a readable image ({first_line(exc)})") from None
+    found = identify(job.input, max_pixels=options.max_pixels)
+    if found.hw is None:
+        raise InputError(f"{job.input}: no size in its header")
+    return found.hw

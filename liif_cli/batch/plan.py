@@ -209,6 +209,19 @@ def output_extension(input_path: Path, ext: str) -> str:
     return "." + ext
 
 
+def _kind(path: Path, options: BatchOptions) -> tuple[str, LiifError | None]:
+    """The input's kind by its content, or why it is refused (a file's own failure: the batch goes on)."""
+    if not options.media:
+        return "still", None  # every file is read as a still (its first frame), and fails then if it must
+    try:
+        kind = media_kind(path, max_pixels=options.max_pixels)
+    except LiifError as exc:
+        return "still", exc
+    if kind == "encoding":
+        return "still", InputError(f"{path}: a saved encoding (.liif), not an image; render it with `liif render`")
+    return kind, None
+
+
 def plan_batch(paths: Sequence[str | os.PathLike], options: BatchOptions) -> list[Job]:
     """One Job per input and size (`options.specs`; consecutive for one input): its output path, or why it
     is skipped or fails.
@@ -228,7 +241,7 @@ def plan_batch(paths: Sequence[str | os.PathLike], options: BatchOptions) -> lis
     suffixes = [spec.tag() if options.suffix is None else options.suffix for spec in options.specs]
     out = options.output
     out_is_file = False
-    kinds = [media_kind(p, explicit=root is None) if options.media else "still" for p, root in items]
+    kinds, refusals = zip(*(_kind(p, options) for p, _root in items), strict=True)
     file_suffixes = READ_EXTENSIONS | set(WRITE_FORMATS) | MEDIA_EXTENSIONS
     if out is not None and not out.is_dir() and out.suffix.lower() in file_suffixes:
         if len(paths) != 1 or Path(paths[0]).is_dir():
@@ -249,7 +262,9 @@ def plan_batch(paths: Sequence[str | os.PathLike], options: BatchOptions) -> lis
     claimed: dict[str, Path] = {}
     jobs: list[Job] = []
     targets = list(zip(options.specs, suffixes, strict=True))
-    for ((path, root), kind), (spec, suffix) in itertools.product(zip(items, kinds, strict=True), targets):
+    for ((path, root), kind, refused), (spec, suffix) in itertools.product(
+        zip(items, kinds, refusals, strict=True), targets
+    ):
         name = f"{path.stem}_{suffix}" if suffix else path.stem
         media_ext = media_extension(path, kind, options.ext) if kind != "still" else None
         name += media_ext or output_extension(path, options.ext)
@@ -269,6 +284,8 @@ def plan_batch(paths: Sequence[str | os.PathLike], options: BatchOptions) -> lis
         if earlier is not None:
             job.skip = f"looks like an output of this command (name ends in _{earlier})"
             job.earlier_output = True
+        elif refused is not None:
+            job.error = refused
         elif kind == "animation" and media_ext is None and not out_is_file:
             job.error = UsageError(f"{path}: an animation cannot be written as .{options.ext} (use png or webp)")
         elif guard.covers(target):

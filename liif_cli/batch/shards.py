@@ -120,10 +120,10 @@ def output_pixels(job: Job, options: BatchOptions) -> int:
 
 
 def _input_frames_hw(path: Path) -> tuple[int, tuple[int, int]]:
-    """(frames, (h, w)) to upscale: a video (once planned as a job) goes whole, every frame at its stored size."""
-    from ..video import is_video
+    """(frames, (h, w)) to upscale: a video (by its content) goes whole, every frame at its stored size."""
+    from ..imageio import identify
 
-    if is_video(path):
+    if identify(path, max_pixels=None).kind == "video":
         from ..video import probe
 
         info = probe(path, max_pixels=None)
@@ -133,10 +133,10 @@ def _input_frames_hw(path: Path) -> tuple[int, tuple[int, int]]:
 
 def _input_hw(path: Path) -> tuple[int, int]:
     """(h, w) as decoded, i.e. after the EXIF rotation (which swaps the sides for orientations 5 to 8)."""
+    from ..imageio import open_image
     from ..imageio.metadata import _orientation
-    from ..imageio.read import _open_without_pillow_bomb_check, _quiet_decoders
 
-    with open(path, "rb") as fh, _quiet_decoders(), _open_without_pillow_bomb_check(fh) as im:
+    with open_image(path, max_pixels=None) as im:
         w, h = im.size
         return (w, h) if _orientation(im) >= 5 else (h, w)
 

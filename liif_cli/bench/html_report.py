@@ -3,7 +3,7 @@
 One file that opens from disk anywhere: no network, no relative paths. Plots are matplotlib SVGs and crops are
 PNGs, both inlined as `data:` URIs; the style sheet is inline. Sections:
 
-- results per dataset: ours, the published figure, the official code's figure (NOTES reference), the
+- results per dataset: ours, the published figure, the official code's figure (yinboc/liif run on this checkpoint), the
   differences, per model, protocol and precision, with time per image and throughput;
 - PSNR (and, under the mmagic protocol, SSIM) against scale, one line per model (bicubic included), the
   training range x1-x4 shaded: the curve the LIIF paper argues with;
@@ -30,7 +30,7 @@ from pathlib import Path
 from ..errors import OutputError, UsageError
 from . import published as pub
 from .bicubic import NAME as BICUBIC
-from .report import _DATASET_TITLES, _fmt, _signed, _write, notes, protocol_line
+from .report import _DATASET_TITLES, _fmt, _signed, _write, cell_text, grid, notes, protocol_line
 from .runner import BenchResult, Row
 from .strips import Strip
 
@@ -86,6 +86,12 @@ def build_html(result: BenchResult, strips: Sequence[Strip]) -> str:
         f"<p>{e(protocol_line(result))}. Models: {e(', '.join(result.models))}.</p>",
         '<h2 id="results">Results</h2>',
     ]
+    parts.append(
+        "<p>As papers print them: models by scales, PSNR / SSIM per cell (the same as the terminal's, "
+        "<code>--markdown</code> and <code>--latex</code>).</p>"
+    )
+    for ds in result.datasets:
+        parts.append(_grid_html(result, ds))
     for ds in result.datasets:
         parts.append(f"<h3>{e(_title(ds))}</h3>")
         parts.append(_results_table(result, [r for r in result.rows if r.dataset == ds]))
@@ -138,14 +144,27 @@ def _notes(result: BenchResult) -> list[str]:
 def _delta_cell(delta: float | None, digits: int = 4) -> str:
     if delta is None or math.isnan(delta):
         return "<td>&mdash;</td>"
-    cls = "pos" if delta > 0 else "neg" if delta < 0 else ""
-    return f'<td class="{cls}">{html.escape(_signed(delta, digits))}</td>'
+    text = _signed(delta, digits)
+    shown = 0.0 if text.startswith("±") else float(text)  # coloured by what is printed: ±0.0000 is no loss
+    cls = "pos" if shown > 0 else "neg" if shown < 0 else ""
+    return f'<td class="{cls}">{html.escape(text)}</td>'
 
 
 def _num(x: float | None, digits: int | None = 4) -> str:
     """A number cell; digits=None prints a published figure as printed (33.66, not 33.6600)."""
     text = _fmt(x, 4) if digits is None and x is None else f"{x:.6g}" if digits is None else _fmt(x, digits)
     return f"<td>{html.escape(text)}</td>"
+
+
+def _grid_html(result: BenchResult, dataset: str) -> str:
+    models, scales, cells = grid(result, dataset)
+    out = [f'<div class="wide"><table><caption>{html.escape(_title(dataset))}</caption><tr><th class="l">model</th>']
+    out[0] += "".join(f"<th>x{s}</th>" for s in scales) + "</tr>"
+    for m in models:
+        row = "".join(f"<td>{html.escape(cell_text(cells.get((m, s))))}</td>" for s in scales)
+        out.append(f'<tr><td class="l">{html.escape(m)}</td>{row}</tr>')
+    out.append("</table></div>")
+    return "\n".join(out)
 
 
 def _results_table(result: BenchResult, rows: list[Row]) -> str:

@@ -26,8 +26,10 @@ SOURCE_MODELS = {
     "bicubic": "bicubic (Pillow, a = -0.5)",
 }
 """The registry names (in the shipped weights.toml) that published figures belong to."""
-OFFICIAL_CODE = "official code, this checkpoint (NOTES reference)"
+PAPER = "Chen, Liu and Wang, Learning Continuous Image Representation with Local Implicit Image Function, CVPR 2021"
+OFFICIAL_CODE = "official code (yinboc/liif, test.py) run on this checkpoint"
 """The source text of figures measured with the official code (not published in a table): a column of its own."""
+MMAGIC_CARD = "mmagic model card (open-mmlab/mmagic, configs/liif/README.md)"
 BICUBIC_ROW = "bicubic row of the SR literature (EDSR, VDSR, RCAN tables)"
 
 
@@ -56,24 +58,24 @@ _TABLES: dict[tuple[str, str, str], tuple[str, str | None, dict[int, tuple[float
         _series(_PAPER_T2, [37.9877, 34.3997, 32.2375, 28.9551, 26.9824]),
     ),
     ("edsr-baseline", "paper", "div2k"): (
-        "paper Table 1",
+        f"{PAPER}, Table 1",
         None,
         _series(_PAPER_T1, [34.67, 30.96, 29.00, 26.75, 23.71, 22.17, 21.18, 20.48]),
     ),
     ("rdn", "paper", "div2k"): (
-        "paper Table 1",
+        f"{PAPER}, Table 1",
         None,
         _series(_PAPER_T1, [34.99, 31.26, 29.27, 26.99, 23.89, 22.34, 21.31, 20.59]),
     ),
     # MATLAB bicubic of the provided LR images, Y PSNR with shave = scale (NOTES "Reference results")
     ("bicubic", "paper", "set5"): (BICUBIC_ROW, None, _series((2, 3, 4), [33.66, 30.39, 28.42])),
     ("bicubic", "paper", "set14"): (BICUBIC_ROW, None, _series((2, 3, 4), [30.24, 27.55, 26.00])),
-    ("rdn", "paper", "set5"): ("paper Table 2", None, _series(_PAPER_T2, [38.17, 34.68, 32.50, 29.15, 27.14])),
-    ("rdn", "paper", "set14"): ("paper Table 2", None, _series(_PAPER_T2, [33.97, 30.53, 28.80, 26.64, 25.15])),
-    ("rdn", "paper", "b100"): ("paper Table 2", None, _series(_PAPER_T2, [32.32, 29.26, 27.74, 25.98, 24.91])),
-    ("rdn", "paper", "urban100"): ("paper Table 2", None, _series(_PAPER_T2, [32.87, 28.82, 26.68, 24.20, 22.79])),
+    ("rdn", "paper", "set5"): (f"{PAPER}, Table 2", None, _series(_PAPER_T2, [38.17, 34.68, 32.50, 29.15, 27.14])),
+    ("rdn", "paper", "set14"): (f"{PAPER}, Table 2", None, _series(_PAPER_T2, [33.97, 30.53, 28.80, 26.64, 25.15])),
+    ("rdn", "paper", "b100"): (f"{PAPER}, Table 2", None, _series(_PAPER_T2, [32.32, 29.26, 27.74, 25.98, 24.91])),
+    ("rdn", "paper", "urban100"): (f"{PAPER}, Table 2", None, _series(_PAPER_T2, [32.87, 28.82, 26.68, 24.20, 22.79])),
     ("mmagic-edsr", "mmagic", "set5"): (
-        "mmagic model zoo",
+        MMAGIC_CARD,
         "blue",
         _series(
             _MMAGIC,
@@ -82,7 +84,7 @@ _TABLES: dict[tuple[str, str, str], tuple[str, str | None, dict[int, tuple[float
         ),
     ),
     ("mmagic-edsr", "mmagic", "set14"): (
-        "mmagic model zoo",
+        MMAGIC_CARD,
         "blue",
         _series(
             _MMAGIC,
@@ -91,7 +93,7 @@ _TABLES: dict[tuple[str, str, str], tuple[str, str | None, dict[int, tuple[float
         ),
     ),
     ("mmagic-edsr", "mmagic", "div2k"): (
-        "mmagic model zoo",
+        MMAGIC_CARD,
         "blue",
         _series(
             _MMAGIC,
@@ -100,7 +102,7 @@ _TABLES: dict[tuple[str, str, str], tuple[str, str | None, dict[int, tuple[float
         ),
     ),
     ("mmagic-rdn", "mmagic", "set5"): (
-        "mmagic model zoo",
+        MMAGIC_CARD,
         "blue",
         _series(
             _MMAGIC,
@@ -109,7 +111,7 @@ _TABLES: dict[tuple[str, str, str], tuple[str, str | None, dict[int, tuple[float
         ),
     ),
     ("mmagic-rdn", "mmagic", "set14"): (
-        "mmagic model zoo",
+        MMAGIC_CARD,
         "blue",
         _series(
             _MMAGIC,
@@ -118,7 +120,7 @@ _TABLES: dict[tuple[str, str, str], tuple[str, str | None, dict[int, tuple[float
         ),
     ),
     ("mmagic-rdn", "mmagic", "div2k"): (
-        "mmagic model zoo",
+        MMAGIC_CARD,
         "blue",
         _series(
             _MMAGIC,
@@ -154,7 +156,7 @@ def source_model(model: str | Path) -> str | None:
 # Set5, SSIM as (blue only, RGB mean).
 _NOTES_MMAGIC_SSIM = {
     ("edsr-baseline", "mmagic", "set5"): (
-        "NOTES reference, official weights",
+        "mmagic evaluation (open-mmlab/mmagic) run on the official weights",
         {2: (0.9367, 0.9438), 3: (0.8915, 0.9032), 6: (0.7778, 0.7924)},
     )
 }

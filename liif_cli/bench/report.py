@@ -1,4 +1,9 @@
-"""Render a `BenchResult`: a rich table shaped like the published ones, a throughput table, JSON and CSV."""
+"""Render a `BenchResult`: the models x scales grid papers print (terminal, Markdown, LaTeX), the long table beside
+the published figures, a throughput table, JSON and CSV.
+
+Every table's numbers come from `grid` and are printed by `cell_text` (PSNR to `PSNR_DIGITS`, SSIM to
+`SSIM_DIGITS` places), so the terminal, the HTML report, `--markdown` and `--latex` agree with each other and
+with the JSON's figures rounded the same way."""
 
 from __future__ import annotations
 
@@ -39,6 +44,8 @@ CSV_FIELDS = (
     "mpx_per_s",
     "wall_s",
 )
+PSNR_DIGITS = 2
+SSIM_DIGITS = 4
 _DATASET_TITLES = {"set5": "Set5", "set14": "Set14", "b100": "B100", "urban100": "Urban100", "div2k": "DIV2K"}
 
 
@@ -91,6 +98,95 @@ def scores_table(result: BenchResult) -> Table:
                     cells.append(_cell(r.ssim_blue, r.published_ssim_blue, r.delta_ssim_blue, 4))
             table.add_row(*cells)
     return table
+
+
+Cell = tuple[float, float | None]  # (PSNR, SSIM or None)
+
+
+def grid(result: BenchResult, dataset: str) -> tuple[list[str], list[int], dict[tuple[str, int], Cell]]:
+    """The models, the scales and the (PSNR, SSIM) of each (model, scale) of one dataset. SSIM is the correct
+    RGB mean under the mmagic protocol; the paper protocol scores PSNR only."""
+    rows = [r for r in result.rows if r.dataset == dataset]
+    models = [m for m in result.models if any(r.model == m for r in rows)]
+    models += sorted({r.model for r in rows} - set(models))
+    scales = sorted({r.scale for r in rows})
+    return models, scales, {(r.model, r.scale): (r.psnr, r.ssim) for r in rows}
+
+
+def cell_text(cell: Cell | None, sep: str = " / ") -> str:
+    if cell is None:
+        return DASH
+    psnr, ssim = cell
+    return _fmt(psnr, PSNR_DIGITS) + ("" if ssim is None else sep + _fmt(ssim, SSIM_DIGITS))
+
+
+def _what(result: BenchResult) -> str:
+    return "PSNR (dB) / SSIM" if result.protocol == "mmagic" else "PSNR (dB)"
+
+
+def grid_tables(result: BenchResult) -> list[Table]:
+    """One rich table per dataset: models by scales."""
+    tables = []
+    for ds in result.datasets:
+        models, scales, cells = grid(result, ds)
+        table = Table(title=f"{_DATASET_TITLES.get(ds, ds)}: {_what(result)}", title_justify="left")
+        table.add_column("model", no_wrap=True)
+        for s in scales:
+            table.add_column(f"x{s}", justify="right", no_wrap=True)
+        for m in models:
+            table.add_row(m, *(cell_text(cells.get((m, s))) for s in scales))
+        tables.append(table)
+    return tables
+
+
+def markdown_tables(result: BenchResult) -> str:
+    """GitHub-flavoured Markdown: a heading and a models x scales table per dataset."""
+    out = [f"<!-- liif bench, {protocol_line(result)} -->", ""]
+    for ds in result.datasets:
+        models, scales, cells = grid(result, ds)
+        out.append(f"**{_DATASET_TITLES.get(ds, ds)}** ({_what(result)})")
+        out.append("")
+        out.append("| model | " + " | ".join(f"×{s}" for s in scales) + " |")
+        out.append("|:--|" + "--:|" * len(scales))
+        for m in models:
+            name = m.replace("|", "\\|")
+            out.append(f"| {name} | " + " | ".join(cell_text(cells.get((m, s))) for s in scales) + " |")
+        out.append("")
+    return "\n".join(out)
+
+
+_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}  # fmt: skip
+
+
+def _latex(text: str) -> str:
+    return "".join(_LATEX_SPECIAL.get(c, c) for c in text)
+
+
+def latex_tables(result: BenchResult) -> str:
+    """A booktabs `tabular` per dataset, models by scales (needs \\usepackage{booktabs})."""
+    out = [f"% liif bench, {protocol_line(result)}", "% needs \\usepackage{booktabs}"]
+    for ds in result.datasets:
+        models, scales, cells = grid(result, ds)
+        out.append(f"% {_DATASET_TITLES.get(ds, ds)}: {_what(result)}")
+        out.append("\\begin{tabular}{l" + "c" * len(scales) + "}")
+        out.append("\\toprule")
+        out.append(f"{_latex(_DATASET_TITLES.get(ds, ds))} & " + " & ".join(f"$\\times{s}$" for s in scales) + " \\\\")
+        out.append("\\midrule")
+        for m in models:
+            out.append(f"{_latex(m)} & " + " & ".join(_latex(cell_text(cells.get((m, s)))) for s in scales) + " \\\\")
+        out.append("\\bottomrule")
+        out.append("\\end{tabular}")
+        out.append("")
+    return "\n".join(out)
+
+
+def write_markdown(result: BenchResult, path: str | Path) -> None:
+    _write(path, markdown_tables(result))
+
+
+def write_latex(result: BenchResult, path: str | Path) -> None:
+    _write(path, latex_tables(result))
 
 
 def throughput_table(result: BenchResult) -> Table:
@@ -172,7 +268,7 @@ def protocol_line(result: BenchResult) -> str:
 
 def render(result: BenchResult, console: Console) -> None:
     console.print(protocol_line(result), style="bold", highlight=False)
-    console.print(Group(scores_table(result), throughput_table(result)))
+    console.print(Group(*grid_tables(result), scores_table(result), throughput_table(result)))
     for line in notes(result):
         console.print(line, style="dim", highlight=False)
 

@@ -405,11 +405,10 @@ def _model_label(model: str | Path) -> str:
 
 def _pixels(path: Path) -> int:
     """HR pixels from the header alone: the weight that balances the ranks' shares."""
-    try:
-        with Image.open(path) as im:
-            return im.size[0] * im.size[1]
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise InputError(f"{path}: cannot read image ({exc})") from exc
+    from ..imageio import open_image
+
+    with open_image(path) as im:
+        return im.size[0] * im.size[1]
 
 
 def _verified(per_rank: list[str | None]) -> str | None:

@@ -5,7 +5,7 @@ family is one module that registers its commands on `main` when imported, as thi
 imports (torch) stay inside the command bodies, so that `liif --help` starts fast.
 """
 
-from . import bench, encodings, models, serve, train, upscale  # noqa: F401  (importing registers the commands)
+from . import bench, encodings, env, models, serve, train, upscale  # noqa: F401  (importing registers the commands)
 from .app import handle_errors, main
 
 __all__ = ["handle_errors", "main"]

@@ -25,9 +25,19 @@ class _OneLineErrors(click.Group):
             click.echo("interrupted", err=True)
             sys.exit(INTERRUPTED_EXIT_CODE)
         except click.ClickException as exc:
-            click.echo(f"error: {' '.join(exc.format_message().split())}", err=True)
+            message = " ".join(exc.format_message().split())
+            click.echo(f"error: {message}{_help_hint(exc, message)}", err=True)
             sys.exit(exc.exit_code)
         sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _help_hint(exc: click.ClickException, message: str) -> str:
+    """Where to look when something is missing or unknown: the command's --help."""
+    missing = isinstance(exc, click.MissingParameter | click.NoSuchOption) or message.lower().startswith("missing")
+    ctx = getattr(exc, "ctx", None)
+    if not missing or ctx is None:
+        return ""
+    return f" (see '{ctx.command_path} --help')"
 
 
 @click.group(cls=_OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
@@ -52,18 +62,28 @@ def _prepare_process() -> None:
     os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
     warnings.simplefilter("always", LiifWarning)
     debug = bool(os.environ.get("LIIF_DEBUG"))
-    warnings.showwarning = lambda message, *_args, **_kw: click.echo(f"warning: {message}", err=True)
+    warnings.showwarning = _show_warning
     log = logging.getLogger("liif_cli")
     if not any(isinstance(h, _EchoHandler) for h in log.handlers):
         log.addHandler(_EchoHandler())
     log.setLevel(logging.DEBUG if debug else logging.INFO)
 
 
+def _show_warning(message, *_args, **_kwargs) -> None:
+    from ..progress import say
+
+    if not say(f"warning: {message}", style="yellow"):
+        click.echo(f"warning: {message}", err=True)
+
+
 class _EchoHandler(logging.Handler):
     """Log records as bare lines on the current stderr (click's, so that test runners capture them)."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        click.echo(self.format(record), err=True)
+        from ..progress import say
+
+        if not say(self.format(record)):  # above a live bar, else a plain line
+            click.echo(self.format(record), err=True)
 
 
 # --- errors: one line on stderr and a documented exit code -------------------------------------------

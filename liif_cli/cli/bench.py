@@ -60,6 +60,20 @@ from .options import DEVICE, PRECISION
     help="Write one CSV row per model, dataset and scale ('-' for stdout).",
 )
 @click.option(
+    "--markdown",
+    "markdown_path",
+    type=click.Path(allow_dash=True, dir_okay=False),
+    default=None,
+    help="Write the models x scales tables (PSNR / SSIM per cell) as Markdown ('-' for stdout).",
+)
+@click.option(
+    "--latex",
+    "latex_path",
+    type=click.Path(allow_dash=True, dir_okay=False),
+    default=None,
+    help="Write the models x scales tables as LaTeX booktabs tabulars ('-' for stdout).",
+)
+@click.option(
     "--save-images",
     type=click.Path(file_okay=False),
     default=None,
@@ -92,6 +106,8 @@ def bench_cmd(
     limit,
     json_path,
     csv_path,
+    markdown_path,
+    latex_path,
     save_images,
     device,
     precision,
@@ -110,7 +126,7 @@ def bench_cmd(
     from rich.progress import TextColumn
 
     from ..bench import parse_scales, run_bench
-    from ..bench.report import render, write_csv, write_json
+    from ..bench.report import render, write_csv, write_json, write_latex, write_markdown
     from ..progress import work_progress
 
     err = Console(stderr=True)
@@ -144,9 +160,16 @@ def bench_cmd(
         )
     if result.rank != 0:  # under torchrun/srun rank 0 prints and writes the merged result
         return
-    to_stdout = "-" in (str(json_path), str(csv_path))
-    render(result, err if to_stdout else Console())
-    if json_path is not None:
-        write_json(result, json_path)
-    if csv_path is not None:
-        write_csv(result, csv_path)
+    outputs = {json_path: write_json, csv_path: write_csv, markdown_path: write_markdown, latex_path: write_latex}
+    to_stdout = "-" in map(str, outputs)
+    out = Console()
+    if not out.is_terminal:  # a file or a pipe: tables at their full width, never cut at 80 columns
+        out = Console(width=1000)
+    render(result, Console(stderr=True, width=None if err.is_terminal else 1000) if to_stdout else out)
+    for path, write in outputs.items():
+        if path is not None:
+            write(result, path)
+            if str(path) != "-":
+                err.print(f"wrote {path}", highlight=False, markup=False)
+    if report is not None:
+        err.print(f"wrote {report}", highlight=False, markup=False)

@@ -18,8 +18,10 @@ from .options import (
     SIDE,
     SIZE,
     batch_size_option,
+    dry_run_option,
     lossless_option,
     max_out_pixels_option,
+    progress_option,
     quality_option,
 )
 
@@ -128,6 +130,8 @@ def encode_cmd(input_path, output, model, alpha, max_pixels, overwrite, **engine
 @max_out_pixels_option
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 @_engine_options("the encoding's")
+@progress_option
+@dry_run_option
 @handle_errors
 def render_cmd(
     encoding_path,
@@ -143,6 +147,8 @@ def render_cmd(
     lossless,
     max_out_pixels,
     overwrite,
+    progress_mode,
+    dry_run,
     **engine,
 ) -> None:
     """Render ENCODING (made by `liif encode`) without the input image or the encoder.
@@ -158,14 +164,16 @@ def render_cmd(
     import time
     from pathlib import Path
 
-    from rich.console import Console
-
-    from ..encoding import load_encoding
+    from ..batch import FileResult, Job
+    from ..encoding import encoding_info, load_encoding
     from ..errors import LiifError, UsageError
     from ..imageio import check_output_size, format_for_path, write_image
-    from ..progress import work_progress
     from ..specs import size_spec
+    from .options import notices
+    from .report import ConsoleReporter
 
+    for note in notices(click.get_current_context(silent=True)):
+        click.echo(f"warning: {note}", err=True)
     spec = dataclasses.replace(size_spec(scale=scale, size=size, width=width, height=height), region=region)
     src = Path(encoding_path)
     out = Path(output) if output else src.with_name(f"{src.stem}_{spec.tag()}.png")
@@ -177,19 +185,33 @@ def render_cmd(
     opts = _load_options(**engine)
     if batch_size is not None:
         opts["batch_size"] = batch_size
+    if dry_run:  # the header only: no tensor read, no model loaded, nothing written
+        from .. import api
+
+        meta = encoding_info(src)
+        w, h = meta["input_size"]
+        out_hw = spec.resolve((h, w), max_out_pixels)
+        check_output_size(fmt, out_hw[1], out_hw[0])
+        name = model or meta.get("model") or "edsr-baseline"
+        planner, encoder = api.planning_model(name, **{"precision": meta.get("precision", "auto"), **opts})
+        span = (h, w) if region is None else (int(-(-region[3] // 1)), int(-(-region[2] // 1)))
+        click.echo(f"write  {out}  ({src}, {planner.estimate(span, out_hw)}; rendering skips the encoder's share)")
+        click.echo(f"dry run: 1 to write; model {name} not loaded, estimates for its {encoder} architecture")
+        return
+    reporter = ConsoleReporter(quiet=engine["quiet"], mode=progress_mode.lower())
+    job = Job(src, out)
     t0 = time.monotonic()
-    encoding = load_encoding(src, model=model, **opts)
-    out_hw = spec.resolve(encoding.in_hw, max_out_pixels)
-    check_output_size(fmt, out_hw[1], out_hw[0])
-    console = Console(stderr=True)
-    with work_progress(console=console, disable=engine["quiet"] or not console.is_terminal) as progress:
-        task = progress.add_task(f"{out_hw[1]}x{out_hw[0]}", total=out_hw[0] * out_hw[1], unit="px")
-        result = encoding.render(
-            size=(out_hw[1], out_hw[0]),
-            region=region,
-            progress=lambda done, total: progress.update(task, completed=done, total=max(total, 1)),
-        )
-    warn = lambda msg: click.echo(f"warning: {msg}", err=True)  # noqa: E731
-    write_image(result, out, quality=quality, lossless=lossless, overwrite=overwrite, warn=warn)
-    if not engine["quiet"]:
-        click.echo(f"wrote {out} ({out_hw[1]}x{out_hw[0]}, {time.monotonic() - t0:.1f} s)", err=True)
+    reporter.start([job])
+    try:
+        reporter.file_start(0, job)
+        encoding = load_encoding(src, model=model, **opts)
+        out_hw = spec.resolve(encoding.in_hw, max_out_pixels)
+        check_output_size(fmt, out_hw[1], out_hw[0])
+        reporter.file_sizes(encoding.in_hw, out_hw)
+        result = encoding.render(size=(out_hw[1], out_hw[0]), region=region, progress=reporter.progress)
+        write_image(result, out, quality=quality, lossless=lossless, overwrite=overwrite, warn=reporter.warn)
+    finally:
+        reporter.close()
+    done = FileResult(src, out, "written", seconds=time.monotonic() - t0, in_hw=encoding.in_hw, out_hw=out_hw)
+    reporter.file_end(done)
+    reporter.finish([done], done.seconds)

@@ -21,10 +21,11 @@ def _verified_text(status) -> str:
     return _VERIFIED_TEXT[status.state]
 
 
-@main.group("models", invoke_without_command=True, short_help="List, download and verify the named models.")
+@main.group("models", invoke_without_command=True, short_help="List, download, verify and remove the named models.")
+@click.option("--json", "as_json", is_flag=True, help="The list as one JSON object on stdout.")
 @click.pass_context
 @handle_errors
-def models_cmd(ctx: click.Context) -> None:
+def models_cmd(ctx: click.Context, as_json: bool) -> None:
     """List the named models (weights.toml) and whether each is cached and verified."""
     if ctx.invoked_subcommand is not None:
         return
@@ -36,6 +37,21 @@ def models_cmd(ctx: click.Context) -> None:
     from .. import registry
 
     entries = registry.load_registry()
+    if as_json:
+        import json
+
+        rows = []
+        for name, entry in entries.items():
+            status = registry.cache_status(entry)
+            rows.append(
+                {"name": name, "default": name == registry.DEFAULT_MODEL, "description": entry.description,
+                 "encoder": entry.encoder, "format": entry.format, "size": status.size,
+                 "sources": [s.describe() for s in entry.sources], "cached": status.cached,
+                 "state": status.state, "sha256": status.sha256 or entry.sha256, "path": str(status.path)}
+            )  # fmt: skip
+        cache = {"path": str(registry.cache_dir()), "bytes": registry.cache_size()}
+        click.echo(json.dumps({"models": rows, "cache": cache}, indent=2))
+        return
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column("name", no_wrap=True, min_width=max(map(len, entries)) + 1)
     for column in ("encoder", "format", "size", "sources", "cached"):
@@ -58,7 +74,8 @@ def models_cmd(ctx: click.Context) -> None:
     if not console.is_terminal:  # piped: a line cut at 80 columns helps nobody
         console = Console(width=160)
     console.print(table)
-    console.print(f"* default model; cache: {registry.cache_dir() / 'weights'}", highlight=False)
+    size = decimal(registry.cache_size())
+    console.print(f"* default model; cache: {registry.cache_dir() / 'weights'} ({size} in all)", highlight=False)
 
 
 _allow_unverified = click.option(
@@ -114,3 +131,19 @@ def models_verify_cmd(name: str | None) -> None:
         click.echo(f"{entry.name}: {_verified_text(status)}, sha256 {status.sha256} ({status.path})")
     if bad:
         raise ChecksumError(f"{', '.join(bad)} failed verification; 'liif models download NAME' fetches a fresh copy")
+
+
+@models_cmd.command("rm")
+@click.argument("names", nargs=-1, required=True, metavar="NAME...")
+@handle_errors
+def models_rm_cmd(names: tuple[str, ...]) -> None:
+    """Remove the cached file of each model NAME (a later run downloads it again)."""
+    from rich.filesize import decimal
+
+    from .. import registry
+
+    for name in names:
+        entry = registry.get_entry(name)
+        size = registry.cache_status(entry).size if registry.cached_path(entry).exists() else None
+        removed = registry.remove(entry)
+        click.echo(f"{name}: removed {removed} ({decimal(size or 0)})" if removed else f"{name}: not cached")

@@ -37,7 +37,26 @@ class _Parsed(click.ParamType):
             raise click.UsageError(str(exc), ctx) from None
 
 
-SCALE = _Parsed("scale", lambda text, _flag: parse_scale(text), "S|SX,SY")
+class _Scale(_Parsed):
+    """--scale; `7,5` is 7 wide by 5 tall, and a decimal comma is easy to type for 7.5: say so (a notice that
+    the command prints through its reporter, `notices(ctx)`), and go on as asked."""
+
+    def convert(self, value, param, ctx):
+        parsed = super().convert(value, param, ctx)
+        if isinstance(value, str) and re.fullmatch(r"\s*\d+\s*,\s*\d+\s*", value):
+            a, b = (p.strip() for p in value.split(","))
+            note = f"--scale {a},{b} means {a}x wider and {b}x taller; for a scale of {a}.{b} write --scale {a}.{b}"
+            if ctx is not None:
+                ctx.meta.setdefault("liif.notices", []).append(note)
+        return parsed
+
+
+def notices(ctx: click.Context | None) -> list[str]:
+    """What the option types noticed while parsing (see `_Scale`), for the command to print."""
+    return list(ctx.meta.get("liif.notices", [])) if ctx is not None else []
+
+
+SCALE = _Scale("scale", lambda text, _flag: parse_scale(text), "S|SX,SY")
 SIZE = _Parsed("size", lambda text, _flag: parse_size(text), "WxH")
 SIDE = _Parsed("side", lambda text, flag: parse_int(text, flag, maximum=MAX_SIDE), "PX")
 PIXELS = _Parsed("pixels", parse_pixels, "N")
@@ -92,4 +111,15 @@ quality_option = click.option(
 lossless_option = click.option("--lossless", is_flag=True, help="Write WebP losslessly.")
 max_out_pixels_option = click.option(
     "--max-out-pixels", type=PIXELS, default="400M", show_default=True, help="Largest output accepted (0: no limit)."
+)
+progress_option = click.option(
+    "--progress",
+    "progress_mode",
+    type=click.Choice(("auto", "bar", "plain", "json", "none"), case_sensitive=False),
+    default="auto",
+    show_default=True,
+    help="Progress on stderr: live bars, plain lines, JSON lines (for programs), or none (auto: bars at a terminal).",
+)
+dry_run_option = click.option(
+    "--dry-run", is_flag=True, help="Print the plan (outputs, sizes, time and memory estimate); load and write nothing."
 )

@@ -21,14 +21,19 @@ from .options import (
     SIZE,
     TIME,
     batch_size_option,
+    dry_run_option,
     lossless_option,
     max_out_pixels_option,
+    progress_option,
     quality_option,
 )
 
 
 @main.command("upscale", short_help="Upscale image files and folders to any size.")
-@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
+@click.argument("inputs", nargs=-1, metavar="INPUT...")
+@click.option(
+    "-i", "--input", "more_inputs", multiple=True, metavar="PATH", help="An input, as the positional INPUT; repeatable."
+)
 @click.option("-s", "--scale", type=SCALE, multiple=True, help="Scale factor S (2, 7.5...) or SX,SY; repeatable.")
 @click.option("--size", type=SIZE, multiple=True, help="Output size WIDTHxHEIGHT (aspect ratio as given); repeatable.")
 @click.option("--width", type=SIDE, multiple=True, help="Output width in pixels (height keeps the aspect); repeatable.")
@@ -40,7 +45,8 @@ from .options import (
     "-o",
     "--output",
     metavar="PATH",
-    help="Output file (one input) or folder (input folders are mirrored inside it). Default: beside each input.",
+    help="Output file (one input), '-' for stdout, or folder (input folders are mirrored inside it). "
+    "Default: beside each input.",
 )
 @click.option(
     "-n",
@@ -85,10 +91,13 @@ from .options import (
 @click.option("--time", "time_range", type=TIME, help="Only seconds T0 <= t < T1 of a video ('T0:' to the end).")
 @click.option("--allow-unverified", is_flag=True, help="Use a model whose sha256 is not pinned.")
 @click.option("--offline", is_flag=True, help="Never download; use the cache only.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress output; warnings and errors only.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress output; warnings and errors only (--progress none).")
+@progress_option
+@dry_run_option
 @handle_errors
 def upscale_cmd(
     inputs,
+    more_inputs,
     scale,
     size,
     width,
@@ -118,6 +127,8 @@ def upscale_cmd(
     allow_unverified,
     offline,
     quiet,
+    progress_mode,
+    dry_run,
 ) -> None:
     """Upscale image files and folders (PNG, JPEG, WebP, TIFF, BMP, GIF... in; PNG, JPEG, WebP, TIFF out),
     videos (MP4, MKV, MOV, WebM, AVI; same container out) and animated GIF, WebP and APNG.
@@ -133,17 +144,36 @@ def upscale_cmd(
     Mode, bit depth (16-bit stays 16-bit in PNG/TIFF), transparency, ICC profile, DPI and EXIF are
     kept; EXIF orientation is applied. Videos keep frame rate, timestamps, rotation, colour tags and audio;
     --codec, --crf, --pix-fmt, --frames and --time apply to videos only. A bad file is reported and the
-    others go on; exit 1 if any failed.
+    others go on; exit 1 if any failed. `-` as the input reads stdin; `-o -` writes the one output to stdout
+    (PNG unless --ext says otherwise).
     """
+    import tempfile
     from pathlib import Path
 
     from .. import registry
     from ..batch import BatchOptions, LazyModel, VideoOptions, plan_batch, raise_for_failures, run_batch
     from ..specs import size_specs
+    from .pipes import STDIN_NAMES, spool_stdin, stdout_target, write_stdout
     from .report import ConsoleReporter
 
+    inputs = list(inputs) + list(more_inputs)
+    if not inputs:
+        raise click.UsageError("missing INPUT: give one or more files or folders (or -i PATH; '-' reads stdin)")
+    if output is None and any(i in STDIN_NAMES for i in inputs):
+        raise click.UsageError(
+            "an input read from stdin has no folder to write beside: give -o FILE, or -o - for stdout"
+        )
+    pipe_dir = tempfile.TemporaryDirectory(prefix="liif-pipe-")
+    spec = size_specs(scale=scale, size=size, width=width, height=height, region=region)
+    to_stdout = output == "-"
+    if to_stdout:
+        output, ext = stdout_target(inputs, spec, ext, Path(pipe_dir.name))
+    if dry_run:
+        inputs = [i for i in inputs if i not in STDIN_NAMES] or inputs  # stdin is not read for a plan
+    else:
+        inputs = [str(spool_stdin(Path(pipe_dir.name))) if i in STDIN_NAMES else i for i in inputs]
     options = BatchOptions(
-        spec=size_specs(scale=scale, size=size, width=width, height=height, region=region),
+        spec=spec,
         output=Path(output) if output else None,
         ext=ext,
         suffix=suffix,
@@ -164,22 +194,38 @@ def upscale_cmd(
         opts["allow_unverified"] = True
     if offline:
         opts["offline"] = True
-    opts["progress"] = not quiet  # download progress
+    reporter = ConsoleReporter(quiet=quiet, mode=progress_mode.lower())
+    from .options import notices
+
+    for note in notices(click.get_current_context(silent=True)):
+        reporter.warn(note)
+    opts["progress"] = reporter.mode != "none" and reporter.mode != "json"  # download progress
     registry.check_model_ref(model)  # an unknown model fails now (exit 5), even if every output exists
     from .. import distributed
 
-    if distributed.detect_launch().distributed:  # under torchrun or srun (docs/scale-out.md)
-        return _upscale_shards(list(inputs), options, model, opts, quiet)
-    jobs = plan_batch(list(inputs), options)
-    reporter = ConsoleReporter(quiet=quiet)
-    try:
-        from .. import api
+    with pipe_dir:
+        if dry_run:
+            from .plan import print_plan
 
-        lazy = LazyModel(lambda: api.load_model(model, **opts))
-        results = run_batch(jobs, options, lazy, reporter, estimate=lambda i, o: lazy.get().estimate(i, o))
-    finally:
-        reporter.close()
-    raise_for_failures(results, single_input=len({job.input for job in jobs}) == 1)
+            return print_plan(inputs, options, model, opts)
+        if distributed.detect_launch().distributed:  # under torchrun or srun (docs/scale-out.md)
+            return _upscale_shards(list(inputs), options, model, opts, quiet)
+        jobs = plan_batch(list(inputs), options)
+        if to_stdout:
+            reporter.aliases[options.output] = "stdout"
+        for job in jobs:
+            if job.input.parent == Path(pipe_dir.name):
+                reporter.aliases[job.input] = "stdin"
+        try:
+            from .. import api
+
+            lazy = LazyModel(lambda: api.load_model(model, **opts))
+            results = run_batch(jobs, options, lazy, reporter, estimate=lambda i, o: lazy.get().estimate(i, o))
+        finally:
+            reporter.close()
+        raise_for_failures(results, single_input=len({job.input for job in jobs}) == 1)
+        if to_stdout:
+            write_stdout(options.output)
 
 
 def _upscale_shards(inputs: list[str], options, model: str, opts: dict, quiet: bool) -> None:

@@ -11,7 +11,10 @@ Pillow reads 16-bit RGB(A) PNG and TIFF as 8-bit and cannot write them, so 16-bi
 
 Size limits are checked on the header's declared size before any pixel is decoded.
 
-One module per concern: `image` (DecodedImage, quantize, limits, extensions), `metadata` (EXIF orientation,
+`identify(path)` says what a user's file is by its content (still, animation, video, `.liif` encoding), and
+`inputs` is the one door every user file comes through (see its docstring).
+
+One module per concern: `inputs` (the door: kinds, guards, library exceptions), `image` (DecodedImage, quantize, limits, extensions), `metadata` (EXIF orientation,
 ICC, DPI), `read` (files -> DecodedImage), `highdepth` (16-bit PNG / TIFF through pypng / tifffile),
 `write` (DecodedImage -> files) and `target` (never over an input, never half-written).
 """
@@ -29,8 +32,9 @@ from .image import (
     check_pixels,
     quantize,
 )
+from .inputs import Identified, decoding, identify, open_container, open_image, open_pillow
 from .metadata import apply_orientation
-from .read import decode_pil, read_image
+from .read import decode_pil, read_image, read_size
 from .target import InputGuard, atomic_target
 from .write import check_output_size, format_for_path, write_image
 
@@ -42,6 +46,12 @@ __all__ = [
     "READ_EXTENSIONS",
     "WRITE_FORMATS",
     "DecodedImage",
+    "Identified",
+    "decoding",
+    "identify",
+    "open_container",
+    "open_image",
+    "open_pillow",
     "InputGuard",
     "apply_orientation",
     "as_float",
@@ -51,5 +61,6 @@ __all__ = [
     "format_for_path",
     "quantize",
     "read_image",
+    "read_size",
     "write_image",
 ]

@@ -21,9 +21,11 @@ DEFAULT_MAX_OUTPUT_PIXELS = 400_000_000
 """Default output limit: 400 megapixels (20000x20000), about 4.8 GB as float32 RGB before encoding."""
 
 READ_EXTENSIONS = frozenset(
-    {".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".webp", ".tif", ".tiff", ".bmp", ".gif", ".ppm", ".pgm", ".pnm", ".tga"}
+    {".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".webp", ".tif", ".tiff", ".bmp", ".dib", ".gif", ".ppm", ".pgm"}
+    | {".pbm", ".pnm", ".pam", ".tga", ".sgi", ".rgb", ".bw", ".qoi", ".ico", ".dds", ".pcx", ".jp2", ".j2k", ".avif"}
 )
-"""Extensions collected from folders. Files named explicitly are tried whatever their extension."""
+"""Extensions collected from folders (what a file is, is decided by its content: `inputs.identify`). Files
+named explicitly are tried whatever their extension."""
 
 WRITE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF"}
 """Output extension -> format."""

@@ -1,75 +1,27 @@
 """Image file -> `DecodedImage`, with every failure a one-line InputError.
 
-`read_image` checks the path, opens the file with Pillow's own bomb check lifted (ours, with the caller's
-pixel limit, runs on the header's declared size before any pixel is decoded), routes 16-bit PNG and TIFF
+`read_image` opens the file through the input door (`inputs`: the path checks, Pillow's own bomb check lifted
+for ours, with the caller's pixel limit, on the header's declared size before any pixel is decoded, every
+library exception mapped to one InputError, decoder messages to `warn`), routes 16-bit PNG and TIFF
 to `highdepth`, decodes every other mode through Pillow, and applies the EXIF orientation last.
 `decode_pil` decodes an already opened PIL image the same way.
 """
 
 from __future__ import annotations
 
-import contextlib
 import io
-import logging
 import os
-import struct
-import threading
 import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
-from ..errors import InputError, first_line
-from .highdepth import _decode_png16, _decode_tiff, _is_tiff, _png_header, _tiff_bits, _tiff_metadata
+from ..errors import InputError
+from .highdepth import _decode_png16, _decode_tiff, _png_header, _tiff_bits, _tiff_metadata
 from .image import DEFAULT_MAX_INPUT_PIXELS, DecodedImage, Warn, _gray_to_rgb, _u8, _u16, check_pixels
+from .inputs import check_path, decoding, pillow_open
 from .metadata import _clean_exif, _dpi, _icc_space, _orientation, apply_orientation
-
-_pillow_limit_lock = threading.Lock()
-
-
-def _open_without_pillow_bomb_check(fh) -> Image.Image:
-    """`Image.open` with Pillow's decompression-bomb check lifted: ours (with the caller's limit) follows.
-
-    Pillow's check reads a module global with its own fixed limit; it is lifted under a lock for the
-    call and restored after. Should Pillow still warn or refuse, the caller turns it into an InputError.
-    """
-    with _pillow_limit_lock:
-        saved = Image.MAX_IMAGE_PIXELS
-        Image.MAX_IMAGE_PIXELS = None
-        try:
-            return Image.open(fh)
-        finally:
-            Image.MAX_IMAGE_PIXELS = saved
-
-
-@contextlib.contextmanager
-def _quiet_decoders():
-    """Decoder warnings (Pillow's "Corrupt EXIF data", tifffile's log) would each print a line: a
-    broken file gets one line, our InputError. A bomb warning becomes an error."""
-    tifffile_log = logging.getLogger("tifffile")
-    saved_level = tifffile_log.level
-    tifffile_log.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            yield
-    finally:
-        tifffile_log.setLevel(saved_level)
-
-
-def _check_path(path: Path) -> None:
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except OSError as exc:
-        raise InputError(f"{path}: cannot access ({exc.strerror or exc})") from None
-    if path.is_dir():
-        raise InputError(f"{path}: is a directory, not an image (folders are scanned only when given as inputs)")
-    if st.st_size == 0:
-        raise InputError(f"{path}: empty file (0 bytes)")
 
 
 def _decode_pillow(im: Image.Image, path: Path, meta: dict, warn: Warn) -> tuple[np.ndarray, np.ndarray | None, str]:
@@ -141,28 +93,10 @@ def read_image(
     """
     path = Path(path)
     warn = warn or (lambda msg: warnings.warn(msg, stacklevel=3))
-    _check_path(path)
-    try:
-        with _quiet_decoders(), open(path, "rb") as fh:
-            try:
-                im = _open_without_pillow_bomb_check(fh)
-            except UnidentifiedImageError:
-                if not _is_tiff(path):
-                    raise InputError(f"{path}: not an image, or a format that cannot be read") from None
-                im = None  # a TIFF layout Pillow does not know (e.g. 16-bit gray + alpha): tifffile alone
-            img, orientation = (
-                _read_tifffile_only(path, max_pixels) if im is None else _read(im, path, max_pixels, warn)
-            )
-    except InputError:
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise InputError(f"{path}: refused as a possible decompression bomb ({first_line(exc)})") from None
-    except MemoryError:
-        raise InputError(f"{path}: not enough memory to decode this image") from None
-    except (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError, KeyError, TypeError) as exc:
-        raise InputError(f"{path}: truncated or corrupt image ({first_line(exc)})") from None
-    except Exception as exc:  # decoders raise all sorts (pypng's FormatError, zlib.error...)
-        raise InputError(f"{path}: cannot decode image ({type(exc).__name__}: {first_line(exc)})") from None
+    check_path(path)
+    with decoding(path, warn), open(path, "rb") as fh:
+        im = pillow_open(fh, path)  # None: a TIFF layout Pillow does not know (e.g. 16-bit gray + alpha)
+        img, orientation = _read_tifffile_only(path, max_pixels) if im is None else _read(im, path, max_pixels, warn)
     if orientation != 1:
         img.rgb = np.ascontiguousarray(apply_orientation(img.rgb, orientation))
         if img.alpha is not None:
@@ -170,6 +104,20 @@ def read_image(
         if img.dpi is not None and orientation >= 5:
             img.dpi = (img.dpi[1], img.dpi[0])
     return img
+
+
+def read_size(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_INPUT_PIXELS) -> tuple[int, int]:
+    """(height, width) as `read_image` would return it (EXIF orientation applied), from the header only, through
+    the input door (`inputs.identify`, `inputs.open_image`): the same one-line InputErrors. For plans."""
+    from .inputs import identify, open_image
+
+    found = identify(path, max_pixels=max_pixels, media=False)
+    if found.hw is None:  # a TIFF layout only tifffile reads: its size needs the decoder
+        return read_image(path, max_pixels=max_pixels).hw
+    with open_image(path, max_pixels=max_pixels) as im:
+        orientation = _orientation(im)
+    h, w = found.hw
+    return (w, h) if orientation >= 5 else (h, w)
 
 
 _MODE_16 = {"RGB": "RGB;16", "RGBA": "RGBA;16", "L": "I;16", "LA": "LA;16"}

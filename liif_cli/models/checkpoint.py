@@ -129,10 +129,21 @@ def _torch_load(path: Path) -> Any:
     except FileNotFoundError:
         raise
     except Exception as exc:  # pickle errors, zip errors, disallowed globals
-        raise CheckpointError(
-            f"{path}: not a loadable weights-only PyTorch checkpoint ({first_line(exc, 200)}); "
-            "files that need arbitrary code to unpickle are refused"
-        ) from None
+        raise CheckpointError(f"{path}: {_refusal(exc)}") from None
+
+
+def _refusal(exc: Exception) -> str:
+    """torch.load's refusal as one line: torch explains its own flag over a paragraph; what the user needs is
+    that the file would run code to load (and what it asked for), or that it is no checkpoint at all."""
+    text = str(exc)
+    if "Weights only load failed" in text:
+        match = re.search(r"Unsupported global: GLOBAL ([\w.]+)|Unsupported operand (\d+)", text)
+        asked = f" (it asks for {match.group(1) or 'pickle opcode ' + match.group(2)})" if match else ""
+        return (
+            f"refused: loading this checkpoint would run code stored in it{asked}; only files of plain tensors "
+            "are loaded (if you trust the file, re-save its tensors with torch.save)"
+        )
+    return f"not a PyTorch checkpoint that can be loaded safely ({first_line(exc, 200)})"
 
 
 def load_checkpoint(path: str | Path, normalization: str | None = None) -> LoadedModel:

@@ -36,6 +36,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from ..atomic import atomic_open
 from ..errors import InputError
+from ..imageio import open_image
 from ..models import make_coord
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
@@ -59,18 +60,15 @@ def list_images(folder: str | Path) -> list[Path]:
 
 def read_rgb(path: str | Path) -> Image.Image:
     """Decode an image as 8-bit RGB (grayscale replicated, 16-bit scaled, alpha dropped)."""
-    try:
-        with Image.open(path) as im:
-            im.load()
-            if im.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
-                arr = np.asarray(im, dtype=np.float64)
-                im = Image.fromarray(np.clip(np.rint(arr / 257.0), 0, 255).astype(np.uint8), "L")
-            elif im.mode == "F":
-                arr = np.asarray(im, dtype=np.float64)
-                im = Image.fromarray(np.clip(np.rint(arr * 255.0), 0, 255).astype(np.uint8), "L")
-            return im if im.mode == "RGB" else im.convert("RGB")
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise InputError(f"{path}: cannot read image: {exc}") from None
+    with open_image(path) as im:  # the input door: its guards, one InputError line for a bad file
+        im.load()
+        if im.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+            arr = np.asarray(im, dtype=np.float64)
+            im = Image.fromarray(np.clip(np.rint(arr / 257.0), 0, 255).astype(np.uint8), "L")
+        elif im.mode == "F":
+            arr = np.asarray(im, dtype=np.float64)
+            im = Image.fromarray(np.clip(np.rint(arr * 255.0), 0, 255).astype(np.uint8), "L")
+        return im if im.mode == "RGB" else im.convert("RGB")
 
 
 def to_tensor(im: Image.Image) -> torch.Tensor:
@@ -89,11 +87,8 @@ def scan_images(folder: str | Path, min_side: int = 1) -> tuple[list[ImageItem],
     """(usable images, skipped ones) from the headers only; skipped = shorter side below `min_side`."""
     items, skipped = [], []
     for path in list_images(folder):
-        try:
-            with Image.open(path) as im:
-                w, h = im.size
-        except (OSError, ValueError, Image.DecompressionBombError) as exc:
-            raise InputError(f"{path}: cannot read image: {exc}") from None
+        with open_image(path) as im:
+            w, h = im.size
         (items if min(w, h) >= min_side else skipped).append(ImageItem(path, w, h))
     return items, [i.path for i in skipped]
 

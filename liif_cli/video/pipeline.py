@@ -3,7 +3,8 @@
 Decoding, the model and encoding run in three threads joined by small bounded queues, so memory does not
 grow with the length of the clip and the (slow) model never waits on the codec. A part of a clip (frames
 or time range) starts its timestamps at 0. The file is written to a temporary name beside `dst` and renamed
-when complete: an error or Ctrl-C leaves nothing behind.
+when complete, after checking that it opens and holds every frame encoded (a range that selects no frame, or
+an encoder that wrote none, keeps nothing): an error or Ctrl-C leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError, LiifError, UsageError, first_line
-from ..imageio import DEFAULT_MAX_INPUT_PIXELS, DEFAULT_MAX_OUTPUT_PIXELS, InputGuard, atomic_target
-from .reading import Frame, demux, iter_frames, open_input, probe, range_check
+from ..errors import InputError, LiifError, OutputError, UsageError, first_line
+from ..imageio import DEFAULT_MAX_INPUT_PIXELS, DEFAULT_MAX_OUTPUT_PIXELS, InputGuard, atomic_target, open_container
+from .reading import Frame, check_range, count_frames, demux, iter_frames, open_input, probe, range_check
 from .writing import (
     CONTAINER_FORMATS,
     Warn,
@@ -165,6 +166,7 @@ def upscale_video(
             f"{dst}: cannot write '{dst.suffix or '(no extension)'}' video; use {', '.join(CONTAINER_FORMATS)}"
         )
     info = probe(src, max_pixels=max_pixels)
+    check_range(info, frames, time)
     hw = _resolve_size((info.height, info.width), out_hw, size)
     chosen = choose_codec(muxer, codec)
     fmt = choose_pix_fmt(chosen, info, pix_fmt, warn)
@@ -175,7 +177,7 @@ def upscale_video(
     try:
         with atomic_target(dst, overwrite=overwrite, protect=guard) as tmp:
             try:
-                out = av.open(str(tmp), "w", format=muxer)
+                out = open_container(tmp, "w", format=muxer)
             except av.FFmpegError as exc:
                 raise UsageError(f"{dst}: cannot write {muxer} ({first_line(exc)})") from None
             try:
@@ -186,6 +188,7 @@ def upscale_video(
             except BaseException:
                 out.close()
                 raise
+            _verify(tmp, src, dst, result.frames, partial=frames is not None or time is not None)
     finally:
         container.close()
     return result
@@ -297,6 +300,17 @@ def _run(upscaler, container, in_stream, out, info, codec, pix_fmt, hw, crf, fra
         tuple(notes["reencoded"]),
         tuple(notes["dropped"]),
     )
+
+
+def _verify(tmp: Path, src: Path, dst: Path, encoded: int, *, partial: bool) -> None:
+    """The written video opens and holds every frame that was encoded, or it is not renamed into place."""
+    if encoded == 0:
+        if partial:
+            raise UsageError(f"{src}: the frame or time range selects no frame; nothing written")
+        raise InputError(f"{src}: no frame could be decoded; nothing written")
+    found = count_frames(tmp)
+    if found != encoded:
+        raise OutputError(f"{dst}: the written video holds {found} of the {encoded} frames encoded; not kept")
 
 
 def _offset(shift: dict, time_base) -> int:

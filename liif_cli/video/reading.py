@@ -13,11 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError, UsageError, first_line
-from ..imageio import DEFAULT_MAX_INPUT_PIXELS, check_pixels
-
-VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mkv", ".mov", ".webm", ".avi"})
-"""Extensions a folder scan should treat as video (files named explicitly are probed whatever their name)."""
+from ..errors import InputError, UsageError
+from ..imageio import DEFAULT_MAX_INPUT_PIXELS, check_pixels, decoding, open_container
+from ..imageio.inputs import VIDEO_EXTENSIONS
 
 
 @dataclass(frozen=True)
@@ -58,23 +56,16 @@ def is_video(path: str | Path) -> bool:
 
 
 def open_input(path: Path):
-    import av
-
-    if not path.exists():
-        raise InputError(f"{path}: no such file")
-    if path.is_dir():
-        raise InputError(f"{path}: is a directory, not a video")
-    try:
-        container = av.open(str(path), "r")
-    except av.FFmpegError as exc:
-        raise InputError(f"{path}: not a readable video ({first_line(exc)})") from None
-    if not container.streams.video:
-        container.close()
-        raise InputError(f"{path}: has no video stream")
-    stream = container.streams.video[0]
-    if stream.codec_context is None:
-        container.close()
-        raise InputError(f"{path}: video codec '{stream.codec.name if stream.codec else '?'}' cannot be decoded")
+    """(container, first video stream) of a user's file, through the input door (`imageio.open_container`)."""
+    container = open_container(path)
+    with decoding(path, quiet=False):
+        if not container.streams.video:
+            container.close()
+            raise InputError(f"{path}: has no video stream")
+        stream = container.streams.video[0]
+        if stream.codec_context is None:
+            container.close()
+            raise InputError(f"{path}: its video codec cannot be decoded (FFmpeg has no decoder for it)")
     return container, stream
 
 
@@ -91,6 +82,13 @@ def probe(path: str | Path, *, max_pixels: int | None = DEFAULT_MAX_INPUT_PIXELS
     path = Path(path)
     container, stream = open_input(path)
     try:
+        return _probe(container, stream, path, max_pixels)
+    finally:
+        container.close()
+
+
+def _probe(container, stream, path: Path, max_pixels: int | None) -> VideoInfo:
+    with decoding(path, quiet=False):
         cc = stream.codec_context
         check_pixels(cc.width, cc.height, max_pixels, f"{path}: video of", "--max-pixels")
         first = _first_frame(container, stream, path)
@@ -120,18 +118,11 @@ def probe(path: str | Path, *, max_pixels: int | None = DEFAULT_MAX_INPUT_PIXELS
             audio_streams=len(container.streams.audio),
             subtitle_streams=len(container.streams.subtitles),
         )
-    finally:
-        container.close()
 
 
 def _first_frame(container, stream, path: Path):
-    import av
-
-    try:
-        for frame in container.decode(stream):
-            return frame
-    except av.FFmpegError as exc:
-        raise InputError(f"{path}: corrupt video ({first_line(exc)})") from None
+    for frame in container.decode(stream):
+        return frame
     raise InputError(f"{path}: the video stream holds no decodable frame")
 
 
@@ -146,6 +137,38 @@ def range_check(frames: tuple[int, int | None] | None, time: tuple[float, float 
     for what, r in (("frames", frames), ("time", time)):
         if r is not None and (r[0] < 0 or (r[1] is not None and r[1] <= r[0])):
             raise UsageError(f"{what} range {r[0]}:{r[1]} is empty or negative")
+
+
+def check_range(
+    info: VideoInfo, frames: tuple[int, int | None] | None, time: tuple[float, float | None] | None
+) -> None:
+    """UsageError (exit 2) when a frame or time range starts at or past the end of the clip, as its header
+    tells (a header that says nothing, or too much, is caught after encoding: no empty video is ever kept)."""
+    if frames is not None and info.frames is not None and frames[0] >= info.frames:
+        raise UsageError(
+            f"{info.path}: --frames {frames[0]}:{'' if frames[1] is None else frames[1]} selects no frame "
+            f"(the clip has {info.frames})"
+        )
+    if time is not None and info.duration is not None and time[0] >= info.duration:
+        raise UsageError(
+            f"{info.path}: --time {time[0]:g}:{'' if time[1] is None else f'{time[1]:g}'} selects no frame "
+            f"(the clip lasts {info.duration:.3g} s)"
+        )
+
+
+def count_frames(path: Path) -> int:
+    """Video packets holding data in the first video stream of a file (its frame count, read without decoding);
+    0 for a file that does not open as a video."""
+    try:
+        container, stream = open_input(path)
+    except InputError:
+        return 0
+    with container:
+        try:
+            with decoding(path, quiet=False):
+                return sum(1 for packet in container.demux(stream) if packet.size)
+        except InputError:
+            return 0
 
 
 def _in_range(index: int, t: float | None, frames, time) -> int:
@@ -188,15 +211,15 @@ def iter_frames(
 
 def demux(container, stream, path: Path, frames, time, copy) -> Iterator:
     """Frames of `stream` in range, and the packets of the `copy` streams, in file order."""
-    import av
 
     deep = None
     index = 0
     if time is not None and time[0] > 0:
-        container.seek(int(time[0] / stream.time_base), stream=stream, backward=True, any_frame=False)
+        with decoding(path, quiet=False):
+            container.seek(int(time[0] / stream.time_base), stream=stream, backward=True, any_frame=False)
         index = None  # frame numbers are unknown after a seek; only `time` is used then
     streams = [stream, *copy]
-    try:
+    with decoding(path, quiet=False):
         for packet in container.demux(streams):
             if packet.stream is not stream:
                 if packet.dts is not None:
@@ -213,5 +236,3 @@ def demux(container, stream, path: Path, frames, time, copy) -> Iterator:
                     yield Frame(index if index is not None else -1, frame.pts, t, _to_rgb(frame, deep))
                 if index is not None:
                     index += 1
-    except av.FFmpegError as exc:
-        raise InputError(f"{path}: corrupt video ({first_line(exc)})") from None
