@@ -16,20 +16,12 @@ __all__ = [
 ]
 
 
-def _version() -> str:
-    """The installed distribution's version: one place (pyproject.toml), read through importlib.metadata."""
-    from importlib import metadata
-
-    try:
-        return metadata.version("liif-cli")
-    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
-        return "0.0.0+unknown"
-
-
 def __getattr__(name: str):
     if name == "__version__":  # looked up on first use: importlib.metadata costs ~70 ms at start-up
-        return _version()
-    if name in ("Encoding", "load_encoding"):
+        from .version import version
+
+        return version()
+    if name == "Encoding":
         from . import encoding
 
         return getattr(encoding, name)

@@ -10,9 +10,12 @@ Everything the CLI does goes through here; the engine underneath owns tiles, pre
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .encoding import Encoding
 
 import numpy as np
 import torch
@@ -21,42 +24,11 @@ from PIL import Image
 from . import decoded, devices, engine, geometry
 from .errors import UsageError
 from .imageio import DecodedImage, as_float
+from .load_options import LoadOptions, load_options
 from .models import LoadedModel, load_checkpoint
+from .sizes import check_region, output_size, region_span
 
 ProgressCallback = engine.ProgressCallback
-
-
-def output_size(
-    in_hw: tuple[int, int],
-    *,
-    scale: float | tuple[float, float] | None = None,
-    size: tuple[int, int] | None = None,
-    width: int | None = None,
-    height: int | None = None,
-) -> tuple[int, int]:
-    """Resolve exactly one of scale / size (w, h) / width / height into an output (h, w).
-
-    `scale` may be one number or (sx, sy); sizes round to the nearest pixel and are at least 1.
-    """
-    given = [v is not None for v in (scale, size, width, height)]
-    if sum(given) != 1:
-        raise UsageError("give exactly one of scale, size, width or height")
-    h, w = in_hw
-    if scale is not None:
-        sx, sy = (scale, scale) if not isinstance(scale, tuple | list) else scale
-        for s in (sx, sy):
-            if not isinstance(s, int | float) or not math.isfinite(s) or s <= 0:
-                raise UsageError(f"scale must be a finite number > 0, got {s!r}")
-        out = (round(h * sy), round(w * sx))
-    elif size is not None:
-        out = (int(size[1]), int(size[0]))
-    elif width is not None:
-        out = (round(h * width / w), int(width))
-    else:
-        out = (int(height), round(w * height / h))
-    if min(out) < 1:
-        raise UsageError(f"output size {out[1]}x{out[0]} is empty")
-    return max(1, out[0]), max(1, out[1])
 
 
 class Upscaler:
@@ -73,7 +45,7 @@ class Upscaler:
 
     @property
     def precision(self) -> str:
-        return self.renderer.options.precision
+        return self.renderer.precision  # the working one: fp32 after a non-finite half-precision result
 
     def upscale_video(self, src: str | Path, dst: str | Path, **options):
         """Upscale a video file into `dst`, streaming; options and errors as `liif_cli.video.upscale_video`
@@ -195,9 +167,9 @@ class Upscaler:
 
     @staticmethod
     def _out_hw(in_hw, region, scale, size, width, height) -> tuple[int, int]:
-        region = geometry.check_region(region, in_hw)
-        span = in_hw if region is None else (region[3], region[2])
-        return output_size(span, scale=scale, size=size, width=width, height=height)
+        return output_size(
+            region_span(check_region(region, in_hw), in_hw), scale=scale, size=size, width=width, height=height
+        )
 
     def encode(self, image: Image.Image | np.ndarray | str | os.PathLike | DecodedImage, *, alpha: str = "model"):
         """The image's latent grid(s), to render later at any size or region: see `liif_cli.encoding`."""
@@ -234,31 +206,50 @@ def to_decoded(image: Image.Image | np.ndarray | str | os.PathLike | DecodedImag
 
 def load_model(
     model: str | Path = "edsr-baseline",
+    options: LoadOptions | None = None,
     *,
-    device: str = "auto",
-    precision: str = "auto",
-    tile: int | None = None,
-    threads: int | None = None,
-    batch_size: int | None = None,
-    allow_unverified: bool = False,
-    offline: bool | None = None,
     progress: bool = False,
+    **fields: Any,
 ) -> Upscaler:
-    """A registry name (see `liif models`) or a checkpoint path (official or mmagic layout)."""
+    """A registry name (see `liif models`) or a checkpoint path (official or mmagic layout), loaded as `options`
+    say (a `LoadOptions`), or as its fields given as keywords: device=, precision=, tile=, threads=,
+    batch_size=, allow_unverified=, offline=."""
     from .registry import load_registry, resolve_weights
 
-    devices.set_threads(threads)
-    torch_device = devices.resolve_device(device)
-    resolved_precision = devices.resolve_precision(precision, torch_device)
-    if tile is not None and tile < 1:
-        raise UsageError(f"tile must be >= 1, got {tile}")
-    if batch_size is not None and batch_size < 1:
-        raise UsageError(f"batch size must be >= 1, got {batch_size}")
-    path = resolve_weights(model, allow_unverified=allow_unverified, offline=offline, progress=progress)
+    opts = load_options(options, **fields)
+    devices.set_threads(opts.threads)
+    torch_device = devices.resolve_device(opts.device)
+    resolved_precision = devices.resolve_precision(opts.precision, torch_device)
+    path = resolve_weights(model, allow_unverified=opts.allow_unverified, offline=opts.offline, progress=progress)
     entry = load_registry().get(str(model)) if not Path(str(model)).expanduser().is_file() else None
     loaded = load_checkpoint(path, normalization=entry.normalization if entry else None)
-    options = engine.RenderOptions(torch_device, resolved_precision, tile, batch_size)
-    return Upscaler(loaded, options, name=str(model))
+    render = engine.RenderOptions(torch_device, resolved_precision, opts.tile, opts.batch_size)
+    return Upscaler(loaded, render, name=str(model))
+
+
+def load_encoding(
+    path: str | os.PathLike,
+    model: Upscaler | str | os.PathLike | None = None,
+    options: LoadOptions | None = None,
+    *,
+    progress: bool = False,
+    **fields: Any,
+) -> Encoding:
+    """Read a `.liif` file, bound to `model` (an Upscaler, or a name / checkpoint for `load_model`; by
+    default the model named in the file, at the precision it was encoded in unless `precision` is given).
+    Refused with one-line errors: a file that is not a complete encoding or comes from a newer format
+    (EncodingError, exit 9), and an encoding made with other weights than the model's (EncodingModelError,
+    exit 10)."""
+    from .encoding import bind, read_encoding
+
+    encoding = read_encoding(path)
+    opts = load_options(options, **fields)
+    if not isinstance(model, Upscaler) and opts.precision is None:
+        opts = opts.replace(precision=encoding.meta["precision"])  # decode as encoded: `auto` may pick bf16
+    upscaler = (
+        model if isinstance(model, Upscaler) else load_model(model or encoding.meta["model"], opts, progress=progress)
+    )
+    return bind(encoding, upscaler, path)
 
 
 def planning_model(
@@ -294,8 +285,10 @@ def upscale(
     region: geometry.Region | None = None,
     alpha: str = "model",
     model: str | Path | Upscaler = "edsr-baseline",
-    **load_options,
+    options: LoadOptions | None = None,
+    **fields: Any,
 ) -> Image.Image | np.ndarray | DecodedImage:
-    """One-shot convenience: loads `model` (unless given an Upscaler) and upscales one image."""
-    up = model if isinstance(model, Upscaler) else load_model(model, **load_options)
+    """One-shot convenience: loads `model` (unless given an Upscaler) as `options` (or their fields as
+    keywords) say, and upscales one image."""
+    up = model if isinstance(model, Upscaler) else load_model(model, options, **fields)
     return up.upscale(image, scale=scale, size=size, width=width, height=height, region=region, alpha=alpha)

@@ -7,6 +7,7 @@ rendering; the API, training and the distributed launcher ask them without build
 from __future__ import annotations
 
 import os
+import platform
 
 import torch
 
@@ -43,7 +44,20 @@ def resolve_device(name: str | None) -> torch.device:
 
 
 def cpu_has_fast_bf16() -> bool:
-    """True where oneDNN has native bf16 kernels (AVX512-BF16 / AMX); elsewhere bf16 is emulated and slow."""
+    """True where the CPU computes bf16 natively: AVX512-BF16 or AMX on x86, the BF16 extension on Arm.
+
+    oneDNN's own `_is_mkldnn_bf16_supported()` is not the answer on x86: it is true for any AVX-512 CPU,
+    including those without AVX512-BF16 (Skylake-X, Cascade Lake, Ice Lake), where bf16 is emulated, slower
+    than fp32 and less exact. So x86 asks torch's CPU feature tests (cpuinfo); elsewhere oneDNN's answer
+    already means native bf16.
+    """
+    if platform.machine().lower() in ("x86_64", "amd64", "i386", "i686", "x86"):
+        cpu = getattr(torch, "cpu", None)
+        tests = [getattr(cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+        try:
+            return any(bool(test()) for test in tests if test is not None)
+        except (AttributeError, RuntimeError):
+            return False
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
@@ -100,7 +114,7 @@ def last_level_cache_bytes() -> int:
 def set_threads(threads: int | None) -> None:
     """All cores by default (PyTorch's default can be lower inside containers)."""
     if threads is not None and threads < 1:
-        raise UsageError(f"--threads must be >= 1, got {threads}")
+        raise UsageError(f"{{threads}} must be >= 1, got {threads}", param="threads")
     if threads is None:
         threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     torch.set_num_threads(threads)

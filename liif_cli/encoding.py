@@ -11,11 +11,14 @@ shape), the latents of the alpha plane replicated to RGB when alpha goes through
 object (see `Encoding.meta`: format version, model name and weights sha256, normalization, input size,
 precision, alpha handling, mode, bit depth, ICC/DPI/EXIF to write outputs as `liif upscale` does).
 Rendering goes through `liif_cli.decoded`, the same path as `liif upscale`, so the results are the same.
+This module reads and writes the file (`read_encoding`, `Encoding.save`) and checks a model against it
+(`bind`); `load_encoding`, which loads the model too, lives beside `load_model` in `liif_cli.api`.
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import os
 from dataclasses import dataclass
@@ -25,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from . import decoded, engine, geometry
+from . import decoded, engine, geometry, sizes
 from .errors import EncodingError, EncodingModelError, InputError, first_line
 from .imageio import DecodedImage, as_float, atomic_target
 
@@ -64,9 +67,8 @@ class Encoding:
 
     def output_size(self, *, scale=None, size=None, width=None, height=None, region=None) -> tuple[int, int]:
         """The (h, w) a render with these arguments makes (relative to the region if given)."""
-        from .api import Upscaler
-
-        return Upscaler._out_hw(self.in_hw, region, scale, size, width, height)
+        span = sizes.region_span(sizes.check_region(region, self.in_hw), self.in_hw)
+        return sizes.output_size(span, scale=scale, size=size, width=width, height=height)
 
     def render(
         self,
@@ -103,7 +105,7 @@ class Encoding:
 
     def _plane(self, feat: torch.Tensor, region) -> decoded.PlaneRenderer:
         if self.upscaler is None:
-            raise EncodingError("this encoding has no model to render it: use load_encoding(path, model=...)")
+            raise EncodingError("this encoding has no model to render it: load it with a model (load_encoding)")
         renderer = self.upscaler.renderer
 
         def render(out_hw, sink, progress) -> None:
@@ -211,16 +213,10 @@ def encoding_info(path: str | os.PathLike) -> dict:
     return {**meta, "input_size": [w, h]}
 
 
-def load_encoding(
-    path: str | os.PathLike, model: Upscaler | str | os.PathLike | None = None, **load_options
-) -> Encoding:
-    """Read a `.liif` file, bound to `model` (an Upscaler, or a name / checkpoint for `load_model`; by
-    default the model named in the file, at the precision it was encoded in unless `precision` is given). Refused with one-line errors: a file that is not a complete
-    encoding or comes from a newer format (EncodingError, exit 9), and an encoding made with other
-    weights than the model's (EncodingModelError, exit 10)."""
+def read_encoding(path: str | os.PathLike) -> Encoding:
+    """A `.liif` file's tensors and metadata, not yet bound to a model (`api.load_encoding` binds one).
+    A file that is not a complete encoding or comes from a newer format is an EncodingError (exit 9)."""
     from safetensors import safe_open
-
-    from .api import Upscaler, load_model
 
     path = Path(path)
     if not path.is_file():
@@ -239,16 +235,19 @@ def load_encoding(
             f"{path}: not a readable .liif encoding (corrupt or truncated: {first_line(exc)})"
         ) from None
     meta = _check_meta(path, header, tensors)
-    if not isinstance(model, Upscaler) and load_options.get("precision") is None:
-        load_options["precision"] = meta["precision"]  # decode as it was encoded: `auto` may pick bf16 here
-    upscaler = model if isinstance(model, Upscaler) else load_model(model or meta["model"], **load_options)
+    plane = tensors.get("alpha_plane")
+    return Encoding(tensors["rgb"], meta, tensors.get("alpha"), None if plane is None else plane.numpy(), None)
+
+
+def bind(encoding: Encoding, upscaler: Upscaler, path: str | os.PathLike) -> Encoding:
+    """The encoding bound to `upscaler`; refused (EncodingModelError, exit 10) when it was made with other weights."""
+    meta = encoding.meta
     if upscaler.weights_sha256() != meta["model_sha256"]:
         raise EncodingModelError(
             f"{path}: encoded with model {meta['model']!r} (weights {meta['model_sha256'][:12]}), "
             f"not with {upscaler.name!r} ({upscaler.weights_sha256()[:12]}): render it with the model that made it"
         )
-    plane = tensors.get("alpha_plane")
-    return Encoding(tensors["rgb"], meta, tensors.get("alpha"), None if plane is None else plane.numpy(), upscaler)
+    return dataclasses.replace(encoding, upscaler=upscaler)
 
 
 def _check_meta(path: Path, header: dict, tensors: dict[str, torch.Tensor]) -> dict:

@@ -29,8 +29,10 @@ ProgressCallback = Callable[[int, int], None]  # (output pixels done, total)
 TileSink = Callable[[slice, slice, np.ndarray], None]  # (rows, cols, float32 (r, c, 3) in [0, 1])
 
 
-@dataclass
+@dataclass(frozen=True)
 class RenderOptions:
+    """What the caller asks of a renderer (frozen: the renderer's run-time learnings are its own state)."""
+
     device: torch.device
     precision: str = "fp32"  # resolved: fp32 | bf16 | fp16
     tile: int | None = None  # core size in input pixels; None = from free memory
@@ -38,7 +40,7 @@ class RenderOptions:
 
     def __post_init__(self):
         if self.query_batch is None:
-            self.query_batch = default_query_batch(self.device, self.precision)
+            object.__setattr__(self, "query_batch", default_query_batch(self.device, self.precision))
 
 
 def default_query_batch(device: torch.device, precision: str) -> int:
@@ -75,11 +77,19 @@ _SMALL_CONV = 20480
 
 
 class Renderer:
-    """A model prepared for one device and precision; renders any input size into any output size."""
+    """A model prepared for one device and precision; renders any input size into any output size.
+
+    `options` are the caller's and never change. What the renderer learns at run time is its own state:
+    `precision` becomes fp32 for good after a half-precision result had non-finite values, and `tile` halves
+    after a CUDA out-of-memory error; both hold for the renderer's later jobs, and `options` still say what
+    was asked for.
+    """
 
     def __init__(self, loaded: LoadedModel, options: RenderOptions):
         self.loaded = loaded
         self.options = options
+        self.precision = options.precision  # the working precision (fp32 after a non-finite half result)
+        self.tile = options.tile  # the tile size asked for, halved after each out-of-memory retry
         self.net = loaded.net.to(options.device).eval()
         self.margin = self.net.receptive_radius + 2
         self._set_precision(options.precision)
@@ -88,7 +98,7 @@ class Renderer:
         self.div = torch.tensor(norm.div, dtype=torch.float32, device=options.device)
 
     def _set_precision(self, precision: str) -> None:
-        self.options.precision = precision
+        self.precision = precision
         self.dtype = DTYPES[precision]
         # The engine runs its own copy of the encoder, channels-last (oneDNN's native layout: ~1.5x faster
         # convolutions on CPU) and in the working precision; the model's own weights stay as loaded.
@@ -96,8 +106,7 @@ class Renderer:
         self.decoder = FastDecoder(self.net, self.options.device, self.dtype)
 
     def tile_size(self) -> int:
-        opt = self.options
-        return opt.tile or auto_tile(self.loaded.encoder, self.margin, opt.device, opt.precision)
+        return self.tile or auto_tile(self.loaded.encoder, self.margin, self.options.device, self.precision)
 
     def estimate(self, in_hw: tuple[int, int], out_hw: tuple[int, int]) -> tuple[float, int]:
         """(seconds, peak working bytes) for a job, from its multiply-adds and a measured GEMM rate.
@@ -114,7 +123,7 @@ class Renderer:
         decode_macs = 4 * sum(w.numel() for w, _ in self.decoder.hidden)
         macs = encoded * conv_macs + in_hw[0] * in_hw[1] * table_macs + out_hw[0] * out_hw[1] * decode_macs
         span = min(in_hw[0], tile + 2 * self.margin) * min(in_hw[1], tile + 2 * self.margin)
-        per_pixel = encoder_bytes_per_pixel(self.loaded.encoder, self.options.precision)
+        per_pixel = encoder_bytes_per_pixel(self.loaded.encoder, self.precision)
         itemsize = torch.empty(0, dtype=self.dtype).element_size()
         decode_bytes = (2 * 4 * itemsize + 4) * self.options.query_batch * 256  # FastDecoder's buffers
         table_bytes = 64 << 20
@@ -261,10 +270,10 @@ class Renderer:
                 if self.options.device.type != "cuda" or tile <= 32:
                     raise
                 torch.cuda.empty_cache()
-                self.options.tile = tile // 2
-                warnings.warn(f"CUDA out of memory; retrying with tile {self.options.tile}", stacklevel=3)
+                self.tile = tile // 2
+                warnings.warn(f"CUDA out of memory; retrying with tile {self.tile}", stacklevel=3)
             except _NonFinite:
-                warnings.warn(f"{self.options.precision} gave non-finite values; retrying in fp32", stacklevel=3)
+                warnings.warn(f"{self.precision} gave non-finite values; retrying in fp32", stacklevel=3)
                 self._set_precision("fp32")
 
     def _encode_span(self, rgb: np.ndarray, rows: tuple[int, int], cols: tuple[int, int]) -> torch.Tensor:

@@ -2,13 +2,74 @@
 
 Everything raised on purpose derives from `LiifError`; the CLI prints its message as one line and exits
 with its `exit_code`. Anything else reaching the CLI is a bug and is reported as such.
+
+An error about a value names the parameter it came from (`param="scale"`) and writes it in its text as a
+placeholder, `{scale}`; an advice that only helps who can change that parameter goes in `hint`. Each face
+names parameters its own way through `render(name)`: the CLI as flags (`--scale`), the server as its form or
+query fields (and drops hints about its own settings); `str()` is the library's text, which speaks of the
+parameters as plain words (`scale must be ...`).
+
+    raise UsageError("{scale} must be a number, got 'x'", param="scale")
+    raise InputError("input is 20.0 MP, over the limit of 10.0 MP", param="max_pixels", hint="raise it with {max_pixels}")
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable, Sequence
+
+Namer = Callable[[str], "str | None"]
+"""A face's name for a parameter (`--max-pixels`, `'width'`), or None where its user cannot change it."""
+
+
+def plain_name(param: str) -> str:
+    """The library's words for a parameter: `max_pixels` -> `max pixels`."""
+    return param.replace("_", " ")
+
+
+def flag_name(param: str) -> str:
+    """The CLI's flag for a parameter: `max_pixels` -> `--max-pixels`."""
+    return "--" + param.replace("_", "-")
+
 
 class LiifError(Exception):
     exit_code = 1
+
+    def __init__(self, message: str = "", *, param: str | Sequence[str] | None = None, hint: str | None = None):
+        super().__init__(message)
+        self.params: tuple[str, ...] = (param,) if isinstance(param, str) else tuple(param or ())
+        self.hint = hint
+
+    @property
+    def param(self) -> str | None:
+        """The (first) parameter the error is about, or None."""
+        return self.params[0] if self.params else None
+
+    def render(self, name: Namer = plain_name) -> str:
+        """The message with each `{param}` named by the face; the hint is added only when the face names
+        every parameter it speaks of (whoever reads it can change them)."""
+
+        def fill(text: str, names: dict[str, str | None]) -> str:
+            pattern = "|".join(re.escape(p) for p in self.params)
+            if not pattern:
+                return text
+            return re.sub(r"\{(" + pattern + r")\}", lambda m: names[m.group(1)] or plain_name(m.group(1)), text)
+
+        names = {p: name(p) for p in self.params}
+        text = fill(str(self.args[0]) if self.args else "", names)
+        if self.hint:
+            used = [p for p in self.params if "{" + p + "}" in self.hint]
+            if all(names[p] for p in used):
+                text += f" ({fill(self.hint, names)})"
+        return text
+
+    def __str__(self) -> str:
+        return self.render()
+
+    def as_kind(self, kind: type[LiifError]) -> LiifError:
+        """The same error (text, parameters, hint) as another class: e.g. a writer's OutputError as the
+        UsageError of an option value."""
+        return kind(str(self.args[0]) if self.args else "", param=self.params, hint=self.hint)
 
 
 class UsageError(LiifError):

@@ -8,14 +8,15 @@ coordinates bit for bit; regions (windows of the image) are expressed in the sam
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-from .errors import UsageError
 from .models import make_coord
+from .sizes import Region, check_region
+
+__all__ = ["AxisLookup", "Region", "axis_lookup", "axis_span", "check_region", "rel_cell"]
 
 
 @dataclass
@@ -25,28 +26,6 @@ class AxisLookup:
     idx: torch.Tensor  # (2, n_out) int64
     rel: torch.Tensor  # (2, n_out) float32, (query - latent centre) * n_latents
     home: torch.Tensor  # (n_out,) int64, latent containing the query
-
-
-Region = tuple[float, float, float, float]  # (x, y, w, h) of the continuous image, in input pixels
-
-
-def check_region(region: Region | None, in_hw: tuple[int, int]) -> Region | None:
-    """A region must be a finite, non-empty rectangle inside `[0, in_w] x [0, in_h]`; None is the whole image."""
-    if region is None:
-        return None
-    try:
-        x, y, w, h = (float(v) for v in region)
-    except (TypeError, ValueError):
-        raise UsageError(f"a region is four numbers x, y, w, h; got {region!r}") from None
-    in_h, in_w = in_hw
-    text = f"{x:g},{y:g},{w:g},{h:g}"
-    if not all(math.isfinite(v) for v in (x, y, w, h)):
-        raise UsageError(f"region {text}: every value must be a finite number")
-    if w <= 0 or h <= 0:
-        raise UsageError(f"region {text} is empty: its width and height must be > 0")
-    if x < 0 or y < 0 or x + w > in_w * (1 + 1e-9) or y + h > in_h * (1 + 1e-9):
-        raise UsageError(f"region {text} is not inside the {in_w}x{in_h} image")
-    return x, y, w, h
 
 
 def axis_span(region: Region | None, axis: int, n_lat: int) -> tuple[float, float] | None:

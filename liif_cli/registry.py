@@ -354,9 +354,11 @@ def _install(entry: ModelEntry, source: Source, dest: Path, *, offline: bool, pr
 
 
 def offline_reason(offline: bool | None) -> str | None:
-    """Why downloads are off (asked for, $LIIF_OFFLINE, $HF_HUB_OFFLINE), or None when they are on."""
+    """Why downloads are off (the `offline` parameter, $LIIF_OFFLINE, $HF_HUB_OFFLINE), or None when they are on.
+    The parameter is written `{offline}`: an error quoting the reason names it (param="offline"), so that each
+    face names it its own way (`--offline` in the CLI)."""
     if offline is not None:
-        return "requested" if offline else None
+        return "{offline}" if offline else None
     for var in ("LIIF_OFFLINE", "HF_HUB_OFFLINE"):
         if os.environ.get(var, "").strip().lower() in _TRUE:
             return f"{var}={os.environ[var]}"
@@ -385,7 +387,8 @@ def _download(entry: ModelEntry, dest: Path, *, offline_reason: str | None, prog
         tried = f" (tried {'; '.join(reasons)})" if reasons else ""
         raise OfflineError(
             f"offline mode is on ({offline_reason}) and model {entry.name!r} is not cached: {dest} is missing; "
-            f"run 'liif models download {entry.name}' while online{tried}"
+            f"run 'liif models download {entry.name}' while online{tried}",
+            param="offline",
         )
     error = ChecksumError if mismatch else DownloadError
     raise error(f"could not fetch model {entry.name!r}, every source failed: {'; '.join(reasons)}")
@@ -397,8 +400,9 @@ def fetch(
     """The verified local file for a registry entry, downloading it if it is not cached (or is corrupt)."""
     if not entry.pinned and not allow_unverified:
         raise ModelError(
-            f"model {entry.name!r} has no known sha256, so its download cannot be verified; "
-            "allow unverified models (--allow-unverified) to use it anyway"
+            f"model {entry.name!r} has no known sha256, so its download cannot be verified",
+            param="allow_unverified",
+            hint="allow it with {allow_unverified} to use it anyway",
         )
     status = cache_status(entry)
     digest = status.sha256

@@ -24,15 +24,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar, Protocol
 
-from . import __version__
 from .errors import ModelError, first_line
+from .version import version
 
 CHUNK = 1 << 20
 TIMEOUT_S = 30.0  # per socket operation (connect, each read), not for the whole download
 RETRIES = 4  # further tries of a request that failed, and resumptions of a body cut short
 BACKOFF_S = 1.0  # the pause before the first retry; doubled for each next one
 log = logging.getLogger(__name__)
-USER_AGENT = f"liif-cli/{__version__}"
+USER_AGENT = f"liif-cli/{version()}"
 
 
 class SourceError(Exception):

@@ -19,9 +19,9 @@ from liif_cli.batch import (
     raise_for_failures,
     run_batch,
 )
-from liif_cli.errors import BatchError, InputError, ModelError, OutputError, UsageError
+from liif_cli.errors import BatchError, InputError, ModelError, OutputError, UsageError, flag_name
 from liif_cli.imageio import DecodedImage
-from liif_cli.specs import parse_int, parse_pixels, parse_scale, parse_size, size_spec
+from liif_cli.specs import parse_int, parse_pixels, parse_scale, parse_size
 
 RNG = np.random.default_rng(7)
 
@@ -72,14 +72,15 @@ def test_bad_sizes(text):
 def test_sizes_and_spec_parsing():
     assert parse_size("4000x3000") == (4000, 3000)
     assert parse_size("64X48") == (64, 48)
-    assert size_spec(width=parse_int("100", "--width", maximum=MAX_SIDE)).width == 100
+    assert SizeSpec(width=parse_int("100", "width", maximum=MAX_SIDE)).width == 100
     with pytest.raises(UsageError, match="exactly one"):
-        size_spec()
-    with pytest.raises(UsageError, match="--scale, --width"):
-        size_spec(scale=2.0, width=10)
+        SizeSpec()
+    with pytest.raises(UsageError, match=r"\(got scale, width\)") as caught:
+        SizeSpec(scale=2.0, width=10)
+    assert caught.value.render(flag_name).endswith("(got --scale, --width)")
     for bad in ("0", "-3", "1.5", "abc", "99999999999"):
         with pytest.raises(UsageError):
-            parse_int(bad, "--width", maximum=MAX_SIDE)
+            parse_int(bad, "width", maximum=MAX_SIDE)
 
 
 def test_pixel_limits():
@@ -98,12 +99,14 @@ def test_resolve_checks_output_limit():
     assert spec.resolve((10, 20)) == (20, 40)
     assert SizeSpec(width=30).resolve((10, 20)) == (15, 30)
     assert SizeSpec(scale=(2.0, 3.0)).resolve((10, 20)) == (30, 40)
-    with pytest.raises(UsageError, match="--max-out-pixels"):
+    with pytest.raises(UsageError, match="raise it with max out pixels") as caught:
         spec.resolve((1000, 1000), max_out_pixels=1_000_000)
+    assert caught.value.param == "max_out_pixels" and "--max-out-pixels" in caught.value.render(flag_name)
     with pytest.raises(UsageError, match="too large"):
         SizeSpec(scale=900_000.0).resolve((1000, 1000), max_out_pixels=None)
-    with pytest.raises(UsageError, match="--max-out-pixels"):
+    with pytest.raises(UsageError, match="^size 30000x30000") as caught:
         BatchOptions(spec=SizeSpec(size=(30000, 30000)))
+    assert caught.value.render(flag_name).startswith("--size 30000x30000")
 
 
 def test_batch_options_validation():

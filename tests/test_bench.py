@@ -28,7 +28,7 @@ from liif_cli.bench import published as pub
 from liif_cli.bench import report
 from liif_cli.bench.runner import parse_scales, run_bench
 from liif_cli.cli import main
-from liif_cli.errors import DownloadError, InputError, OfflineError, UsageError
+from liif_cli.errors import DownloadError, InputError, OfflineError, UsageError, flag_name
 from liif_cli.imageio import quantize
 
 # --- protocols ------------------------------------------------------------------------------------------------
@@ -382,10 +382,11 @@ def test_offline_flag_and_env_apply_to_datasets_and_name_data_dir(tmp_path, monk
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
     monkeypatch.setattr(constants, "ENDPOINT", http_server.url)  # nothing may be asked of it
     monkeypatch.setenv("LIIF_CACHE_DIR", str(tmp_path / "liif"))
-    with pytest.raises(OfflineError, match=r"offline mode is on \(requested\).*--data-dir DIR holding Set5/HR"):
+    with pytest.raises(OfflineError, match=r"\(offline\).*give data dir a folder holding Set5/HR") as caught:
         ds.open_dataset("set5", offline=True)
+    assert caught.value.render(flag_name).count("--offline") == 1 and "--data-dir" in caught.value.render(flag_name)
     monkeypatch.setenv("LIIF_OFFLINE", "1")
-    with pytest.raises(OfflineError, match=r"LIIF_OFFLINE=1.*--data-dir"):
+    with pytest.raises(OfflineError, match=r"LIIF_OFFLINE=1.*give data dir"):
         ds.open_dataset("set14")
     assert http_server.requests == []
 

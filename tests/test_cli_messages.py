@@ -89,7 +89,7 @@ def test_unverified_and_offline_refusals_name_no_python_keywords(image):
     result = invoke("upscale", image, "--scale", 2, "-n", "rdn")  # rdn has no pinned sha256
     assert result.exit_code == 5 and "--allow-unverified" in result.stderr
     result = invoke("upscale", image, "--scale", 2, "--offline")  # nothing is cached in this test's cache
-    assert result.exit_code == 8 and result.stderr.startswith("error: offline mode is on (requested)")
+    assert result.exit_code == 8 and result.stderr.startswith("error: offline mode is on (--offline)")
     assert len(result.stderr.splitlines()) == 1
 
 

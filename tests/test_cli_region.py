@@ -166,6 +166,28 @@ def test_encode_then_render_equals_upscale(photo, tmp_path, encoder_passes):
     assert np.array_equal(pixels(tmp_path / "window.png"), pixels(tmp_path / "ref" / "photo_r3,2,10,7_x3.png"))
 
 
+def test_render_takes_repeated_sizes_as_upscale_does(photo, tmp_path, encoder_passes):
+    """`liif render x.liif --width 31 --width 61` writes both sizes, byte for byte what two `liif upscale` runs
+    write (it used to write the last one only)."""
+    assert liif("encode", photo, *MODEL).exit_code == 0
+    ran = len(encoder_passes)
+    result = liif("render", photo.with_suffix(".liif"), "--width", "31", "--width", "61", *MODEL)
+    assert result.exit_code == 0, result.stderr
+    assert len(encoder_passes) == ran
+    for width in (31, 61):
+        ref = tmp_path / f"ref{width}"
+        assert liif("upscale", photo, "--width", width, "-o", ref, *MODEL).exit_code == 0
+        name = f"photo_w{width}.png"
+        assert (photo.parent / name).read_bytes() == (ref / name).read_bytes()
+    folder = tmp_path / "sizes"
+    result = liif("render", photo.with_suffix(".liif"), "--scale", "2", "--scale", "3", "-o", folder, *MODEL)
+    assert result.exit_code == 0 and sorted(p.name for p in folder.iterdir()) == ["photo_x2.png", "photo_x3.png"]
+    result = liif("render", photo.with_suffix(".liif"), "--scale", "2", "--scale", "3", "-o", tmp_path / "a.png")
+    assert result.exit_code == 2 and "several sizes" in one_error_line(result)
+    result = liif("render", photo.with_suffix(".liif"), "--scale", "2", "--width", "3")
+    assert result.exit_code == 2 and "(got --scale, --width)" in one_error_line(result)
+
+
 @pytest.mark.parametrize("kind", ["RGBA", "RGB16"])
 def test_encode_then_render_keeps_alpha_and_16_bit_as_upscale_does(tmp_path, kind):
     import png  # pypng: 16-bit RGB, which Pillow cannot write

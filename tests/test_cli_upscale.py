@@ -311,6 +311,37 @@ def test_exit_codes(tmp_path, tiny, loads):
     assert not (tmp_path / "w.jpg").exists()
 
 
+def test_unwritable_outputs_fail_before_the_model_loads(tmp_path, tiny, loads):
+    """A parent that is a file (or a folder that cannot be written) is exit 4 before any work: a checkpoint
+    that is not one would fail with exit 5 if the model were loaded."""
+    notckpt = tmp_path / "fake.pth"
+    notckpt.write_text("not a checkpoint")
+    blocker = tmp_path / "photo.png"
+    blocker.write_bytes(tiny.read_bytes())
+    for target in (blocker / "out.png", blocker / "deeper" / "out.png"):
+        result = run(tiny, "--scale", "4", "-o", target, "--model", notckpt, "--device", "cpu")
+        assert result.exit_code == 4, result.output
+        assert error_lines(result) == [f"error: {target}: cannot write there, {blocker} is not a folder"]
+    folder = tmp_path / "many"
+    result = run(tiny, blocker, "--scale", "4", "-o", blocker / "sub", "--model", notckpt, "--device", "cpu")
+    assert result.exit_code == 1 and "2 of 2 files failed" in result.stderr and "is not a folder" in result.stderr
+    assert loads == [] and not folder.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fake.pth", "photo.png", "tiny.png"]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes in read-only folders")
+def test_read_only_output_folder_fails_before_the_model_loads(tmp_path, tiny, loads):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        result = run(tiny, "--scale", "4", "-o", locked / "out.png", *MODEL)
+        assert result.exit_code == 4 and "cannot write in" in error_lines(result)[0]
+        assert loads == [] and list(locked.iterdir()) == []
+    finally:
+        locked.chmod(0o755)
+
+
 def test_output_file_formats_and_quiet(tmp_path, tiny):
     for ext in ("jpg", "webp", "tif"):
         result = run(tiny, "--size", "10x6", "--ext", ext, "-q", *MODEL)

@@ -245,3 +245,36 @@ def test_rdn_fast_path_equals_the_oracle(rdn, case, tile, out_hw, crop):
     assert got.shape == want.shape
     assert want.std() > 0.02, "the random model must give a picture, not a flat grey"
     assert np.abs(got - want).max() <= 1e-6  # measured 3.6e-7
+
+
+def test_a_fallback_is_the_renderers_state_never_the_callers_options():
+    """After a half-precision job with non-finite values the renderer works in fp32 for good, as its own state;
+    the caller's frozen options still say bf16. (The real overflow needs fp16, which only CUDA runs: see
+    test_engine_retry.py; here the job reports non-finite values once, as the decoder does.)"""
+    import dataclasses
+    import warnings
+
+    from liif_cli import engine
+    from liif_cli.models import LoadedModel, Normalization, build_liif
+
+    torch.manual_seed(0)
+    loaded = LoadedModel(build_liif("edsr-baseline").eval(), "edsr-baseline", Normalization.named("half"), "official")
+    options = RenderOptions(torch.device("cpu"), "bf16", tile=64)
+    renderer = Renderer(loaded, options)
+    dtypes = []
+
+    def job():
+        dtypes.append(renderer.dtype)
+        if len(dtypes) == 1:
+            raise engine._NonFinite
+        return "done"
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert renderer.with_fallback(job) == "done"
+    assert ["bf16 gave non-finite values; retrying in fp32"] == [str(w.message) for w in caught]
+    assert dtypes == [torch.bfloat16, torch.float32]
+    assert renderer.precision == "fp32" and renderer.tile == 64
+    assert options.precision == "bf16"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        options.precision = "fp32"  # type: ignore[misc]

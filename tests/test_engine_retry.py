@@ -43,7 +43,8 @@ def test_fp16_overflow_is_redone_in_fp32():
     rgb = np.random.default_rng(0).random((24, 20, 3), dtype=np.float32)
     out, renderer, messages = _render(loaded, rgb, (50, 41), precision="fp16")
     assert any("non-finite" in m and "fp32" in m for m in messages), messages
-    assert renderer.options.precision == "fp32" and np.isfinite(out).all()
+    assert renderer.precision == "fp32" and np.isfinite(out).all()
+    assert renderer.options.precision == "fp16"  # the caller's options are never rewritten
     reference, _, none = _render(loaded, rgb, (50, 41), precision="fp32")
     assert none == [] and np.array_equal(out, reference)
 
@@ -60,4 +61,6 @@ def test_cuda_out_of_memory_halves_the_tile_until_it_fits():
         torch.cuda.set_per_process_memory_fraction(1.0)
         torch.cuda.empty_cache()
     assert any("out of memory" in m for m in messages), messages
-    assert renderer.options.tile < 1024 and out.shape == (660, 660, 3) and np.isfinite(out).all()
+    assert (
+        renderer.tile < 1024 and renderer.options.tile == 1024 and out.shape == (660, 660, 3) and np.isfinite(out).all()
+    )

@@ -8,26 +8,20 @@ Option values are parsed in `liif_cli.specs` (click types in `liif_cli.cli.optio
 is `liif_cli.cli.report`.
 """
 
+from ..choices import MAX_SIDE
+from ..sizes import SizeSpec
 from .media import VideoOptions, media_kind
 from .plan import (
     ALPHA_METHODS,
     EXT_CHOICES,
-    MAX_SIDE,
     BatchOptions,
     Job,
-    SizeSpec,
     collect_inputs,
     output_extension,
     plan_batch,
 )
-from .run import (
-    BIG_JOB_PIXELS,
-    FileResult,
-    LazyModel,
-    Reporter,
-    raise_for_failures,
-    run_batch,
-)
+from .results import FileResult, Reporter, record_failure
+from .run import BIG_JOB_PIXELS, LazyModel, raise_for_failures, run_batch
 
 __all__ = [
     "ALPHA_METHODS",
@@ -46,5 +40,6 @@ __all__ = [
     "output_extension",
     "plan_batch",
     "raise_for_failures",
+    "record_failure",
     "run_batch",
 ]

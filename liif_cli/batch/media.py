@@ -20,7 +20,8 @@ from ..video import CONTAINER_FORMATS, VIDEO_EXTENSIONS
 
 if TYPE_CHECKING:
     from .plan import BatchOptions, Job
-    from .run import FileResult, LazyModel, Reporter
+    from .results import FileResult, Reporter
+    from .run import LazyModel
 
 
 ANIMATED_SUFFIXES = frozenset({".gif", ".png", ".apng", ".webp"})
@@ -163,7 +164,7 @@ def run_media_job(
             )
             res.frames = count["frames"]
     except Exception as exc:  # as for stills: the file fails, the batch goes on
-        from .run import record_failure
+        from .results import record_failure
 
         return record_failure(res, exc)
     res.status, res.message = "written", str(job.output)

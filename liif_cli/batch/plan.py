@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..choices import ALPHA_METHODS, EXT_CHOICES, MAX_SIDE
+from ..choices import ALPHA_METHODS, EXT_CHOICES
 from ..errors import InputError, LiifError, OutputError, UsageError
 from ..imageio import (
     DEFAULT_MAX_INPUT_PIXELS,
@@ -21,85 +21,11 @@ from ..imageio import (
     READ_EXTENSIONS,
     WRITE_FORMATS,
     InputGuard,
+    check_destination,
     format_for_path,
 )
+from ..sizes import SizeSpec, exactly_one
 from .media import MEDIA_EXTENSIONS, VideoOptions, check_output_file, check_video_options, media_extension, media_kind
-
-
-def _fmt(x: float) -> str:
-    return f"{x:.6g}"
-
-
-Region = tuple[float, float, float, float]
-
-
-@dataclass(frozen=True)
-class SizeSpec:
-    """What output size to make: exactly one of scale (S or (SX, SY)), size (w, h), width or height.
-
-    With `region` (x, y, w, h in input pixels) the output is that window of the image, and the size is
-    relative to the window: `--region 1200,800,64,48 --scale 20` makes 1280x960 pixels.
-    """
-
-    scale: float | tuple[float, float] | None = None
-    size: tuple[int, int] | None = None
-    width: int | None = None
-    height: int | None = None
-    region: Region | None = None
-
-    def __post_init__(self) -> None:
-        given = sum(v is not None for v in (self.scale, self.size, self.width, self.height))
-        if given != 1:
-            raise UsageError("give exactly one of --scale, --size, --width or --height")
-
-    def tag(self) -> str:
-        """The default name suffix: x2, x7.5, x2x3, 4000x3000, w4000, h3000; a region's output says so
-        first, `r1200,800,64,48_x20` (commas and dots only: safe on every file system)."""
-        if self.region is not None:
-            size = SizeSpec(self.scale, self.size, self.width, self.height)
-            return "r" + ",".join(_fmt(v) for v in self.region) + "_" + size.tag()
-        if self.scale is not None:
-            if isinstance(self.scale, tuple):
-                return f"x{_fmt(self.scale[0])}x{_fmt(self.scale[1])}"
-            return f"x{_fmt(self.scale)}"
-        if self.size is not None:
-            return f"{self.size[0]}x{self.size[1]}"
-        if self.width is not None:
-            return f"w{self.width}"
-        return f"h{self.height}"
-
-    def resolve(
-        self, in_hw: tuple[int, int], max_out_pixels: int | None = DEFAULT_MAX_OUTPUT_PIXELS
-    ) -> tuple[int, int]:
-        """Output (h, w) for an input (h, w) (or for its region); UsageError when it is over the output limit
-        or the region is not inside the input."""
-        from ..api import output_size
-
-        if self.region is not None:
-            from ..geometry import check_region
-
-            check_region(self.region, in_hw)
-            in_hw = (self.region[3], self.region[2])
-        h, w = in_hw
-        if self.scale is not None:
-            sx, sy = self.scale if isinstance(self.scale, tuple) else (self.scale, self.scale)
-            est = (h * sy, w * sx)
-        elif self.size is not None:
-            est = (self.size[1], self.size[0])
-        elif self.width is not None:
-            est = (h * self.width / w, self.width)
-        else:
-            est = (self.height, w * self.height / h)
-        if max(est) > MAX_SIDE:
-            raise UsageError(f"output of about {est[1]:.0f}x{est[0]:.0f} is too large (at most {MAX_SIDE} px a side)")
-        out = output_size(in_hw, scale=self.scale, size=self.size, width=self.width, height=self.height)
-        if max_out_pixels and out[0] * out[1] > max_out_pixels:
-            raise UsageError(
-                f"output {out[1]}x{out[0]} ({out[0] * out[1] / 1e6:.1f} MP) is over the limit of "
-                f"{max_out_pixels / 1e6:.1f} MP (raise it with --max-out-pixels)"
-            )
-        return out
-
 
 # --- planning-------------------------------------------------------------------------------------
 
@@ -124,27 +50,25 @@ class BatchOptions:
     def __post_init__(self) -> None:
         self.specs = (self.spec,) if isinstance(self.spec, SizeSpec) else tuple(dict.fromkeys(self.spec))
         if not self.specs:
-            raise UsageError("give exactly one of --scale, --size, --width or --height")
+            exactly_one(several=True)
         self.spec = self.specs[0]
         if len(self.specs) > 1 and self.suffix is not None:
-            raise UsageError("--suffix with several sizes would give every size the same name; leave it out")
+            raise UsageError(
+                "{suffix} with several sizes would give every size the same name; leave it out", param="suffix"
+            )
         if self.alpha not in ALPHA_METHODS:
-            raise UsageError(f"--alpha must be one of {', '.join(ALPHA_METHODS)}, got {self.alpha!r}")
+            raise UsageError(f"{{alpha}} must be one of {', '.join(ALPHA_METHODS)}, got {self.alpha!r}", param="alpha")
         self.ext = str(self.ext).lower().lstrip(".")
         if self.ext not in EXT_CHOICES:
-            raise UsageError(f"--ext must be one of {', '.join(EXT_CHOICES)}, got {self.ext!r}")
+            raise UsageError(f"{{ext}} must be one of {', '.join(EXT_CHOICES)}, got {self.ext!r}", param="ext")
         if not 1 <= int(self.quality) <= 100:
-            raise UsageError(f"--quality must be between 1 and 100, got {self.quality}")
+            raise UsageError(f"{{quality}} must be between 1 and 100, got {self.quality}", param="quality")
         if self.suffix is not None and (os.sep in self.suffix or "/" in self.suffix):
-            raise UsageError(f"--suffix must not contain a path separator, got {self.suffix!r}")
+            raise UsageError(f"{{suffix}} must not contain a path separator, got {self.suffix!r}", param="suffix")
         if self.output is not None:
             self.output = Path(self.output)
-        for size in (spec.size for spec in self.specs):
-            if size is not None and self.max_out_pixels and size[0] * size[1] > self.max_out_pixels:
-                raise UsageError(
-                    f"--size {size[0]}x{size[1]} ({size[0] * size[1] / 1e6:.1f} MP) is over the output limit of "
-                    f"{self.max_out_pixels / 1e6:.1f} MP (raise it with --max-out-pixels)"
-                )
+        for spec in self.specs:
+            spec.check_limit(self.max_out_pixels)
 
 
 @dataclass
@@ -245,9 +169,13 @@ def plan_batch(paths: Sequence[str | os.PathLike], options: BatchOptions) -> lis
     file_suffixes = READ_EXTENSIONS | set(WRITE_FORMATS) | MEDIA_EXTENSIONS
     if out is not None and not out.is_dir() and out.suffix.lower() in file_suffixes:
         if len(paths) != 1 or Path(paths[0]).is_dir():
-            raise UsageError(f"-o {out} names a file, but the inputs are several files; give a folder")
+            raise UsageError(
+                f"{{output}} {out} names a file, but the inputs are several files; give a folder", param="output"
+            )
         if len(options.specs) > 1:
-            raise UsageError(f"-o {out} names a file, but there are several sizes; give a folder")
+            raise UsageError(
+                f"{{output}} {out} names a file, but there are several sizes; give a folder", param="output"
+            )
         if kinds[0] != "still":
             check_output_file(out, kinds[0])
         else:
@@ -256,7 +184,10 @@ def plan_batch(paths: Sequence[str | os.PathLike], options: BatchOptions) -> lis
             except OutputError as exc:
                 raise UsageError(str(exc)) from None
             if options.ext != "auto" and output_extension(out, options.ext) != out.suffix.lower():
-                raise UsageError(f"-o {out} and --ext {options.ext} disagree; the extension of -o decides")
+                raise UsageError(
+                    f"{{output}} {out} and {{ext}} {options.ext} disagree; the extension of {{output}} decides",
+                    param=("output", "ext"),
+                )
         out_is_file = True
     guard = InputGuard(p for p, root in items if p.exists() and not _looks_like_output(p, root, suffixes))
     claimed: dict[str, Path] = {}
@@ -289,13 +220,24 @@ def plan_batch(paths: Sequence[str | os.PathLike], options: BatchOptions) -> lis
         elif kind == "animation" and media_ext is None and not out_is_file:
             job.error = UsageError(f"{path}: an animation cannot be written as .{options.ext} (use png or webp)")
         elif guard.covers(target):
-            job.error = OutputError(f"{target}: output would overwrite an input file (use -o or --suffix)")
+            job.error = OutputError(
+                f"{target}: output would overwrite an input file",
+                param=("output", "suffix"),
+                hint="use {output} or {suffix}",
+            )
         elif key in claimed:
-            job.error = OutputError(f"{target}: also the output of {claimed[key]}; use --ext or --suffix")
+            job.error = OutputError(
+                f"{target}: also the output of {claimed[key]}", param=("ext", "suffix"), hint="use {ext} or {suffix}"
+            )
         elif target.is_dir():
             job.error = OutputError(f"{target}: output path is a folder")
         elif target.exists() and not options.overwrite:
             job.skip = f"{target} exists (use --overwrite)"
+        else:
+            try:
+                check_destination(target)  # now, not after the upscaling
+            except OutputError as exc:
+                job.error = exc
         claimed.setdefault(key, path)
         jobs.append(job)
     check_video_options(jobs, options.video)

@@ -16,14 +16,14 @@ import math
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import BatchError, LiifError, ModelError, first_line
+from ..errors import BatchError, LiifError, ModelError
 from ..imageio import DecodedImage, InputGuard, check_output_size, format_for_path, read_image, write_image
 from .media import run_media_job
 from .plan import BatchOptions, Job
+from .results import FileResult, Reporter, record_failure
 
 if TYPE_CHECKING:
     from ..api import Upscaler
@@ -62,45 +62,6 @@ class LazyModel:
             except OSError as exc:
                 raise ModelError(f"cannot load the model: {exc}") from None
         return self._upscaler
-
-
-@dataclass
-class FileResult:
-    input: Path
-    output: Path | None
-    status: str  # "written", "skipped" or "failed"
-    message: str = ""
-    error: BaseException | None = None
-    seconds: float = 0.0
-    in_hw: tuple[int, int] | None = None
-    out_hw: tuple[int, int] | None = None
-    frames: int | None = None  # frames written, for a video or an animation
-
-
-class Reporter:
-    """What a batch tells its caller; every method is optional to override. The default is silent."""
-
-    def start(self, jobs: Sequence[Job]) -> None: ...
-
-    def file_start(self, index: int, job: Job) -> None: ...
-
-    def file_sizes(self, in_hw: tuple[int, int], out_hw: tuple[int, int]) -> None: ...
-
-    def progress(self, done: int, total: int) -> None: ...
-
-    def frames(self, done: int, total: int | None) -> None:
-        """Frames of a video or animation written so far (called from the video's encoder thread)."""
-
-    def file_end(self, result: FileResult) -> None: ...
-
-    def warn(self, message: str) -> None: ...
-
-    def note(self, message: str) -> None: ...
-
-    def finish(self, results: Sequence[FileResult], seconds: float) -> None: ...
-
-    def close(self) -> None:
-        """Called however the batch ends (also on an interrupt): release live displays."""
 
 
 def run_batch(
@@ -234,32 +195,6 @@ def _run_job(job, options, model, rep, guard, estimate, res: FileResult, shared:
     return res
 
 
-def record_failure(res: FileResult, exc: Exception) -> FileResult:
-    """A file's failure as its result. A LiifError says what is wrong with the file; running out of memory
-    says what to lower; anything else is a bug or an engine failure, reported in one line (the traceback goes
-    to the debug log, which the CLI shows with LIIF_DEBUG=1)."""
-    res.error = exc
-    if isinstance(exc, LiifError):
-        res.message = str(exc)
-    elif isinstance(exc, MemoryError):
-        res.message = "out of memory (try a smaller --tile, or a smaller output)"
-    elif _is_oom(exc):
-        res.message = "out of memory on the device (try a smaller --tile or --batch-size)"
-    else:
-        res.message = f"internal error: {type(exc).__name__}: {first_line(exc)}"
-        log.debug("%s: internal error", res.input, exc_info=exc)
-    return res
-
-
-def _is_oom(exc: BaseException) -> bool:
-    try:
-        import torch
-
-        return isinstance(exc, torch.OutOfMemoryError)
-    except (ImportError, AttributeError):
-        return False
-
-
 def _safe_estimate(estimate, in_hw, out_hw) -> str | None:
     try:
         return estimate(in_hw, out_hw)
@@ -275,5 +210,6 @@ def raise_for_failures(results: Sequence[FileResult], single_input: bool = False
     if single_input and len(failed) == len(results) and isinstance(failed[0].error, LiifError):
         raise failed[0].error  # one input (at one or several sizes), nothing written: its own error
     if single_input and len(results) == 1:
-        raise BatchError(failed[0].message)
+        error = failed[0].error
+        raise error.as_kind(BatchError) if isinstance(error, LiifError) else BatchError(failed[0].message)
     raise BatchError(f"{len(failed)} of {len(results)} files failed")

@@ -29,7 +29,8 @@ from typing import TYPE_CHECKING
 from .. import distributed
 from ..errors import LiifError
 from .plan import BatchOptions, Job, plan_batch
-from .run import FileResult, LazyModel, Reporter, raise_for_failures, run_batch
+from .results import FileResult, Reporter
+from .run import LazyModel, raise_for_failures, run_batch
 
 if TYPE_CHECKING:
     from ..api import Upscaler

@@ -9,7 +9,8 @@ for row in result.rows:
 from .datasets import DATASETS, Dataset, DatasetSpec, cache_root, fetch, open_dataset, unpack
 from .protocols import PROTOCOLS, MmagicProtocol, PaperProtocol, default_scales, get_protocol
 from .published import published_figure, source_model
-from .runner import BenchResult, DatasetRun, ImageScore, Row, parse_scales, run_bench
+from .results import BenchResult, DatasetRun, ImageScore, Row
+from .runner import parse_scales, run_bench
 
 __all__ = [
     "DATASETS",

@@ -284,7 +284,9 @@ def hub_download(spec: DatasetSpec, filename: str, *, offline: bool | None = Non
         if reason or _hub_offline():
             raise OfflineError(
                 f"dataset {spec.key}: {where} is not cached and offline mode is on ({reason or 'HF_HUB_OFFLINE'}); "
-                f"run once online, or pass --data-dir DIR holding {spec.name}/HR (and {spec.name}/LR_bicubic/X<s>)"
+                f"run once online, or give {{data_dir}} a folder holding {spec.name}/HR "
+                f"(and {spec.name}/LR_bicubic/X<s>)",
+                param=("offline", "data_dir"),
             ) from exc
         raise DownloadError(f"dataset {spec.key}: cannot fetch {where}: {first_line(exc)}") from exc
     except RepositoryNotFoundError as exc:

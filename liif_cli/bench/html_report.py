@@ -30,8 +30,9 @@ from pathlib import Path
 from ..errors import OutputError, UsageError
 from . import published as pub
 from .bicubic import NAME as BICUBIC
-from .report import _DATASET_TITLES, _fmt, _signed, _write, cell_text, grid, notes, protocol_line
-from .runner import BenchResult, Row
+from .format import DATASET_TITLES, fmt, signed, write_output
+from .report import cell_text, grid, notes, protocol_line
+from .results import BenchResult, Row
 from .strips import Strip
 
 ZOOM = 3
@@ -72,7 +73,7 @@ def check_target(path: str | Path) -> None:
 
 def write_report(result: BenchResult, strips: Sequence[Strip], path: str | Path) -> None:
     """Write the report atomically (temp file beside it, then rename)."""
-    _write(path, build_html(result, strips))
+    write_output(path, build_html(result, strips))
 
 
 def build_html(result: BenchResult, strips: Sequence[Strip]) -> str:
@@ -132,7 +133,7 @@ def build_html(result: BenchResult, strips: Sequence[Strip]) -> str:
 
 
 def _title(dataset: str) -> str:
-    return _DATASET_TITLES.get(dataset, dataset)
+    return DATASET_TITLES.get(dataset, dataset)
 
 
 def _notes(result: BenchResult) -> list[str]:
@@ -144,7 +145,7 @@ def _notes(result: BenchResult) -> list[str]:
 def _delta_cell(delta: float | None, digits: int = 4) -> str:
     if delta is None or math.isnan(delta):
         return "<td>&mdash;</td>"
-    text = _signed(delta, digits)
+    text = signed(delta, digits)
     shown = 0.0 if text.startswith("±") else float(text)  # coloured by what is printed: ±0.0000 is no loss
     cls = "pos" if shown > 0 else "neg" if shown < 0 else ""
     return f'<td class="{cls}">{html.escape(text)}</td>'
@@ -152,7 +153,7 @@ def _delta_cell(delta: float | None, digits: int = 4) -> str:
 
 def _num(x: float | None, digits: int | None = 4) -> str:
     """A number cell; digits=None prints a published figure as printed (33.66, not 33.6600)."""
-    text = _fmt(x, 4) if digits is None and x is None else f"{x:.6g}" if digits is None else _fmt(x, digits)
+    text = fmt(x, 4) if digits is None and x is None else f"{x:.6g}" if digits is None else fmt(x, digits)
     return f"<td>{html.escape(text)}</td>"
 
 
@@ -270,18 +271,16 @@ def _strip_html(strip: Strip, result: BenchResult) -> str:
     bic = strip.panels.get(BICUBIC)
     lead = strip.panels.get(strip.lead) if strip.lead else None
     if lead is not None and bic is not None and lead.crop_psnr is not None and bic.crop_psnr is not None:
-        why = (
-            f"where {strip.lead} gains most over bicubic ({_signed(lead.crop_psnr - bic.crop_psnr, 2)} dB on the crop)"
-        )
+        why = f"where {strip.lead} gains most over bicubic ({signed(lead.crop_psnr - bic.crop_psnr, 2)} dB on the crop)"
     else:
         why = "where bicubic does worst"
     head = f"{_title(strip.dataset)} / {strip.image} x{strip.scale}"
     sub = f"{side}x{side} px at (x {left}, y {top}), {why}"
     figs = []
     for p in panels:
-        score = "" if p.crop_psnr is None else f"{_fmt(p.crop_psnr, 2)} dB"
+        score = "" if p.crop_psnr is None else f"{fmt(p.crop_psnr, 2)} dB"
         if p.image_psnr is not None:
-            score += f" ({_fmt(p.image_psnr, 2)})"
+            score += f" ({fmt(p.image_psnr, 2)})"
         src = "data:image/png;base64," + base64.b64encode(p.png).decode("ascii")
         figs.append(
             f'<figure class="panel"><img class="crop" alt="{e(head)} {e(p.label)}" width="{side * ZOOM}" '
@@ -306,10 +305,10 @@ def _version(dist: str) -> str:
 def _settings(result: BenchResult) -> str:
     e = html.escape
     st = result.settings
-    from .. import __version__
+    from ..version import version
 
     versions = {
-        "liif": __version__,
+        "liif": version(),
         "python": platform.python_version(),
         "torch": _version("torch"),
         "numpy": _version("numpy"),

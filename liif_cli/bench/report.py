@@ -17,11 +17,10 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from ..errors import OutputError
+from .format import DASH, DATASET_TITLES, fmt, signed, write_output
 from .protocols import PROVIDED_LR_SCALES
-from .runner import BenchResult, Row
+from .results import BenchResult, Row
 
-DASH = "—"
 CSV_FIELDS = (
     "model",
     "dataset",
@@ -46,27 +45,13 @@ CSV_FIELDS = (
 )
 PSNR_DIGITS = 2
 SSIM_DIGITS = 4
-_DATASET_TITLES = {"set5": "Set5", "set14": "Set14", "b100": "B100", "urban100": "Urban100", "div2k": "DIV2K"}
-
-
-def _fmt(x: float | None, digits: int) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return DASH
-    if math.isinf(x):
-        return "inf"
-    return f"{x:.{digits}f}"
-
-
-def _signed(x: float, digits: int) -> str:
-    text = f"{x:+.{digits}f}"
-    return "±" + text[1:] if float(text) == 0 else text
 
 
 def _cell(ours: float | None, published: float | None, delta: float | None, digits: int) -> Text:
-    text = Text(_fmt(ours, digits))
+    text = Text(fmt(ours, digits))
     if published is not None:
-        diff = f" ({_signed(delta, digits)})" if delta is not None else ""
-        text.append(f"\n{_fmt(published, digits)}{diff}", style="dim")
+        diff = f" ({signed(delta, digits)})" if delta is not None else ""
+        text.append(f"\n{fmt(published, digits)}{diff}", style="dim")
     return text
 
 
@@ -77,7 +62,7 @@ def scores_table(result: BenchResult) -> Table:
     table.add_column("model")
     table.add_column("scale", justify="right")
     for ds in result.datasets:
-        name = _DATASET_TITLES.get(ds, ds)
+        name = DATASET_TITLES.get(ds, ds)
         table.add_column(f"{name}\nPSNR", justify="right")
         if mm:
             table.add_column(f"{name}\nSSIM (RGB)", justify="right")
@@ -117,7 +102,7 @@ def cell_text(cell: Cell | None, sep: str = " / ") -> str:
     if cell is None:
         return DASH
     psnr, ssim = cell
-    return _fmt(psnr, PSNR_DIGITS) + ("" if ssim is None else sep + _fmt(ssim, SSIM_DIGITS))
+    return fmt(psnr, PSNR_DIGITS) + ("" if ssim is None else sep + fmt(ssim, SSIM_DIGITS))
 
 
 def _what(result: BenchResult) -> str:
@@ -129,7 +114,7 @@ def grid_tables(result: BenchResult) -> list[Table]:
     tables = []
     for ds in result.datasets:
         models, scales, cells = grid(result, ds)
-        table = Table(title=f"{_DATASET_TITLES.get(ds, ds)}: {_what(result)}", title_justify="left")
+        table = Table(title=f"{DATASET_TITLES.get(ds, ds)}: {_what(result)}", title_justify="left")
         table.add_column("model", no_wrap=True)
         for s in scales:
             table.add_column(f"x{s}", justify="right", no_wrap=True)
@@ -144,7 +129,7 @@ def markdown_tables(result: BenchResult) -> str:
     out = [f"<!-- liif bench, {protocol_line(result)} -->", ""]
     for ds in result.datasets:
         models, scales, cells = grid(result, ds)
-        out.append(f"**{_DATASET_TITLES.get(ds, ds)}** ({_what(result)})")
+        out.append(f"**{DATASET_TITLES.get(ds, ds)}** ({_what(result)})")
         out.append("")
         out.append("| model | " + " | ".join(f"×{s}" for s in scales) + " |")
         out.append("|:--|" + "--:|" * len(scales))
@@ -168,10 +153,10 @@ def latex_tables(result: BenchResult) -> str:
     out = [f"% liif bench, {protocol_line(result)}", "% needs \\usepackage{booktabs}"]
     for ds in result.datasets:
         models, scales, cells = grid(result, ds)
-        out.append(f"% {_DATASET_TITLES.get(ds, ds)}: {_what(result)}")
+        out.append(f"% {DATASET_TITLES.get(ds, ds)}: {_what(result)}")
         out.append("\\begin{tabular}{l" + "c" * len(scales) + "}")
         out.append("\\toprule")
-        out.append(f"{_latex(_DATASET_TITLES.get(ds, ds))} & " + " & ".join(f"$\\times{s}$" for s in scales) + " \\\\")
+        out.append(f"{_latex(DATASET_TITLES.get(ds, ds))} & " + " & ".join(f"$\\times{s}$" for s in scales) + " \\\\")
         out.append("\\midrule")
         for m in models:
             out.append(f"{_latex(m)} & " + " & ".join(_latex(cell_text(cells.get((m, s)))) for s in scales) + " \\\\")
@@ -182,11 +167,11 @@ def latex_tables(result: BenchResult) -> str:
 
 
 def write_markdown(result: BenchResult, path: str | Path) -> None:
-    _write(path, markdown_tables(result))
+    write_output(path, markdown_tables(result))
 
 
 def write_latex(result: BenchResult, path: str | Path) -> None:
-    _write(path, latex_tables(result))
+    write_output(path, latex_tables(result))
 
 
 def throughput_table(result: BenchResult) -> Table:
@@ -205,7 +190,7 @@ def throughput_table(result: BenchResult) -> Table:
     for run in result.runs:
         table.add_row(
             run.model,
-            _DATASET_TITLES.get(run.dataset, run.dataset),
+            DATASET_TITLES.get(run.dataset, run.dataset),
             str(run.images),
             ",".join(map(str, run.scales)),
             f"{run.out_mpx:.2f}",
@@ -236,13 +221,13 @@ def notes(result: BenchResult) -> list[str]:
         )
         for dataset, scale in made:
             out.append(
-                f"{_DATASET_TITLES.get(dataset, dataset)} x{scale}: no provided LR images (LR_bicubic/X{scale}) found, "
+                f"{DATASET_TITLES.get(dataset, dataset)} x{scale}: no provided LR images (LR_bicubic/X{scale}) found, "
                 "so the LR was made with PIL bicubic; the paper used the provided (MATLAB-bicubic) ones."
             )
     for run in result.runs:
         if run.verified == "differs":
             out.append(
-                f"{_DATASET_TITLES.get(run.dataset, run.dataset)} at {run.location} is not byte-identical to the "
+                f"{DATASET_TITLES.get(run.dataset, run.dataset)} at {run.location} is not byte-identical to the "
                 "reference copy: published figures may not be comparable."
             )
     engines = result.settings.get("engines") or {}
@@ -284,7 +269,7 @@ def _clean(value: Any) -> Any:
 
 
 def write_json(result: BenchResult, path: str | Path) -> None:
-    _write(path, json.dumps(_clean(result.to_dict()), indent=2) + "\n")
+    write_output(path, json.dumps(_clean(result.to_dict()), indent=2) + "\n")
 
 
 def csv_rows(rows: list[Row]) -> list[dict[str, Any]]:
@@ -302,19 +287,4 @@ def write_csv(result: BenchResult, path: str | Path) -> None:
     writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\n")
     writer.writeheader()
     writer.writerows(csv_rows(result.rows))
-    _write(path, buf.getvalue())
-
-
-def _write(path: str | Path, text: str) -> None:
-    if str(path) == "-":
-        import sys
-
-        sys.stdout.write(text)
-        return
-    from ..atomic import write_text
-
-    path = Path(path)
-    try:
-        write_text(path, text)
-    except OSError as exc:
-        raise OutputError(f"{path}: cannot write ({exc})") from exc
+    write_output(path, buf.getvalue())

@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,121 +19,16 @@ from PIL import Image
 from .. import distributed
 from ..atomic import atomic_path
 from ..errors import InputError, OutputError, UsageError
+from ..load_options import LoadOptions
 from . import published as pub
 from .bicubic import NAME as BICUBIC
 from .bicubic import BicubicUpscaler, is_bicubic
 from .datasets import Dataset, open_dataset, read_rgb
 from .protocols import Protocol, default_scales, get_protocol
+from .results import BenchResult, DatasetRun, ImageScore, Row
 
 ProgressHook = Callable[[str, dict[str, Any]], None]
 """Called as hook("start", {"total": n, "description": ...}), hook("advance", {...}), hook("end", {})."""
-
-
-@dataclass
-class ImageScore:
-    name: str
-    psnr: float
-    ssim: float | None = None
-    ssim_blue: float | None = None
-    lr_wh: tuple[int, int] = (0, 0)
-    out_wh: tuple[int, int] = (0, 0)
-    lr_source: str = ""
-
-
-@dataclass
-class Row:
-    model: str
-    dataset: str
-    scale: int
-    protocol: str
-    images: int
-    psnr: float
-    ssim: float | None
-    ssim_blue: float | None
-    out_mpx: float
-    upscale_s: float
-    wall_s: float
-    published_psnr: float | None = None
-    published_ssim_blue: float | None = None
-    published_ssim_rgb: float | None = None
-    published_source: str | None = None
-    per_image: list[ImageScore] = field(default_factory=list)
-
-    @property
-    def lr_source(self) -> str:
-        """ "provided" (the set's own LR images), "bicubic" (made here) or "mixed"."""
-        kinds = {x.lr_source for x in self.per_image}
-        return kinds.pop() if len(kinds) == 1 else "mixed"
-
-    @property
-    def mpx_per_s(self) -> float:
-        return self.out_mpx / self.upscale_s if self.upscale_s > 0 else math.nan
-
-    @property
-    def delta_psnr(self) -> float | None:
-        return None if self.published_psnr is None else self.psnr - self.published_psnr
-
-    @property
-    def delta_ssim_blue(self) -> float | None:
-        """Our blue-only SSIM minus the published (MMEditing 0.x) figure."""
-        return _delta(self.ssim_blue, self.published_ssim_blue)
-
-    @property
-    def delta_ssim_rgb(self) -> float | None:
-        return _delta(self.ssim, self.published_ssim_rgb)
-
-    def to_dict(self, per_image: bool = True) -> dict[str, Any]:
-        d = asdict(self)
-        d["mpx_per_s"] = self.mpx_per_s
-        d["delta_psnr"] = self.delta_psnr
-        d["delta_ssim_blue"] = self.delta_ssim_blue
-        d["delta_ssim_rgb"] = self.delta_ssim_rgb
-        d["lr_source"] = self.lr_source
-        if not per_image:
-            d.pop("per_image")
-        return d
-
-
-@dataclass
-class DatasetRun:
-    """Per (model, dataset) totals: the throughput and wall time lines of the report."""
-
-    model: str
-    dataset: str
-    images: int
-    scales: list[int]
-    out_mpx: float
-    upscale_s: float
-    wall_s: float
-    location: str
-    verified: str | None  # "match" / "differs" against the reference sha256, None where none is known
-
-    @property
-    def mpx_per_s(self) -> float:
-        return self.out_mpx / self.upscale_s if self.upscale_s > 0 else math.nan
-
-
-@dataclass
-class BenchResult:
-    protocol: str
-    models: list[str]
-    datasets: list[str]
-    rows: list[Row]
-    runs: list[DatasetRun]
-    wall_s: float
-    settings: dict[str, Any] = field(default_factory=dict)
-    rank: int = 0  # under a launcher every rank holds the merged result; only rank 0 should print or write it
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "protocol": self.protocol,
-            "models": self.models,
-            "datasets": self.datasets,
-            "settings": self.settings,
-            "wall_s": self.wall_s,
-            "rows": [r.to_dict() for r in self.rows],
-            "runs": [{**asdict(r), "mpx_per_s": r.mpx_per_s} for r in self.runs],
-        }
 
 
 def parse_scales(text: str | Sequence[int] | None) -> list[int] | None:
@@ -160,15 +54,11 @@ def parse_scales(text: str | Sequence[int] | None) -> list[int] | None:
     return scales
 
 
-def _load(model: str, device: str, precision: str | None, threads: int | None):
+def _load(model: str, load: LoadOptions, device: str):
+    """The model on this process's device; fp32 (the reference math) unless another precision was asked for."""
     from ..api import load_model
 
-    kwargs: dict[str, Any] = {"device": device}
-    if precision is not None:
-        kwargs["precision"] = precision
-    if threads is not None:
-        kwargs["threads"] = threads
-    return load_model(model, **kwargs)
+    return load_model(model, load.replace(device=device, precision=load.precision or "fp32"))
 
 
 def run_bench(
@@ -180,11 +70,8 @@ def run_bench(
     data_dir: str | Path | None = None,
     limit: int | None = None,
     save_images: str | Path | None = None,
-    device: str = "auto",
-    precision: str | None = "fp32",
-    threads: int | None = None,
+    load: LoadOptions | None = None,
     progress: ProgressHook | None = None,
-    offline: bool | None = None,
     loader: Callable[[str], Any] | None = None,
     report: str | Path | None = None,
 ) -> BenchResult:
@@ -193,6 +80,8 @@ def run_bench(
     scales: None for the protocol's defaults (per dataset). data_dir: a local copy in the standard layout
     (never downloads); None fetches into the cache. limit: first N images (sorted by name) of each set.
     save_images: write each uint8 output to `DIR/<model>/<dataset>/x<s>/<image>.png`.
+    load: how models are loaded and run (`LoadOptions`; precision fp32, the reference math, unless given); its
+    `offline` applies to the datasets too.
     loader: how to turn a model name into an object with `upscale_array(rgb, (h, w))` (default: load_model).
     `bicubic` is always the Pillow-bicubic baseline (bench/bicubic.py), never looked up.
     report: also write the self-contained HTML report there (bench/html_report.py); bicubic joins the models
@@ -202,7 +91,8 @@ def run_bench(
     device and the per-image scores are merged in name order, so the figures equal a one-process run's;
     upscale_s is then the slowest rank's, so Mpx/s is the whole job's rate.
     """
-    with distributed.process_group(device) as group:
+    load = load or LoadOptions()
+    with distributed.process_group(load.device) as group:
         return _run(
             group,
             datasets,
@@ -212,10 +102,8 @@ def run_bench(
             data_dir=data_dir,
             limit=limit,
             save_images=save_images,
-            precision=precision,
-            threads=threads,
+            load=load,
             progress=progress,
-            offline=offline,
             loader=loader,
             report=report if group.is_main else None,  # rank 0 writes it (its share of the strips)
         )
@@ -231,10 +119,8 @@ def _run(
     data_dir,
     limit,
     save_images,
-    precision,
-    threads,
+    load,
     progress,
-    offline,
     loader,
     report,
 ) -> BenchResult:
@@ -268,7 +154,7 @@ def _run(
     for key, sc in plan.items():
         lr_scales = [s for s in sc if proto.needs_provided_lr(key, s)]
         sets[key] = open_dataset(
-            key, data_dir=Path(data_dir) if data_dir else None, lr_scales=lr_scales, offline=offline
+            key, data_dir=Path(data_dir) if data_dir else None, lr_scales=lr_scales, offline=load.offline
         )
 
     t_all = time.perf_counter()
@@ -279,10 +165,10 @@ def _run(
         if is_bicubic(model):
             up = BicubicUpscaler()
         else:
-            up = loader(model) if loader else _load(model, device, precision, threads)
+            up = loader(model) if loader else _load(model, load, device)
         engines[_model_label(model)] = {
             "device": str(getattr(up, "device", device)),
-            "precision": str(getattr(up, "precision", precision)),
+            "precision": str(getattr(up, "precision", load.precision or "fp32")),
         }
         source = pub.source_model(model)
         label = _model_label(model)
@@ -383,8 +269,8 @@ def _run(
         "data_dir": str(data_dir) if data_dir else None,
         "limit": limit,
         "device": device,
-        "precision": precision,
-        "threads": threads,
+        "precision": load.precision or "fp32",
+        "threads": load.threads,
         "engines": engines,
         "processes": group.world_size,
         "distributed_warning": group.warning and "no process group, so every process scored every image",
@@ -415,10 +301,6 @@ def _verified(per_rank: list[str | None]) -> str | None:
     """Each rank checked the files it read: one that differs makes the set differ."""
     known = [v for v in per_rank if v is not None]
     return None if not known else "differs" if "differs" in known else "match"
-
-
-def _delta(ours: float | None, published: float | None) -> float | None:
-    return None if ours is None or published is None else ours - published
 
 
 def _mean(values) -> float:

@@ -92,7 +92,7 @@ class _EchoHandler(logging.Handler):
 def handle_errors(fn):
     """Decorator for command bodies: errors become one line on stderr and the documented exit code.
 
-    LiifError -> `error: <message>`, exit `exc.exit_code`; KeyboardInterrupt -> `interrupted`, exit 130;
+    LiifError -> `error: <message>` with its parameters named as flags (`--scale`), exit `exc.exit_code`; KeyboardInterrupt -> `interrupted`, exit 130;
     anything else -> `internal error: ...` and a hint, exit 1 (the traceback only with LIIF_DEBUG=1).
     """
     import functools
@@ -103,11 +103,11 @@ def handle_errors(fn):
         import sys
         import traceback
 
-        from ..errors import INTERRUPTED_EXIT_CODE, LiifError
+        from ..errors import INTERRUPTED_EXIT_CODE, LiifError, flag_name
 
         def one_line(exc: BaseException) -> str:
-            text = " ".join(str(exc).split())
-            return text or type(exc).__name__
+            text = exc.render(flag_name) if isinstance(exc, LiifError) else str(exc)  # parameters as flags
+            return " ".join(text.split()) or type(exc).__name__
 
         try:
             return fn(*args, **kwargs)

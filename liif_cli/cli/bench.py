@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from .app import handle_errors, main
-from .options import DEVICE, PRECISION
+from .options import load_options
 
 
 @main.command("bench", short_help="Score models on standard SR benchmark sets (PSNR/SSIM).")
@@ -79,16 +79,7 @@ from .options import DEVICE, PRECISION
     default=None,
     help="Write outputs as DIR/<model>/<Set>/x<s>/<image>.png.",
 )
-@click.option("--device", type=DEVICE, default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
-@click.option(
-    "--precision",
-    type=PRECISION,
-    default="fp32",
-    show_default=True,
-    help="Engine precision; fp32 is the reference math (the others trade accuracy for speed).",
-)
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads (default: all cores).")
-@click.option("--offline", is_flag=True, help="Never download sets; use the cache or --data-dir (also LIIF_OFFLINE=1).")
+@load_options()
 @click.option("-q", "--quiet", "bench_quiet", is_flag=True, help="No progress bar.")
 @click.option(
     "--report",
@@ -109,10 +100,7 @@ def bench_cmd(
     markdown_path,
     latex_path,
     save_images,
-    device,
-    precision,
-    threads,
-    offline,
+    load,
     bench_quiet,
     report,
 ) -> None:
@@ -151,11 +139,8 @@ def bench_cmd(
             data_dir=data_dir,
             limit=limit,
             save_images=save_images,
-            device=device,
-            precision=precision,
-            threads=threads,
+            load=load,
             progress=hook,
-            offline=True if offline else None,
             report=report,
         )
     if result.rank != 0:  # under torchrun/srun rank 0 prints and writes the merged result

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..batch import FileResult, Job, Reporter
+from ..errors import flag_name
 
 PROGRESS_MODES = ("auto", "bar", "plain", "json", "none")
 JSON_FIELDS = ("event", "file", "index", "total", "done", "rate", "eta", "output")
@@ -216,7 +217,7 @@ class ConsoleReporter(Reporter):
             self._last_output = self._show(result.output)
         if self.mode == "json":
             output = self._show(result.output)
-            extra = {"message": result.message} if result.status != "written" else {}
+            extra = {"message": result.describe(flag_name)} if result.status != "written" else {}
             self._json(
                 result.status, file=self._show(result.input), index=self._index, total=self._total, output=output,
                 done=1.0 if result.status == "written" else None, **extra,
@@ -229,9 +230,9 @@ class ConsoleReporter(Reporter):
             size += f", {result.frames} frames" if result.frames is not None else ""
             self._print(f"  wrote {self._show(result.output)} ({size}, {result.seconds:.1f} s)")
         elif result.status == "skipped":
-            self._print(f"  skipped {self._show(result.input)}: {result.message}", style="yellow")
+            self._print(f"  skipped {self._show(result.input)}: {result.describe(flag_name)}", style="yellow")
         elif self._total > 1:  # a one-file run says it once, in the error line
-            self._print(f"  failed {self._show(result.input)}: {result.message}", style="red")
+            self._print(f"  failed {self._show(result.input)}: {result.describe(flag_name)}", style="red")
         self._header = None
 
     def warn(self, message: str) -> None:
@@ -280,7 +281,9 @@ class ConsoleReporter(Reporter):
             table.add_column("file", overflow="fold")
             table.add_column("reason", overflow="fold")
             for r in problems:
-                table.add_row(r.status, str(r.input), r.message, style="red" if r.status == "failed" else "yellow")
+                table.add_row(
+                    r.status, str(r.input), r.describe(flag_name), style="red" if r.status == "failed" else "yellow"
+                )
             self.console.print(table)
         if len(results) == 1 and counts["failed"]:
             return  # the error line that follows names the file and says why

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from .app import handle_errors, main
+from .options import BYTES, load_options, max_out_pixels_option, max_pixels_option
 
 
 @main.command("serve", short_help="A local web page and HTTP API for upscaling and zooming.")
@@ -22,13 +23,7 @@ from .app import handle_errors, main
 @click.option(
     "--model", default="edsr-baseline", show_default=True, metavar="NAME|PATH", help="Model name or .pth path."
 )
-@click.option(
-    "--device",
-    default="auto",
-    show_default=True,
-    help="auto, cpu, cuda, cuda:N or mps; cuda:0,cuda:1 for one worker each.",
-)
-@click.option("--precision", default="auto", show_default=True, help="auto, fp32, bf16 or fp16.")
+@load_options()
 @click.option(
     "--queue",
     "max_waiting",
@@ -36,6 +31,11 @@ from .app import handle_errors, main
     default=16,
     show_default=True,
     help="Jobs that may wait; more get 429.",
+)
+@max_pixels_option
+@max_out_pixels_option
+@click.option(
+    "--max-upload", type=BYTES, default="100M", show_default=True, help="Largest upload accepted, in bytes (100M, 1G)."
 )
 @click.option(
     "--images",
@@ -70,7 +70,20 @@ from .app import handle_errors, main
 @click.option("--open", "open_browser", is_flag=True, help="Open the page in a browser once the server listens.")
 @handle_errors
 def serve_cmd(
-    host, port, model, device, precision, max_waiting, images, token, no_auth, cors_origins, log_format, open_browser
+    host,
+    port,
+    model,
+    load,
+    max_waiting,
+    max_pixels,
+    max_out_pixels,
+    max_upload,
+    images,
+    token,
+    no_auth,
+    cors_origins,
+    log_format,
+    open_browser,
 ) -> None:
     """Serve the upscaler as a local web page and an HTTP API (docs at /docs).
 
@@ -82,12 +95,18 @@ def serve_cmd(
     from ..serve.app import ServeConfig
     from ..serve.server import serve
 
-    devices = tuple(d.strip().lower() for d in device.split(",") if d.strip()) or ("auto",)
+    devices = tuple(d for d in load.device.split(",") if d) or ("auto",)
     config = ServeConfig(
         model=model,
         devices=devices,
-        precision=precision.strip().lower(),
+        precision=load.precision or "auto",
+        allow_unverified=load.allow_unverified,
+        offline=load.offline,
+        load=load,
         max_waiting=max_waiting,
+        max_pixels=max_pixels,
+        max_out_pixels=max_out_pixels,
+        max_upload_bytes=max_upload,
         images=images,
         token=token,
         no_auth=no_auth,

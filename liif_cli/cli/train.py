@@ -8,6 +8,11 @@ import click
 
 from ..encoders import ENCODER_NAMES, NORMALIZATION_NAMES
 from .app import handle_errors, main
+from .options import load_options
+
+TRAIN_HAS_NOT = ("precision", "tile", "batch_size", "allow_unverified", "offline")
+"""Of the shared model-loading block, train takes --device and --threads: it trains in --amp, its --batch-size
+is the training batch, and --init reads the registry as `liif models` does."""
 
 
 def _dflt(name: str) -> str:
@@ -67,8 +72,7 @@ def _dflt(name: str) -> str:
     help="Keep decoded training images as .npy here and read crops by memory map (much faster on 2K PNGs).",
 )
 @click.option("--seed", type=int, help="Seed for weights and data." + _dflt("seed"))
-@click.option("--device", help="auto, cpu, cuda, cuda:N or mps." + _dflt("device"))
-@click.option("--threads", type=click.IntRange(min=0), help="CPU threads per process (0: torch's default, all cores).")
+@load_options(without=TRAIN_HAS_NOT)
 @click.option("--amp", type=click.Choice(["off", "bf16", "fp16"]), help="Mixed precision." + _dflt("amp"))
 @click.option("--save-every", type=click.IntRange(min=0), help="last.pth every N epochs." + _dflt("save_every"))
 @click.option(
@@ -90,7 +94,7 @@ def _dflt(name: str) -> str:
 @click.option("-q", "--quiet", "train_quiet", is_flag=True, help="No progress bar.")
 @click.pass_context
 @handle_errors
-def train_cmd(ctx: click.Context, config_file, train_quiet, **options) -> None:
+def train_cmd(ctx: click.Context, config_file, train_quiet, load, **options) -> None:
     """Train LIIF from scratch, or fine-tune with --init, with the official recipe as defaults.
 
     Every setting can also come from --config FILE (TOML); flags override it. Under
@@ -107,6 +111,9 @@ def train_cmd(ctx: click.Context, config_file, train_quiet, **options) -> None:
     if options.get("val_scales") is not None:
         options["val_scales"] = parse_list(options["val_scales"], int, "--val-scales")
     options["batch_size"] = options.pop("batch_size", None)
+    for name in ("device", "threads"):  # the shared block's flags; absent ones leave the config file's value
+        given = ctx.get_parameter_source(name) not in (None, click.core.ParameterSource.DEFAULT)
+        options[name] = getattr(load, name) if given else None
     for flag in ("overwrite", "debug_param_hash"):
         options[flag] = options[flag] or None  # an absent flag leaves the config file's value
     options["progress"] = False if train_quiet else None

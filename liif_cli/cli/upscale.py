@@ -10,22 +10,17 @@ from .app import handle_errors, main
 from .options import (
     ALPHA,
     CODEC,
-    DEVICE,
     EXT,
     FRAMES,
-    PIXELS,
-    PRECISION,
-    REGION,
-    SCALE,
-    SIDE,
-    SIZE,
     TIME,
-    batch_size_option,
     dry_run_option,
+    load_options,
     lossless_option,
     max_out_pixels_option,
+    max_pixels_option,
     progress_option,
     quality_option,
+    size_options,
 )
 
 
@@ -34,13 +29,7 @@ from .options import (
 @click.option(
     "-i", "--input", "more_inputs", multiple=True, metavar="PATH", help="An input, as the positional INPUT; repeatable."
 )
-@click.option("-s", "--scale", type=SCALE, multiple=True, help="Scale factor S (2, 7.5...) or SX,SY; repeatable.")
-@click.option("--size", type=SIZE, multiple=True, help="Output size WIDTHxHEIGHT (aspect ratio as given); repeatable.")
-@click.option("--width", type=SIDE, multiple=True, help="Output width in pixels (height keeps the aspect); repeatable.")
-@click.option(
-    "--height", type=SIDE, multiple=True, help="Output height in pixels (width keeps the aspect); repeatable."
-)
-@click.option("--region", type=REGION, help="Render only this window of the input (input pixels, floats allowed).")
+@size_options
 @click.option(
     "-o",
     "--output",
@@ -56,17 +45,7 @@ from .options import (
     metavar="NAME|PATH",
     help="Model name (see 'liif models') or .pth path.",
 )
-@click.option("--device", type=DEVICE, help="auto, cpu, cuda, cuda:N or mps.  [default: auto]")
-@click.option("--precision", type=PRECISION, help="Engine precision.  [default: auto]")
-@click.option(
-    "-t",
-    "--tile",
-    type=click.IntRange(min=0),
-    metavar="PX",
-    help="Tile size in input pixels; 0 = from free memory.  [default: 0]",
-)
-@click.option("--threads", type=click.IntRange(1, 4096), metavar="N", help="CPU threads.  [default: all cores]")
-@batch_size_option
+@load_options()
 @click.option("--alpha", type=ALPHA, default="model", show_default=True, help="Transparency upscaling.")
 @click.option("--ext", type=EXT, default="auto", show_default=True, help="Output format (auto: as the input).")
 @quality_option
@@ -78,9 +57,7 @@ from .options import (
 )
 @click.option("-r", "--recursive", is_flag=True, help="Also collect images and videos in sub-folders of input folders.")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs (inputs are never overwritten).")
-@click.option(
-    "--max-pixels", type=PIXELS, default="100M", show_default=True, help="Largest input accepted (0: no limit)."
-)
+@max_pixels_option
 @max_out_pixels_option
 @click.option("--codec", type=CODEC, help="Video codec.  [default: h264; vp9 for WebM]")
 @click.option(
@@ -89,8 +66,6 @@ from .options import (
 @click.option("--pix-fmt", metavar="FMT", help="Video pixel format (yuv420p, yuv444p...).  [default: the input's]")
 @click.option("--frames", "frame_range", type=FRAMES, help="Only video frames A <= n < B (from 0; 'A:' to the end).")
 @click.option("--time", "time_range", type=TIME, help="Only seconds T0 <= t < T1 of a video ('T0:' to the end).")
-@click.option("--allow-unverified", is_flag=True, help="Use a model whose sha256 is not pinned.")
-@click.option("--offline", is_flag=True, help="Never download; use the cache only.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output; warnings and errors only (--progress none).")
 @progress_option
 @dry_run_option
@@ -105,11 +80,7 @@ def upscale_cmd(
     region,
     output,
     model,
-    device,
-    precision,
-    tile,
-    threads,
-    batch_size,
+    load,
     alpha,
     ext,
     quality,
@@ -124,8 +95,6 @@ def upscale_cmd(
     pix_fmt,
     frame_range,
     time_range,
-    allow_unverified,
-    offline,
     quiet,
     progress_mode,
     dry_run,
@@ -152,7 +121,7 @@ def upscale_cmd(
 
     from .. import registry
     from ..batch import BatchOptions, LazyModel, VideoOptions, plan_batch, raise_for_failures, run_batch
-    from ..specs import size_specs
+    from ..sizes import specs_of
     from .pipes import STDIN_NAMES, spool_stdin, stdout_target, write_stdout
     from .report import ConsoleReporter
 
@@ -164,7 +133,7 @@ def upscale_cmd(
             "an input read from stdin has no folder to write beside: give -o FILE, or -o - for stdout"
         )
     pipe_dir = tempfile.TemporaryDirectory(prefix="liif-pipe-")
-    spec = size_specs(scale=scale, size=size, width=width, height=height, region=region)
+    spec = specs_of(scale=scale, size=size, width=width, height=height, region=region)
     to_stdout = output == "-"
     if to_stdout:
         output, ext = stdout_target(inputs, spec, ext, Path(pipe_dir.name))
@@ -186,20 +155,12 @@ def upscale_cmd(
         max_out_pixels=max_out_pixels,
         video=VideoOptions(codec=codec, crf=crf, pix_fmt=pix_fmt, frames=frame_range, time=time_range),
     )
-    given = {"device": device, "precision": precision, "tile": tile or None, "threads": threads}
-    opts: dict = {k: v for k, v in given.items() if v is not None}
-    if batch_size is not None:
-        opts["batch_size"] = batch_size
-    if allow_unverified:
-        opts["allow_unverified"] = True
-    if offline:
-        opts["offline"] = True
     reporter = ConsoleReporter(quiet=quiet, mode=progress_mode.lower())
     from .options import notices
 
     for note in notices(click.get_current_context(silent=True)):
         reporter.warn(note)
-    opts["progress"] = reporter.mode != "none" and reporter.mode != "json"  # download progress
+    progress = reporter.mode != "none" and reporter.mode != "json"  # download progress
     registry.check_model_ref(model)  # an unknown model fails now (exit 5), even if every output exists
     from .. import distributed
 
@@ -207,9 +168,10 @@ def upscale_cmd(
         if dry_run:
             from .plan import print_plan
 
-            return print_plan(inputs, options, model, opts)
+            fields = {"device": load.device, "precision": load.precision or "auto", "tile": load.tile}
+            return print_plan(inputs, options, model, {**fields, "batch_size": load.batch_size})
         if distributed.detect_launch().distributed:  # under torchrun or srun (docs/scale-out.md)
-            return _upscale_shards(list(inputs), options, model, opts, quiet)
+            return _upscale_shards(list(inputs), options, model, load, quiet)
         jobs = plan_batch(list(inputs), options)
         if to_stdout:
             reporter.aliases[options.output] = "stdout"
@@ -217,9 +179,13 @@ def upscale_cmd(
             if job.input.parent == Path(pipe_dir.name):
                 reporter.aliases[job.input] = "stdin"
         try:
-            from .. import api
 
-            lazy = LazyModel(lambda: api.load_model(model, **opts))
+            def load_model():
+                from .. import api  # torch: imported only when a file needs the model
+
+                return api.load_model(model, load, progress=progress)
+
+            lazy = LazyModel(load_model)
             results = run_batch(jobs, options, lazy, reporter, estimate=lambda i, o: lazy.get().estimate(i, o))
         finally:
             reporter.close()
@@ -228,7 +194,7 @@ def upscale_cmd(
             write_stdout(options.output)
 
 
-def _upscale_shards(inputs: list[str], options, model: str, opts: dict, quiet: bool) -> None:
+def _upscale_shards(inputs: list[str], options, model: str, load, quiet: bool) -> None:
     """`liif upscale` as one of several processes: this rank's share, then rank 0 prints the job's summary."""
     import os
     import signal
@@ -239,7 +205,6 @@ def _upscale_shards(inputs: list[str], options, model: str, opts: dict, quiet: b
     from ..errors import LiifError
     from .report import ConsoleReporter, print_job_summary
 
-    device = opts.pop("device", "auto")
     rank = distributed.detect_launch().rank
     reporter = ConsoleReporter(quiet=quiet, interactive=False, label=f"rank {rank}: ")  # no live bars: N consoles
 
@@ -263,9 +228,9 @@ def _upscale_shards(inputs: list[str], options, model: str, opts: dict, quiet: b
         outcome = run_shards(
             inputs,
             options,
-            lambda dev: api.load_model(model, **{**opts, "device": dev}),
+            lambda dev: api.load_model(model, load.replace(device=dev), progress=not quiet),
             reporter,
-            device=device,
+            device=load.device,
             on_group=say_why_not_merged,
             on_outcome=summarize,
         )

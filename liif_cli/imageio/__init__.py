@@ -21,9 +21,9 @@ ICC, DPI), `read` (files -> DecodedImage), `highdepth` (16-bit PNG / TIFF throug
 
 from __future__ import annotations
 
+from ..sizes import DEFAULT_MAX_OUTPUT_PIXELS
 from .image import (
     DEFAULT_MAX_INPUT_PIXELS,
-    DEFAULT_MAX_OUTPUT_PIXELS,
     LUMA_601,
     READ_EXTENSIONS,
     WRITE_FORMATS,
@@ -35,7 +35,7 @@ from .image import (
 from .inputs import Identified, decoding, identify, open_container, open_image, open_pillow
 from .metadata import apply_orientation
 from .read import decode_pil, read_image, read_size
-from .target import InputGuard, atomic_target
+from .target import InputGuard, atomic_target, check_destination
 from .write import check_output_size, format_for_path, write_image
 
 __all__ = [
@@ -55,6 +55,7 @@ __all__ = [
     "InputGuard",
     "apply_orientation",
     "as_float",
+    "check_destination",
     "check_output_size",
     "atomic_target",
     "check_pixels",

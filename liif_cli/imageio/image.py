@@ -14,11 +14,10 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from ..errors import InputError
+from ..sizes import megapixels
 
 DEFAULT_MAX_INPUT_PIXELS = 100_000_000
 """Default input limit: 100 megapixels (a 12000x8000 photo fits; a decompression bomb does not)."""
-DEFAULT_MAX_OUTPUT_PIXELS = 400_000_000
-"""Default output limit: 400 megapixels (20000x20000), about 4.8 GB as float32 RGB before encoding."""
 
 READ_EXTENSIONS = frozenset(
     {".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".webp", ".tif", ".tiff", ".bmp", ".dib", ".gif", ".ppm", ".pgm"}
@@ -102,14 +101,16 @@ class DecodedImage:
         return replace(self, rgb=rgb, alpha=alpha, dpi=dpi, notes=list(self.notes))
 
 
-def _mp(pixels: int) -> str:
-    return f"{pixels / 1e6:.1f} MP" if pixels >= 100_000 else f"{pixels} pixels"
-
-
-def check_pixels(w: int, h: int, limit: int | None, what: str, flag: str) -> None:
-    """Raise InputError when w x h exceeds `limit` (None or 0: no limit)."""
+def check_pixels(w: int, h: int, limit: int | None, what: str, param: str = "max_pixels") -> None:
+    """Raise InputError when w x h exceeds `limit` (None or 0: no limit); the error names `param`, the limit
+    (a flag spelling, `--max-pixels`, is read as its parameter)."""
+    param = param.lstrip("-").replace("-", "_")
     if limit and w * h > limit:
-        raise InputError(f"{what} {w}x{h} ({_mp(w * h)}) is over the limit of {_mp(limit)} (raise it with {flag})")
+        raise InputError(
+            f"{what} {w}x{h} ({megapixels(w * h)}) is over the limit of {megapixels(limit)}",
+            param=param,
+            hint="raise it with {" + param + "}",
+        )
 
 
 def _u8(a: np.ndarray) -> np.ndarray:

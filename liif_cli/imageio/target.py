@@ -3,7 +3,8 @@
 `InputGuard` knows the input files (by resolved path and by inode, so a link or another spelling of the
 same file is caught); `atomic_target` checks a destination against it and against existing files, then
 yields a temporary file that is renamed into place only on success. Apart from encoding because the
-video and animation writers put their own files through the same checks.
+video and animation writers put their own files through the same checks. `check_destination` is the check made
+before any work (planning a batch, `liif encode`/`render`) that the folder can take the output at all.
 """
 
 from __future__ import annotations
@@ -44,6 +45,27 @@ class InputGuard:
         return (st.st_dev, st.st_ino) in self._inodes
 
 
+def exists(path: str | os.PathLike) -> OutputError:
+    """The error for an output that exists (the `overwrite` parameter would replace it)."""
+    return OutputError(f"{path}: already exists", param="overwrite", hint="use {overwrite} to replace it")
+
+
+def check_destination(path: str | os.PathLike) -> None:
+    """OutputError (exit 4) now, before any work, when `path` could not be written: a parent that is a file, or
+    a folder that cannot be created or written in. Writers create missing folders; this finds the nearest one
+    that exists and asks the operating system whether a file can be made there."""
+    path = Path(os.path.abspath(path))
+    folder = path.parent
+    while not folder.exists() and not folder.is_symlink() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        what = "is not a folder" if folder.exists() else "is a broken link"
+        raise OutputError(f"{path}: cannot write there, {folder} {what}")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        verb = "write in" if folder == path.parent else "create folders in"
+        raise OutputError(f"{path}: cannot {verb} {folder} (permission denied or read-only)")
+
+
 @contextlib.contextmanager
 def atomic_target(
     path: Path, *, overwrite: bool = False, protect: InputGuard | Iterable[str | os.PathLike] | None = None
@@ -61,11 +83,11 @@ def atomic_target(
     if path.is_dir():
         raise OutputError(f"{path}: is a directory")
     if path.exists() and not overwrite:
-        raise OutputError(f"{path}: already exists (use --overwrite to replace it)")
+        raise exists(path)
     try:
         with atomic_path(path, overwrite=overwrite) as tmp:  # no-clobber unless overwrite
             yield tmp
     except TargetExistsError:
-        raise OutputError(f"{path}: already exists (use --overwrite to replace it)") from None
+        raise exists(path) from None
     except OSError as exc:
         raise OutputError(f"{path}: cannot write ({exc.strerror or first_line(exc)})") from None

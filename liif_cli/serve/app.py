@@ -28,6 +28,7 @@ from starlette.exceptions import HTTPException
 from .. import __version__
 from ..errors import InputError, LiifError, ModelError, UsageError
 from ..imageio import DEFAULT_MAX_INPUT_PIXELS, DEFAULT_MAX_OUTPUT_PIXELS
+from ..load_options import LoadOptions
 from .cache import ByteLRU, Evicted, TooLarge, Unknown
 from .docs import DocsPolicy, errors
 from .docs import openapi as described_openapi
@@ -65,11 +66,20 @@ class ServeConfig:
     max_out_pixels: int | None = DEFAULT_MAX_OUTPUT_PIXELS
     max_waiting: int = 16  # jobs waiting in the queue (beyond one running per device)
     max_cache_bytes: int = 2 * 2**30  # saved encodings (issue 10), least recently used evicted first
+    load: LoadOptions | None = None  # tile, threads, batch size...: `liif serve`'s option block (devices apart)
+
     images: Path | None = None  # `--images DIR`: the folder served over IIIF (`iiif`)
     token: str | None = None  # `--token`: every route but /healthz needs `Authorization: Bearer TOKEN`
     no_auth: bool = False  # `--no-auth`: serve off loopback without a token, on purpose
     cors_origins: tuple[str, ...] = ()  # `--cors-origin`: origins allowed to call the API (IIIF is always *)
     forwarded_allow_ips: str = "127.0.0.1"  # proxies whose X-Forwarded-* headers are trusted
+
+    def load_options(self, device: str) -> LoadOptions:
+        """The LoadOptions of the worker on `device`."""
+        base = self.load or LoadOptions()
+        return base.replace(
+            device=device, precision=self.precision, allow_unverified=self.allow_unverified, offline=self.offline
+        )
 
 
 def _status(exc: LiifError) -> int:
@@ -80,6 +90,23 @@ def _status(exc: LiifError) -> int:
     if isinstance(exc, ModelError):
         return 503
     return 500
+
+
+SETTINGS = {"max_pixels": "max-pixels", "max_out_pixels": "max-out-pixels", "max_upload": "max-upload"}
+"""The server's own limits (`liif serve --max-pixels`...): a web or API user cannot change them."""
+
+
+def _field(param: str) -> str | None:
+    """How the server names a parameter: its form or query field; None for what a client cannot change."""
+    return param if param in UPSCALE_FIELDS | RENDER_FIELDS else None
+
+
+def describe(exc: LiifError) -> str:
+    """A library error in the server's words: parameters named as form fields; a limit of the server is named
+    as the server's setting, with no advice a client cannot follow (the CLI's `raise it with --max-pixels`)."""
+    text = exc.render(_field)
+    settings = [SETTINGS[p] for p in exc.params if p in SETTINGS]
+    return f"{text} (the server's {settings[0]} setting)" if settings else text
 
 
 def _error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
@@ -93,15 +120,7 @@ def load_workers(config: ServeConfig) -> list:
 
     workers = []
     for device in config.devices:
-        lazy = LazyModel(
-            lambda device=device: load_model(
-                config.model,
-                device=device,
-                precision=config.precision,
-                allow_unverified=config.allow_unverified,
-                offline=config.offline,
-            )
-        )
+        lazy = LazyModel(lambda device=device: load_model(config.model, config.load_options(device)))
         lazy.get()
         workers.append(lazy)
     return workers
@@ -148,7 +167,7 @@ def create_app(config: ServeConfig, workers: list | None = None) -> FastAPI:
 
     @app.exception_handler(LiifError)
     async def liif_error(request: Request, exc: LiifError):
-        return _error(_status(exc), str(exc))
+        return _error(_status(exc), describe(exc))
 
     @app.exception_handler(QueueFull)
     async def queue_full(request: Request, exc: QueueFull):

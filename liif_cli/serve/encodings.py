@@ -67,7 +67,7 @@ def encode_upload(
         try:
             img = read_image(source, max_pixels=max_pixels, warn=warnings.append)
         except LiifError as exc:
-            exc.args = (named(str(exc)),)
+            exc.args = (named(exc.args[0]),)  # the message, its parameters still to be named
             raise
         check()
         encoding = model.get().encode(img)
@@ -115,16 +115,6 @@ def render_region(
     return encoding.render(size=size, region=region, progress=lambda done, total: check())
 
 
-def parse_region(text: str) -> tuple[float, float, float, float]:
-    """'x,y,w,h' in input pixels (floats), with the CLI's checks and words (`region`, not `--region`)."""
-    from ..specs import parse_region as parse_cli_region
-
-    try:
-        return parse_cli_region(text)
-    except UsageError as exc:
-        raise UsageError(str(exc).replace("--region", "region")) from None
-
-
 @dataclass(frozen=True)
 class RenderRequest(UpscaleRequest):
     """One render of a stored encoding: an optional region and the CLI's size and format strings.
@@ -136,8 +126,9 @@ class RenderRequest(UpscaleRequest):
 
     def plan(self, stored: StoredEncoding, max_out_pixels: int | None):
         """(region or None, out_hw, extension, quality), every check done; a UsageError names the bad field."""
-        from ..geometry import check_region
         from ..imageio import WRITE_FORMATS, check_output_size
+        from ..sizes import check_region
+        from ..specs import parse_region
 
         options = self.options(None, max_out_pixels)
         encoding = stored.encoding

@@ -30,7 +30,8 @@ class BodyTooLarge(HTTPException):
     lets it through (it turns other errors into 400) and the app's handler answers 413."""
 
     def __init__(self, limit: int):
-        super().__init__(413, f"upload larger than the limit of {limit / 2**20:g} MiB", {"Connection": "close"})
+        text = f"upload larger than the limit of {limit / 2**20:g} MiB (the server's max-upload setting)"
+        super().__init__(413, text, {"Connection": "close"})
 
 
 class BodyLimit:

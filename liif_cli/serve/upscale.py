@@ -40,18 +40,15 @@ class UpscaleRequest:
 
         fmt = str(self.format).strip().lower()
         if fmt not in FORMATS:
-            raise UsageError(f"format must be one of {', '.join(FORMATS)}, got {self.format!r}")
-        try:
-            return BatchOptions(
-                spec=parse_size_spec(scale=self.scale, size=self.size, width=self.width, height=self.height),
-                ext=fmt,
-                quality=parse_int(self.quality, "quality", minimum=1, maximum=100),
-                max_pixels=max_pixels,
-                max_out_pixels=max_out_pixels,
-                media=False,  # one still image per request: an animation's first frame, no videos
-            )
-        except UsageError as exc:  # the CLI's words name its options; here they are form fields
-            raise UsageError(re.sub(r"--(scale|size|width|height|quality)\b", r"\1", str(exc))) from None
+            raise UsageError(f"{{format}} must be one of {', '.join(FORMATS)}, got {self.format!r}", param="format")
+        return BatchOptions(  # errors name their parameter: the app names it as the form field
+            spec=parse_size_spec(scale=self.scale, size=self.size, width=self.width, height=self.height),
+            ext=fmt,
+            quality=parse_int(self.quality, "quality", minimum=1, maximum=100),
+            max_pixels=max_pixels,
+            max_out_pixels=max_out_pixels,
+            media=False,  # one still image per request: an animation's first frame, no videos
+        )
 
 
 @dataclass
@@ -125,7 +122,7 @@ def upscale_bytes(
         try:
             raise_for_failures(results, single_input=True)
         except LiifError as exc:
-            exc.args = (named(str(exc)),)
+            exc.args = (named(exc.args[0]),)  # the message, its parameters still to be named
             raise
         out = results[0]
         written = Path(jobs[0].output)
