@@ -82,7 +82,7 @@ def main() -> None:
             size = enc.save(Path(tmp) / "s.liif").stat().st_size
         print(
             f"encoding, {precision}: {enc.nbytes / sample.shape[0] / sample.shape[1]:.0f} bytes per input pixel in memory, "
-            f"{size / sample.shape[0] / sample.shape[1]:.1f} as a .liif file (RGB; alpha through the model doubles it)"
+            f"{size / sample.shape[0] / sample.shape[1]:.1f} as a .liif file (RGB; benchmarks/memory.py measures RGBA)"
         )
     print(f"peak resident memory: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
 

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import OFFICIAL, needs_shared
+from conftest import MODEL_PATH
 from PIL import Image
 
 from liif_cli import load_model, output_size, upscale
 from liif_cli.errors import InputError, UsageError
 
-pytestmark = needs_shared
+pytestmark = pytest.mark.usefixtures("model_path")  # MODEL_PATH: a random-weight EDSR-baseline-LIIF
 
 
 @pytest.fixture(scope="module")
 def up():
-    return load_model(OFFICIAL, device="cpu", precision="fp32")
+    return load_model(MODEL_PATH, device="cpu", precision="fp32")
 
 
 def test_output_size_rules():

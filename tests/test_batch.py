@@ -6,8 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import OFFICIAL as WEIGHTS
-from conftest import needs_shared as needs_weights
 from PIL import Image
 
 from liif_cli.batch import (
@@ -37,12 +35,11 @@ def save(path: Path, h=12, w=12, mode="RGB") -> Path:
 
 
 @pytest.fixture(scope="module")
-def upscaler():
-    if not WEIGHTS.is_file():
-        pytest.skip("official weights not in ../shared")
+def upscaler(official_weights):
+    """Trained weights (../shared or the verified cache): the alpha edge must survive a real model."""
     from liif_cli.api import load_model
 
-    return load_model(WEIGHTS, device="cpu")
+    return load_model(official_weights, device="cpu")
 
 
 # --- parsing ---------------------------------------------------------------------------------------
@@ -257,15 +254,14 @@ def test_upscale_image_modes_and_alpha_methods(upscaler):
         upscaler.upscale_image(img, (20, 24), alpha="nearest")
 
 
-@needs_weights
-def test_run_batch_writes_and_loads_once(tmp_path):
+def test_run_batch_writes_and_loads_once(tmp_path, model_path):
     from liif_cli.api import load_model
 
     files = [save(tmp_path / f"{i}.png", mode=m) for i, m in enumerate(["RGB", "RGBA", "L", "LA"])]
     (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
     files.insert(2, tmp_path / "broken.png")
     opts = BatchOptions(spec=SizeSpec(scale=1.5), alpha="bicubic")
-    lazy = LazyModel(lambda: load_model(WEIGHTS, device="cpu"))
+    lazy = LazyModel(lambda: load_model(model_path, device="cpu"))
     rec = Recorder()
     results = run_batch(plan_batch(files, opts), opts, lazy, rec)
     assert [r.status for r in results] == ["written", "written", "failed", "written", "written"]

@@ -12,9 +12,8 @@ from PIL import Image
 
 from liif_cli.cli import main
 
-pytestmark = needs_shared
 
-
+@needs_shared
 def test_png_from_the_cli_equals_the_rounded_official_output(tmp_path):
     case = next(
         c

@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from conftest import OFFICIAL, needs_shared
+from conftest import MODEL_PATH
 from PIL import Image
 
 from liif_cli.cli import main
 
-pytestmark = needs_shared
-MODEL = ["--model", str(OFFICIAL), "--device", "cpu", "--precision", "fp32"]
+pytestmark = pytest.mark.usefixtures("model_path")  # MODEL_PATH: a random-weight EDSR-baseline-LIIF
+MODEL = ["--model", str(MODEL_PATH), "--device", "cpu", "--precision", "fp32"]
 RNG = np.random.default_rng(10)
 
 
@@ -265,7 +265,7 @@ def test_bad_encodings_are_exit_9_and_write_nothing(photo):
 
 
 def test_an_encoding_from_other_weights_is_exit_10(photo, tmp_path):
-    ckpt = torch.load(OFFICIAL, map_location="cpu", weights_only=True)
+    ckpt = torch.load(MODEL_PATH, map_location="cpu", weights_only=True)
     sd = ckpt["model"]["sd"]
     first = next(iter(sd))
     sd[first] = sd[first] + 1e-3  # fine-tuned weights: same architecture, other numbers

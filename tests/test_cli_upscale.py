@@ -17,15 +17,15 @@ import png  # pypng
 import pytest
 import tifffile
 from click.testing import CliRunner
-from conftest import OFFICIAL as WEIGHTS
-from conftest import ROOT, needs_shared
+from conftest import OFFICIAL_WEIGHTS as WEIGHTS
+from conftest import ROOT, needs_official_weights
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageCms
 
 from liif_cli.cli import main
 
-pytestmark = needs_shared
+pytestmark = needs_official_weights  # the alpha edge and the rotated picture must survive a trained model
 MODEL = ["--model", str(WEIGHTS), "--device", "cpu"]
 EXIT_CODES = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 130}  # errors.py
 RNG = np.random.default_rng(99)

@@ -8,14 +8,14 @@ import numpy as np
 import png  # pypng
 import pytest
 from click.testing import CliRunner
-from conftest import OFFICIAL, needs_shared
+from conftest import MODEL_PATH
 from PIL import Image
 
 from liif_cli import load_model
 from liif_cli.cli import main
 from liif_cli.imageio import write_image
 
-pytestmark = needs_shared
+pytestmark = pytest.mark.usefixtures("model_path")  # MODEL_PATH: a random-weight EDSR-baseline-LIIF
 RNG = np.random.default_rng(21)
 H, W = 10, 13
 
@@ -61,7 +61,7 @@ def files(tmp_path_factory):
 def cli_outputs(files, tmp_path_factory):
     out = tmp_path_factory.mktemp("cli")
     for name, path in files.items():
-        args = ["upscale", str(path), "--scale", "2.5", "-o", str(out / f"{name}.png"), "--model", str(OFFICIAL)]
+        args = ["upscale", str(path), "--scale", "2.5", "-o", str(out / f"{name}.png"), "--model", str(MODEL_PATH)]
         result = CliRunner().invoke(main, [*args, "--device", "cpu"], catch_exceptions=False)
         assert result.exit_code == 0, result.output
     return {name: out / f"{name}.png" for name in files}
@@ -69,7 +69,7 @@ def cli_outputs(files, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def up():
-    return load_model(OFFICIAL, device="cpu")
+    return load_model(MODEL_PATH, device="cpu")
 
 
 @pytest.mark.parametrize("name", ["rgba", "la", "l", "p", "rgb16"])

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import DATASETS, OFFICIAL, needs_datasets
+from PIL import Image
 
 from liif_cli import distributed as D
 from liif_cli.cli import main
@@ -150,20 +150,39 @@ def _scores_part(printed: str) -> str:
     return printed.split("throughput")[0].strip()
 
 
+def _tiny_set5(root: Path) -> Path:
+    """Set5's layout with two 48 x 48 crops of the example photo (HR, and LR x2 / x4 made by PIL bicubic)."""
+    photo = Image.open(ROOT / "examples" / "astronaut.png").convert("RGB")
+    for i, name in enumerate(("baby", "bird")):
+        hr = photo.crop((16 + 56 * i, 24, 64 + 56 * i, 72))
+        (root / "Set5" / "HR").mkdir(parents=True, exist_ok=True)
+        hr.save(root / "Set5" / "HR" / f"{name}.png")
+        for s in (2, 4):
+            (root / "Set5" / "LR_bicubic" / f"X{s}").mkdir(parents=True, exist_ok=True)
+            hr.resize((48 // s, 48 // s), Image.BICUBIC).save(
+                root / "Set5" / "LR_bicubic" / f"X{s}" / f"{name}x{s}.png"
+            )
+    return root
+
+
 @pytest.mark.slow
-@needs_datasets
-def test_bench_under_two_ranks_prints_the_one_process_figures(tmp_path):
-    args = ["bench", "--dataset", "set5", "--data-dir", str(DATASETS), "--protocol", "paper", "--model", str(OFFICIAL)]
+def test_bench_under_two_ranks_prints_the_one_process_figures(tmp_path, model_path):
+    data = _tiny_set5(tmp_path / "data")
+    args = ["bench", "--dataset", "set5", "--data-dir", str(data), "--protocol", "paper", "--model", str(model_path)]
     args += ["--scales", "2,4", "--limit", "2", "--device", "cpu", "-q"]
     logs = tmp_path / "logs"
     proc = _torchrun(["-m", "liif_cli", *args], logs)
     assert proc.returncode == 0, proc.stderr[-3000:] + _rank_log(logs, 0, "stderr")[-3000:]
     two = _rank_log(logs, 0)
-    one = CliRunner().invoke(main, args, env={"COLUMNS": "120"}, catch_exceptions=False)
+    one_json = tmp_path / "one.json"
+    one = CliRunner().invoke(main, [*args, "--json", str(one_json)], env={"COLUMNS": "120"}, catch_exceptions=False)
     assert one.exit_code == 0, one.output
     print(_scores_part(two))
     assert _scores_part(two) == _scores_part(one.output)
-    assert "41.0906" in two and "34.4643" in two  # Set5 x2, x4 over baby (rank 0) and bird (rank 1)
+    # the figures are the one process's own (its JSON), over both images: baby on rank 0, bird on rank 1
+    rows = json.loads(one_json.read_text())["rows"]
+    assert [(r["scale"], r["images"]) for r in rows] == [(2, 2), (4, 2)]
+    assert all(f"{r['psnr']:.4f}" in two for r in rows)
     assert "split over 2 processes" in two and "split over" not in one.output
 
 

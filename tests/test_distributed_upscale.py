@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import OFFICIAL, ROOT, needs_shared
+from conftest import MODEL_PATH, ROOT
 from PIL import Image
 from test_distributed import _rank_log, _torchrun
 
@@ -28,8 +28,8 @@ from liif_cli.batch.shards import weigh
 from liif_cli.cli import main
 from liif_cli.distributed import shard_by_weight
 
-pytestmark = needs_shared
-ARGS = ["--scale", "2", "--model", str(OFFICIAL), "--device", "cpu"]
+pytestmark = pytest.mark.usefixtures("model_path")  # MODEL_PATH: a random-weight EDSR-baseline-LIIF
+ARGS = ["--scale", "2", "--model", str(MODEL_PATH), "--device", "cpu"]
 WROTE = re.compile(r"^  wrote (\S+) \((\d+)x(\d+),", re.M)
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import png  # pypng
 import pytest
 import torch
-from conftest import OFFICIAL, needs_shared
+from conftest import MODEL_PATH
 from safetensors.torch import load_file, save_file
 
 from liif_cli import load_encoding, load_model
@@ -18,13 +18,13 @@ from liif_cli.api import Upscaler
 from liif_cli.errors import EncodingError, EncodingModelError, OutputError
 from liif_cli.imageio import DecodedImage, read_image
 
-pytestmark = needs_shared
+pytestmark = pytest.mark.usefixtures("model_path")  # MODEL_PATH: a random-weight EDSR-baseline-LIIF
 RNG = np.random.default_rng(11)
 
 
 @pytest.fixture(scope="module")
 def up():
-    return load_model(OFFICIAL, device="cpu", precision="fp32", tile=12)
+    return load_model(MODEL_PATH, device="cpu", precision="fp32", tile=12)
 
 
 def round_trip(up, image, tmp_path):
@@ -104,7 +104,7 @@ def test_bad_files_are_refused_with_one_line(up, tmp_path):
 def test_an_encoding_from_other_weights_is_refused(up, tmp_path):
     from liif_cli.models import load_checkpoint
 
-    other = load_checkpoint(OFFICIAL)
+    other = load_checkpoint(MODEL_PATH)
     with torch.no_grad():
         next(other.net.parameters()).add_(1e-3)  # fine-tuned weights: same architecture, other numbers
     other_up = Upscaler(other, type(up.renderer.options)(torch.device("cpu"), "fp32", 12), name="tuned")

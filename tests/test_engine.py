@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import OFFICIAL, SHARED, fixture_cases, needs_shared
+from conftest import OFFICIAL, ROOT, SHARED, fixture_cases, needs_shared, random_liif
 from PIL import Image
 
 from liif_cli.api import load_model
@@ -16,8 +16,8 @@ from liif_cli.engine import Renderer, RenderOptions, default_query_batch, render
 from liif_cli.geometry import axis_coords, axis_lookup
 from liif_cli.models import LoadedModel, Normalization, build_liif, make_coord, reference_upscale
 
-CASES = fixture_cases()
-DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+CASES = [pytest.param(c, id=c["name"]) for c in fixture_cases()] or [pytest.param(None, id="official-fixtures")]
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)]  # without a GPU the CUDA cases show as skips
 
 
 def read_rgb(path: Path) -> np.ndarray:
@@ -25,10 +25,8 @@ def read_rgb(path: Path) -> np.ndarray:
 
 
 def random_model(encoder: str, seed: int = 0) -> LoadedModel:
-    """Random weights, scaled so that outputs stay inside (0, 1) and differences are not clamped away."""
-    torch.manual_seed(seed)
-    net = build_liif(encoder).eval()
-    return LoadedModel(net, encoder, Normalization.named("half"), "official")
+    """Random weights (conftest's `random_liif`: outputs spread over tens of 8-bit levels, inside (0, 1))."""
+    return LoadedModel(random_liif(encoder, seed), encoder, Normalization.named("half"), "official")
 
 
 def oracle(loaded: LoadedModel, rgb: np.ndarray, out_hw) -> np.ndarray:
@@ -39,13 +37,15 @@ def oracle(loaded: LoadedModel, rgb: np.ndarray, out_hw) -> np.ndarray:
 
 @needs_shared
 @pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
+@pytest.mark.parametrize("case", CASES)
 def test_fast_fp32_matches_every_official_fixture(case, device):
     up = load_model(OFFICIAL, device=device, precision="fp32")
     w, h = case["output_size_wh"]
     out = up.upscale_array(read_rgb(SHARED / case["input"]), (h, w))
     assert out.shape == (h, w, 3) and out.dtype == np.float32
-    tolerance = 1e-5 if device == "cpu" else 1e-4  # TF32 is off, but GPU conv algorithms sum differently
+    # CPU: measured 4.5e-7 to 8.9e-7 over the five cases. CUDA (not measured here): TF32 is off, but GPU conv
+    # algorithms sum differently.
+    tolerance = 2e-6 if device == "cpu" else 1e-4
     assert np.abs(out - np.load(SHARED / case["file"])).max() <= tolerance
 
 
@@ -57,7 +57,7 @@ def test_fast_path_equals_the_oracle_on_odd_shapes(in_hw, out_hw):
     loaded = random_model("edsr-baseline")
     rgb = np.random.default_rng(1).random((*in_hw, 3), dtype=np.float32)
     renderer = Renderer(loaded, RenderOptions(torch.device("cpu"), "fp32", tile=None, query_batch=500))
-    assert np.abs(render_array(renderer, rgb, out_hw) - oracle(loaded, rgb, out_hw)).max() <= 1e-5
+    assert np.abs(render_array(renderer, rgb, out_hw) - oracle(loaded, rgb, out_hw)).max() <= 1e-6  # measured 1.2e-7
 
 
 @pytest.mark.parametrize(
@@ -76,7 +76,7 @@ def test_tiled_output_equals_whole_image_output(encoder, in_hw, out_hw, tile):
     blocks = []
     tiled.render(rgb, out_hw, lambda r, c, b: blocks.append((r, c)))
     assert len({(r.start, c.start) for r, c in blocks}) > 4, "the case must really need several tiles"
-    assert np.abs(render_array(tiled, rgb, out_hw) - render_array(whole, rgb, out_hw)).max() <= 1e-5
+    assert np.abs(render_array(tiled, rgb, out_hw) - render_array(whole, rgb, out_hw)).max() <= 1e-6
 
 
 def test_axis_lookup_matches_the_official_two_dimensional_grid_sample():
@@ -124,10 +124,9 @@ def test_numpy_axis_lookup_picks_what_grid_sample_picks(n_lat):
             assert np.array_equal(look.idx, torch.stack(oracle_idx).numpy()), (n_out, n_lat, span)
 
 
-@needs_shared
-def test_integer_output_is_the_rounded_float_output():
-    up = load_model(OFFICIAL, device="cpu", precision="fp32")
-    rgb = read_rgb(SHARED / "datasets/Set5/LR_bicubic/X4/birdx4.png")[:20, :30]
+def test_integer_output_is_the_rounded_float_output(model_path):
+    up = load_model(model_path, device="cpu", precision="fp32")
+    rgb = read_rgb(ROOT / "examples" / "astronaut.png")[100:120, 100:130]
     as_float = up.upscale_array(rgb, (61, 90))
     for dtype, top in ((np.uint8, 255), (np.uint16, 65535)):
         got = up.upscale_array(rgb, (61, 90), dtype=dtype)
@@ -146,12 +145,11 @@ def test_half_precision_paths_stay_close(device):
     ref = load_model(OFFICIAL, device=device, precision="fp32").upscale_array(rgb, (128, 128))
     for precision in ("bf16",) + (("fp16",) if device == "cuda" else ()):
         out = load_model(OFFICIAL, device=device, precision=precision).upscale_array(rgb, (128, 128))
-        err = out - ref
-        assert np.abs(err).max() < 0.05 and np.sqrt((err**2).mean()) < 2e-3, precision
+        err = out - ref  # CPU bf16: measured max 5.0e-3, RMS 7.5e-4 (Set5 PSNR moves < 0.01 dB: test_bench)
+        assert np.abs(err).max() < 8e-3 and np.sqrt((err**2).mean()) < 1e-3, precision
 
 
-@needs_shared
-def test_upscale_runs_without_a_compiler_on_path(tmp_path):
+def test_upscale_runs_without_a_compiler_on_path(tmp_path, model_path):
     """The decoder fuses with plain ATen ops, never a JIT compiler: `liif upscale` works with no cc/gcc/g++
     on PATH and CC/CXX pointing at nothing, and writes the same pixels as the in-process API."""
     import os
@@ -159,27 +157,23 @@ def test_upscale_runs_without_a_compiler_on_path(tmp_path):
     import subprocess
     import sys
 
-    from conftest import ROOT
-
     from liif_cli.devices import cpu_has_fast_bf16
 
     bare = tmp_path / "bin"
-    bare.mkdir()
-    launcher = bare / "python3"  # a script, not a symlink: a symlinked venv python outside the venv loses it
-    launcher.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
-    launcher.chmod(0o755)
+    bare.mkdir()  # PATH holds nothing: the interpreter is named by its full path (a symlink to a venv's python
+    # elsewhere would not find the venv's packages)
     assert all(shutil.which(c, path=str(bare)) is None for c in ("cc", "gcc", "g++", "c++", "clang"))
     src, out = tmp_path / "in.png", tmp_path / "out.png"
-    rgb = read_rgb(SHARED / "datasets/Set5/LR_bicubic/X4/birdx4.png")[:24, :20]
+    rgb = read_rgb(ROOT / "examples" / "astronaut.png")[100:124, 100:120]
     Image.fromarray(np.rint(rgb * 255).astype(np.uint8)).save(src)
     precision = "bf16" if cpu_has_fast_bf16() else "fp32"
     env = dict(os.environ, PATH=str(bare), CC=str(tmp_path / "missing-cc"), CXX=str(tmp_path / "missing-cxx"))
     env["PYTHONPATH"] = str(ROOT)
-    cmd = ["python3", "-m", "liif_cli", "upscale", str(src), "-o", str(out), "--size", "50x61"]
-    cmd += ["--model", str(OFFICIAL), "--device", "cpu", "--precision", precision]
+    cmd = [sys.executable, "-m", "liif_cli", "upscale", str(src), "-o", str(out), "--size", "50x61"]
+    cmd += ["--model", str(model_path), "--device", "cpu", "--precision", precision]
     proc = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    expected = load_model(OFFICIAL, device="cpu", precision=precision).upscale_array(read_rgb(src), (61, 50))
+    expected = load_model(model_path, device="cpu", precision=precision).upscale_array(read_rgb(src), (61, 50))
     assert np.array_equal(np.asarray(Image.open(out)), np.rint(expected * 255).astype(np.uint8))
 
 
@@ -237,7 +231,48 @@ def test_a_row_longer_than_the_block_is_decoded_in_pieces():
     large = Renderer(loaded, RenderOptions(torch.device("cpu"), "fp32", query_batch=100_000))
     pieces = render_array(small, rgb, out_hw)
     assert np.array_equal(pieces, render_array(large, rgb, out_hw))
-    assert np.abs(pieces - oracle(loaded, rgb, out_hw)).max() <= 1e-5
+    assert np.abs(pieces - oracle(loaded, rgb, out_hw)).max() <= 1e-6
+
+
+# --- RDN-LIIF against the official math (random weights; RDN is 131 convs deep, so the inputs are tiny) -----
+
+RDN_RGB = np.random.default_rng(11).random((12, 10, 3), dtype=np.float32)
+RDN_SQUARE, RDN_ANISOTROPIC = (29, 31), (17, 45)
+
+
+@pytest.fixture(scope="module")
+def rdn(checkpoints):
+    """The session's random RDN-LIIF and the oracle's output at two sizes (computed once: the oracle is slow)."""
+    from liif_cli.models import load_checkpoint
+
+    loaded = load_checkpoint(checkpoints.rdn)
+    return loaded, {hw: oracle(loaded, RDN_RGB, hw) for hw in (RDN_SQUARE, RDN_ANISOTROPIC)}
+
+
+@pytest.mark.parametrize(
+    ("case", "tile", "out_hw", "crop"),
+    [
+        ("whole", None, RDN_SQUARE, None),
+        ("tiled", 5, RDN_SQUARE, None),  # 3 x 2 tiles: each encodes the whole input (margin 133) and owns a part
+        ("region", 5, RDN_SQUARE, (5, 7, 20, 15)),  # x, y, w, h in output pixels of the whole render
+        ("anisotropic", None, RDN_ANISOTROPIC, None),  # down in y, up 4.5x in x
+    ],
+)
+def test_rdn_fast_path_equals_the_oracle(rdn, case, tile, out_hw, crop):
+    loaded, expected = rdn
+    assert loaded.encoder == "rdn"
+    r = Renderer(loaded, RenderOptions(torch.device("cpu"), "fp32", tile=tile, query_batch=300))
+    want = expected[out_hw]
+    if crop is None:
+        got = render_array(r, RDN_RGB, out_hw)
+    else:
+        a, b, w, h = crop
+        sy, sx = RDN_RGB.shape[0] / out_hw[0], RDN_RGB.shape[1] / out_hw[1]
+        got = render_array(r, RDN_RGB, (h, w), region=(a * sx, b * sy, w * sx, h * sy))
+        want = want[b : b + h, a : a + w]
+    assert got.shape == want.shape
+    assert want.std() > 0.02, "the random model must give a picture, not a flat grey"
+    assert np.abs(got - want).max() <= 1e-6  # measured 3.6e-7
 
 
 def test_a_fallback_is_the_renderers_state_never_the_callers_options():
@@ -248,7 +283,7 @@ def test_a_fallback_is_the_renderers_state_never_the_callers_options():
     import warnings
 
     from liif_cli import engine
-    from liif_cli.models import LoadedModel, Normalization, build_liif
+    from liif_cli.models import LoadedModel, Normalization
 
     torch.manual_seed(0)
     loaded = LoadedModel(build_liif("edsr-baseline").eval(), "edsr-baseline", Normalization.named("half"), "official")

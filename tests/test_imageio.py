@@ -309,16 +309,37 @@ def test_16bit_tiff_rgb_rgba_gray(tmp_path, planar):
                     assert back.icc_profile == SRGB
 
 
-def test_16bit_tiff_needing_imagecodecs_is_a_clean_error_or_decodes(tmp_path):
-    a = (RNG.random((6, 8)) * 65535).astype(np.uint16)
+def lzw16(tmp_path) -> tuple[Path, np.ndarray]:
+    """A 16-bit LZW TIFF: Pillow cannot read 16-bit RGB, and tifffile needs imagecodecs for LZW."""
+    a = (RNG.random((6, 8, 3)) * 65535).astype(np.uint16)
     path = tmp_path / "lzw16.tif"
-    Image.fromarray(a).save(path, compression="tiff_lzw")
-    try:
-        img = read_image(path)
-    except InputError as exc:
-        assert "imagecodecs" in str(exc)
-    else:
-        assert img.bits == 16 and np.array_equal(quantize(img.rgb[..., 0], 16), a)
+    tifffile.imwrite(path, a, photometric="rgb", compression="lzw")
+    return path, a
+
+
+def test_16bit_tiff_needing_imagecodecs_decodes_with_it(tmp_path):
+    pytest.importorskip("imagecodecs", reason="needs imagecodecs (in the test extra)")
+    path, a = lzw16(tmp_path)
+    img = read_image(path)
+    assert img.bits == 16 and np.array_equal(quantize(img.rgb, 16), a)
+
+
+def test_16bit_tiff_needing_imagecodecs_is_a_clean_error_without_it(tmp_path):
+    """A fresh interpreter in which `import imagecodecs` fails, as where the package is not installed."""
+    import subprocess
+    import sys
+
+    path, _ = lzw16(tmp_path)
+    code = (
+        "import sys\nsys.modules['imagecodecs'] = None\n"
+        "from liif_cli.errors import InputError\nfrom liif_cli.imageio import read_image\n"
+        "try:\n    read_image(sys.argv[1])\nexcept InputError as exc:\n    print(f'InputError: {exc}')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    assert proc.stdout.strip() == (
+        f"InputError: {path}: this TIFF's compression needs the optional 'imagecodecs' package (pip install imagecodecs)"
+    )
 
 
 def test_16bit_to_jpeg_warns_and_reduces(tmp_path):

@@ -1,24 +1,24 @@
 """Region rendering (issue 10): a window of the continuous image, at any output size, costs what the
-window costs. Real official weights, tiny random images; `tile=8` forces many tiles."""
+window costs. A random-weight EDSR-baseline-LIIF, tiny random images; `tile=8` forces many tiles."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
-from conftest import OFFICIAL, needs_shared
+from conftest import MODEL_PATH
 
 from liif_cli.engine import Renderer, RenderOptions, render_array
 from liif_cli.errors import UsageError
 from liif_cli.models import load_checkpoint
 
-pytestmark = needs_shared
+pytestmark = pytest.mark.usefixtures("model_path")  # MODEL_PATH: a random-weight EDSR-baseline-LIIF
 RGB = np.random.default_rng(3).random((30, 41, 3), dtype=np.float32)
 
 
 @pytest.fixture(scope="module")
 def loaded():
-    return load_checkpoint(OFFICIAL)
+    return load_checkpoint(MODEL_PATH)
 
 
 def renderer(loaded, tile=None) -> Renderer:
@@ -38,7 +38,7 @@ def test_region_equals_the_crop_of_the_whole_render(loaded, tile, out_hw, crop):
     whole = render_array(r, RGB, out_hw)
     a, b, w, h = crop
     window = render_array(r, RGB, (h, w), region=region_of_crop(RGB.shape[:2], out_hw, *crop))
-    assert np.abs(window - whole[b : b + h, a : a + w]).max() <= 1e-5
+    assert np.abs(window - whole[b : b + h, a : a + w]).max() <= 1e-6
     # an aligned window samples the whole render's own float32 coordinates: the very same pixels
     assert np.array_equal(window, whole[b : b + h, a : a + w])
 
@@ -58,7 +58,7 @@ def test_any_region_samples_the_official_query_at_its_pixel_centres(loaded):
         feat = loaded.net.encode((torch.from_numpy(RGB).permute(2, 0, 1)[None] - 0.5) / 0.5)
         pred = loaded.net.query_rgb(feat, coord, cell)[0].view(out_h, out_w, 3)
     oracle = (pred * 0.5 + 0.5).clamp(0, 1).numpy()
-    assert np.abs(window - oracle).max() <= 1e-5
+    assert np.abs(window - oracle).max() <= 1e-6
 
 
 def test_whole_image_region_is_bit_for_bit_the_plain_render(loaded):

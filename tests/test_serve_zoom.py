@@ -11,13 +11,13 @@ import zlib
 
 import numpy as np
 import pytest
-from conftest import OFFICIAL as WEIGHTS
-from conftest import needs_shared, one_line_error
+from conftest import MODEL_PATH as WEIGHTS
+from conftest import one_line_error
 from PIL import Image
 
 pytest.importorskip("fastapi")
 pytest.importorskip("multipart")
-pytestmark = needs_shared
+pytestmark = pytest.mark.usefixtures("model_path")  # MODEL_PATH: a random-weight EDSR-baseline-LIIF
 
 from fastapi.testclient import TestClient  # noqa: E402
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from conftest import DATASETS, needs_datasets
+from conftest import DATASETS, ROOT, needs_datasets
 from conftest import OFFICIAL as WEIGHTS
 from conftest import OFFICIAL_SHA256 as WEIGHTS_SHA256
 from PIL import Image
@@ -37,8 +36,6 @@ TINY = ["--batch-size", "2", "--inp-size", "12", "--sample-q", "144", "--device"
 # One thread: at these sizes a second one buys nothing, and on a busy 2-core machine spinning OpenMP threads
 # made the same steps 25x slower.
 
-pytestmark = needs_datasets
-
 
 @pytest.fixture(autouse=True)
 def _restore_threads():
@@ -55,10 +52,13 @@ def _cli(*args: str, env: dict[str, str] | None = None):
 
 @pytest.fixture(scope="module")
 def small_folder(tmp_path_factory) -> Path:
-    """Four Set14 images (bridge is grayscale) plus one too small for any crop, which must be skipped."""
+    """Four photos made from the repository's example (bicubic to 256 x 256, each turned another way; bridge is
+    grayscale) plus one too small for any crop, which must be skipped."""
     folder = tmp_path_factory.mktemp("data")
-    for name in ("bridge", "comic", "face", "foreman"):
-        shutil.copy(SET14_HR / f"{name}.png", folder / f"{name}.png")
+    photo = Image.open(ROOT / "examples" / "astronaut.png").convert("RGB").resize((256, 256), Image.BICUBIC)
+    for i, name in enumerate(("bridge", "comic", "face", "foreman")):
+        turned = photo.rotate(90 * i)
+        (turned.convert("L") if name == "bridge" else turned).save(folder / f"{name}.png")
     Image.new("RGB", (10, 10), (200, 10, 10)).save(folder / "tiny.png")
     return folder
 
@@ -173,9 +173,9 @@ def test_bad_options_exit_2(args, message):
 # --- checkpoint pieces ---------------------------------------------------------------------------------
 
 
-def test_optimizer_state_uses_the_official_numbering():
-    official = torch.load(WEIGHTS, map_location="cpu", weights_only=True)["optimizer"]["sd"]
-    net = load_checkpoint(WEIGHTS).net
+def test_optimizer_state_uses_the_official_numbering(official_weights):
+    official = torch.load(official_weights, map_location="cpu", weights_only=True)["optimizer"]["sd"]
+    net = load_checkpoint(official_weights).net
     ours = optimizer_from_official(net, official)
     opt = torch.optim.Adam(net.parameters(), lr=1e-4)
     opt.load_state_dict(ours)  # the released Adam state fits our parameters
@@ -199,17 +199,17 @@ def test_atomic_save_leaves_no_partial_file(tmp_path):
     assert torch.equal(torch.load(target, weights_only=True)["a"], torch.ones(3))
 
 
-def test_safetensors_export_round_trip(tmp_path):
+def test_safetensors_export_round_trip(tmp_path, model_path):
     out = tmp_path / "w.safetensors"
-    result = _cli("train", "export", WEIGHTS, out)
+    result = _cli("train", "export", model_path, out)
     assert result.exit_code == 0, result.output
     back = load_safetensors(out)
-    ref = load_checkpoint(WEIGHTS)
+    ref = load_checkpoint(model_path)
     assert back.encoder == "edsr-baseline" and back.normalization == ref.normalization
     for (k, a), (k2, b) in zip(ref.net.state_dict().items(), back.net.state_dict().items(), strict=True):
         assert k == k2 and torch.equal(a, b)
     # an mmagic-style normalization travels in the metadata
-    export_safetensors(WEIGHTS, out, normalization="div2k-mean")
+    export_safetensors(model_path, out, normalization="div2k-mean")
     assert load_model(out).normalization.sub == (0.4488, 0.4371, 0.4040)
 
 
@@ -257,7 +257,7 @@ def test_train_from_scratch_lowers_loss_loads_and_resumes(small_folder, tmp_path
     )
     assert out.shape == (16, 18, 3) and np.isfinite(out).all()
     image = tmp_path / "small.png"
-    Image.open(SET14_HR / "comic.png").crop((0, 0, 20, 16)).save(image)
+    Image.open(small_folder / "comic.png").crop((0, 0, 20, 16)).save(image)
     result = _cli(
         "upscale",
         image,
@@ -317,6 +317,7 @@ def test_fp16_autocast_with_grad_scaler_resumes(small_folder, tmp_path):
     assert [i for i, _ in losses] == list(range(1, 7)) and all(np.isfinite(v) for _, v in losses)
 
 
+@needs_datasets
 def test_finetune_registry_model_keeps_set5_psnr(tmp_path):
     """--init by registry name (a registry file pointing at the local release), 50 iterations on Set14, then
     the run's own validation on Set5 x4 (paper protocol) stays within 0.1 dB of the released model.

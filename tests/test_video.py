@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import OFFICIAL, ROOT, needs_shared
+from conftest import MODEL_PATH, ROOT
 from PIL import Image
 
 av = pytest.importorskip("av")
@@ -25,7 +25,7 @@ from liif_cli.animated import read_animation, upscale_animation  # noqa: E402
 from liif_cli.errors import INTERRUPTED_EXIT_CODE, InputError, UsageError  # noqa: E402
 from liif_cli.video import iter_frames, probe, upscale_video  # noqa: E402
 
-pytestmark = needs_shared
+pytestmark = pytest.mark.usefixtures("model_path")  # MODEL_PATH: a random-weight EDSR-baseline-LIIF
 
 RATE = Fraction(24000, 1001)
 
@@ -96,7 +96,7 @@ def leftovers(folder: Path) -> list[str]:
 
 @pytest.fixture(scope="module")
 def up():
-    return load_model(OFFICIAL, device="cpu", precision="fp32")
+    return load_model(MODEL_PATH, device="cpu", precision="fp32")
 
 
 def test_mp4_keeps_frames_rate_duration_rotation_and_audio(up, tmp_path):
@@ -202,7 +202,7 @@ def test_ctrl_c_mid_video_leaves_nothing(tmp_path):
         from liif_cli import load_model
         from liif_cli.errors import INTERRUPTED_EXIT_CODE
         from liif_cli.video import upscale_video
-        up = load_model({str(OFFICIAL)!r}, device="cpu", precision="fp32")
+        up = load_model({str(MODEL_PATH)!r}, device="cpu", precision="fp32")
         def progress(done, total):
             print("frame", done, flush=True)
         try:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import OFFICIAL, ROOT, needs_shared
+from conftest import MODEL_PATH, ROOT
 from PIL import Image
 
 av = pytest.importorskip("av")
@@ -29,8 +29,8 @@ from liif_cli.cli import main  # noqa: E402
 from liif_cli.errors import INTERRUPTED_EXIT_CODE  # noqa: E402
 from liif_cli.video import iter_frames, probe  # noqa: E402
 
-pytestmark = needs_shared
-MODEL = ["--model", str(OFFICIAL), "--device", "cpu", "--precision", "fp32"]
+pytestmark = pytest.mark.usefixtures("model_path")  # MODEL_PATH: a random-weight EDSR-baseline-LIIF
+MODEL = ["--model", str(MODEL_PATH), "--device", "cpu", "--precision", "fp32"]
 
 
 def run(*args):
@@ -172,7 +172,7 @@ def test_python_api_video_methods(tmp_path):
     from liif_cli import load_model
 
     src = make_clip(tmp_path / "clip.mkv", n=3, w=16, h=12, rotation=0, audio=False)
-    up = load_model(OFFICIAL, device="cpu", precision="fp32")
+    up = load_model(MODEL_PATH, device="cpu", precision="fp32")
     result = up.upscale_video(src, tmp_path / "big.mkv", out_hw=(24, 32), codec="ffv1")
     assert result.frames == 3 and (result.width, result.height) == (32, 24)
     pairs = list(up.iter_video(src, out_hw=(24, 32), frames=(1, None)))
