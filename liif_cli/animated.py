@@ -76,7 +76,7 @@ def iter_animation(
                 if frame is None:
                     return
                 frame.load()  # WebP sets a frame's duration when it is decoded
-                check_pixels(frame.width, frame.height, max_pixels, f"{path}: frame of", "--max-pixels")
+                check_pixels(frame.width, frame.height, max_pixels, f"{path}: frame of")
                 duration, disposal, blend = _frame_info(frame)
                 has_alpha = frame.mode in ("RGBA", "LA", "PA") or "transparency" in frame.info
                 rgb = frame.convert("RGBA" if has_alpha else "RGB")

@@ -75,7 +75,7 @@ def _decode_tiff(path: Path, max_pixels: int | None = None) -> tuple[np.ndarray,
     with tifffile.TiffFile(path) as tif:
         page = tif.pages[0]
         w, h = _tiff_page_size(page)
-        check_pixels(w, h, max_pixels, f"{path}: image of", "--max-pixels")
+        check_pixels(w, h, max_pixels, f"{path}: image of")
         photometric = int(page.photometric)
         extras = tuple(int(e) for e in (page.extrasamples or ()))
         try:

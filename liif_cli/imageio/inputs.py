@@ -297,7 +297,7 @@ def open_pillow(
         if im is None:
             raise InputError(f"{path}: a TIFF layout only the still reader decodes")
         try:
-            check_pixels(im.width, im.height, max_pixels, f"{path}: image of", "--max-pixels")
+            check_pixels(im.width, im.height, max_pixels, f"{path}: image of")
         except BaseException:
             im.close()
             raise
@@ -368,7 +368,7 @@ def identify(
             with im:
                 fmt = str(im.format)
                 if fmt not in NOT_STILL_FORMATS:
-                    check_pixels(im.width, im.height, max_pixels, f"{path}: image of", "--max-pixels")
+                    check_pixels(im.width, im.height, max_pixels, f"{path}: image of")
                     moving = fmt in ANIMATED_FORMATS and bool(getattr(im, "is_animated", False))
                     kind = "animation" if media and moving else "still"
                     still = Identified(path, kind, fmt, (im.height, im.width), None if moving else 1)
@@ -409,5 +409,5 @@ def _identify_video(path: Path, max_pixels: int | None, *, quiet: bool) -> Ident
         cc = container.streams.video[0].codec_context
         hw = (cc.height, cc.width) if cc is not None and cc.width and cc.height else None
         if hw is not None:
-            check_pixels(hw[1], hw[0], max_pixels, f"{path}: video of", "--max-pixels")
+            check_pixels(hw[1], hw[0], max_pixels, f"{path}: video of")
         return Identified(path, "video", fmt, hw, container.streams.video[0].frames or None)

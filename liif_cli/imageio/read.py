@@ -126,7 +126,7 @@ _MODE_16 = {"RGB": "RGB;16", "RGBA": "RGBA;16", "L": "I;16", "LA": "LA;16"}
 def _read(im: Image.Image, path: Path, max_pixels: int | None, warn: Warn) -> tuple[DecodedImage, int]:
     """Through Pillow (pixels of 16-bit PNG / TIFF through pypng / tifffile) -> (image, orientation)."""
     w, h = im.size
-    check_pixels(w, h, max_pixels, f"{path}: image of", "--max-pixels")
+    check_pixels(w, h, max_pixels, f"{path}: image of")
     png = _png_header(path) if im.format == "PNG" else None
     png16 = png is not None and png[0] == 16
     tiff16 = im.format == "TIFF" and _tiff_bits(im) == 16

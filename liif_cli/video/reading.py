@@ -90,7 +90,7 @@ def probe(path: str | Path, *, max_pixels: int | None = DEFAULT_MAX_INPUT_PIXELS
 def _probe(container, stream, path: Path, max_pixels: int | None) -> VideoInfo:
     with decoding(path, quiet=False):
         cc = stream.codec_context
-        check_pixels(cc.width, cc.height, max_pixels, f"{path}: video of", "--max-pixels")
+        check_pixels(cc.width, cc.height, max_pixels, f"{path}: video of")
         first = _first_frame(container, stream, path)
         fps = stream.average_rate or stream.guessed_rate
         duration = None
@@ -199,9 +199,7 @@ def iter_frames(
     path = Path(path)
     container, stream = open_input(path)
     try:
-        check_pixels(
-            stream.codec_context.width, stream.codec_context.height, max_pixels, f"{path}: video of", "--max-pixels"
-        )
+        check_pixels(stream.codec_context.width, stream.codec_context.height, max_pixels, f"{path}: video of")
         for item in demux(container, stream, path, frames, time, copy=()):
             if isinstance(item, Frame):
                 yield item
