@@ -144,13 +144,13 @@ def test_manifest_says_what_a_runtime_needs(exports, rdn_checkpoint):
 def test_every_checkpoint_layout_exports(tmp_path, exports):
     """mmagic and safetensors layouts export to the same graphs' outputs as the official file (mmagic with
     its own normalization, which the manifest carries)."""
-    from test_models import _rename_to_mmagic
+    from conftest import to_mmagic
 
     from liif_cli.models import load_checkpoint
 
     official = load_checkpoint(OFFICIAL)
     mmagic = tmp_path / "mm.pth"
-    torch.save({"meta": {}, "state_dict": _rename_to_mmagic(official.net.state_dict())}, mmagic)
+    torch.save({"meta": {}, "state_dict": to_mmagic(official.net.state_dict())}, mmagic)
     st = api.export_model(OFFICIAL, tmp_path / "w.safetensors", format="safetensors")
     rgb = np.random.default_rng(4).random((9, 12, 3), dtype=np.float32)
     ref = api.load_model(exports["edsr"], backend="onnxruntime").upscale_array(rgb, (20, 25))
