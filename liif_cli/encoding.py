@@ -202,11 +202,9 @@ def _image_format(path: Path) -> str | None:
     return found.format if found.kind in ("still", "animation") else None
 
 
-def encoding_info(path: str | os.PathLike) -> dict:
-    """The metadata of a `.liif` file (`input_size` as [w, h], `model`, `precision`...) from its header alone:
-    no tensor is read and no model loaded (for plans, `liif render --dry-run`). Same one-line errors."""
-    from safetensors import safe_open
-
+def _encoding_file(path: str | os.PathLike) -> Path:
+    """`path` as a Path when it is a file that is not a picture; else the one-line EncodingError (exit 9)
+    that says what it is (a picture: run `liif encode` first)."""
     path = Path(path)
     if not path.is_file():
         raise EncodingError(f"{path}: no such encoding file")
@@ -215,8 +213,17 @@ def encoding_info(path: str | os.PathLike) -> dict:
             f"{path}: this is a {kind} image, not a .liif encoding: run 'liif encode {path}' first "
             f"(or 'liif upscale {path}' for one size)"
         )
+    return path
+
+
+def encoding_info(path: str | os.PathLike) -> dict:
+    """The metadata of a `.liif` file (`input_size` as [w, h], `model`, `precision`...) from its header alone:
+    no tensor is read and no model loaded (for plans, `liif render --dry-run`). Same one-line errors."""
+    from safetensors import safe_open
+
+    path = _encoding_file(path)
     try:
-        with safe_open(str(path), framework="pt") as f:
+        with safe_open(str(path), framework="np") as f:  # the header only: numpy, so no torch is imported
             header = f.metadata() or {}
         meta = json.loads(header["liif"])
         version = int(meta["format_version"])
@@ -234,14 +241,7 @@ def read_encoding(path: str | os.PathLike, *, numpy: bool = False) -> Encoding:
     A file that is not a complete encoding or comes from a newer format is an EncodingError (exit 9)."""
     from safetensors import safe_open
 
-    path = Path(path)
-    if not path.is_file():
-        raise EncodingError(f"{path}: no such encoding file")
-    if kind := _image_format(path):
-        raise EncodingError(
-            f"{path}: this is a {kind} image, not a .liif encoding: run 'liif encode {path}' first "
-            f"(or 'liif upscale {path}' for one size)"
-        )
+    path = _encoding_file(path)
     try:
         with safe_open(str(path), framework="np" if numpy else "pt") as f:
             header = f.metadata() or {}
