@@ -34,15 +34,9 @@ CHROMIUM = Path("/usr/bin/chromium")
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    import torch
-
-    from liif_cli.models.checkpoint import build_liif, save_official
-
-    torch.manual_seed(25)
-    path = tmp_path_factory.mktemp("model") / "random-edsr-liif.pth"
-    save_official(build_liif("edsr-baseline"), "edsr-baseline", path)
-    return path
+def checkpoint(model_path) -> Path:
+    """The suite's random-weight EDSR-baseline (conftest's `model_path`)."""
+    return model_path
 
 
 @pytest.fixture(scope="module")
