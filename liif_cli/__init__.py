@@ -16,7 +16,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> object:
     if name == "__version__":  # looked up on first use: importlib.metadata costs ~70 ms at start-up
         from .version import version
 

@@ -22,7 +22,7 @@ import secrets
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 TEMP_SUFFIX = ".liif-tmp"
 """Every temporary file and folder ends in this, so that stale ones can be recognised and swept."""
@@ -82,7 +82,7 @@ def atomic_path(path: str | os.PathLike, *, overwrite: bool = True) -> Iterator[
 
 
 @contextlib.contextmanager
-def atomic_open(path: str | os.PathLike, mode: str = "wb", **kwargs) -> Iterator[IO]:
+def atomic_open(path: str | os.PathLike, mode: str = "wb", **kwargs: Any) -> Iterator[IO]:
     """`open(path, mode)` on a temporary file, flushed and fsynced, renamed into place when the body succeeds."""
     with atomic_path(path) as tmp, open(tmp, mode, **kwargs) as fh:
         yield fh

@@ -19,10 +19,12 @@ from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
+import numpy.typing as npt
 from PIL import Image
 
 from .errors import UsageError
 from .imageio import DecodedImage, quantize
+from .sizes import Region
 
 ALPHA_METHODS = ("model", "bicubic")
 
@@ -50,7 +52,9 @@ def alpha_kind(alpha: np.ndarray | None, method: str) -> str:
     return method
 
 
-def render_plane(render: PlaneRenderer, out_hw: tuple[int, int], dtype, progress: Progress | None) -> np.ndarray:
+def render_plane(
+    render: PlaneRenderer, out_hw: tuple[int, int], dtype: npt.DTypeLike, progress: Progress | None
+) -> np.ndarray:
     """(h, w, 3) of `dtype`: float32 as rendered, or uint8 / uint16 quantized block by block."""
     dtype = np.dtype(dtype)
     out = np.empty((out_hw[0], out_hw[1], 3), dtype=dtype)
@@ -63,7 +67,7 @@ def render_plane(render: PlaneRenderer, out_hw: tuple[int, int], dtype, progress
     return out
 
 
-def resize_alpha_bicubic(alpha: np.ndarray, out_hw: tuple[int, int], region=None) -> np.ndarray:
+def resize_alpha_bicubic(alpha: np.ndarray, out_hw: tuple[int, int], region: Region | None = None) -> np.ndarray:
     """Pillow's bicubic resize of a float alpha plane (of the window `region` = x, y, w, h if given)."""
     box = None if region is None else (region[0], region[1], region[0] + region[2], region[1] + region[3])
     resized = Image.fromarray(np.ascontiguousarray(alpha, dtype=np.float32)).resize(
@@ -79,7 +83,7 @@ def upscale_decoded(
     colour: PlaneRenderer,
     alpha: AlphaSource,
     *,
-    region=None,
+    region: Region | None = None,
     progress: Progress | None = None,
 ) -> DecodedImage:
     """The upscaled image: `template`'s mode, depth and metadata around the rendered planes.

@@ -149,7 +149,14 @@ class FastDecoder:
                 h = torch.addmm(b, h, wt).relu_()
         return h
 
-    def _first_layer(self, table, table_width, rows, cols, out: torch.Tensor) -> torch.Tensor:
+    def _first_layer(
+        self,
+        table: torch.Tensor,
+        table_width: int,
+        rows: tuple[torch.Tensor, torch.Tensor],
+        cols: tuple[torch.Tensor, torch.Tensor],
+        out: torch.Tensor,
+    ) -> torch.Tensor:
         """relu(table row + row offset term + column offset term) for the 4 x R x C queries, written
         in the working precision into `out` ((4*R*C, 256), queries ordered (row shift, r, column shift, c)).
 

@@ -10,8 +10,12 @@ This module imports nothing heavy (no torch): the CLI reads it to build `--help`
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .models.liif import Encoder
 
 DIV2K_RGB_MEAN = (0.4488, 0.4371, 0.4040)
 """The RGB mean of DIV2K that EDSR subtracts (and MMEditing's EDSR-LIIF takes off its input)."""
@@ -42,7 +46,7 @@ class EncoderSpec:
     mmagic_normalization: str
     """The normalization MMEditing's release of this encoder was trained with (official releases: `half`)."""
 
-    def build(self) -> Any:
+    def build(self) -> Encoder:
         """A fresh encoder network (imports torch)."""
         module, cls = self.module.split(":")
         return getattr(importlib.import_module(f"liif_cli.models.{module}"), cls)()
@@ -93,7 +97,7 @@ DEFAULT_ENCODER = "edsr-baseline"
 DEFAULT_NORMALIZATION = "half"
 
 
-def detect_encoder(keys) -> EncoderSpec | None:
+def detect_encoder(keys: Iterable[str]) -> EncoderSpec | None:
     """The encoder whose keys an official-layout state dict holds, or None."""
     keys = list(keys)
     for spec in ENCODERS.values():

@@ -15,18 +15,22 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import torch
 
 from .decoder import FastDecoder
 from .devices import DTYPES, last_level_cache_bytes
+from .errors import InputError
 from .geometry import AxisLookup, Region
 from .models import LoadedModel
 from .tiles import Band, auto_tile, encoder_bytes_per_pixel, plan_render, plan_tile, whole_bands
 
 ProgressCallback = Callable[[int, int], None]  # (output pixels done, total)
 TileSink = Callable[[slice, slice, np.ndarray], None]  # (rows, cols, float32 (r, c, 3) in [0, 1])
+Features = Callable[[Band, Band], torch.Tensor]  # (row band, column band) -> that span's feature map
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -38,7 +42,7 @@ class RenderOptions:
     tile: int | None = None  # core size in input pixels; None = from free memory
     query_batch: int | None = None  # output pixels decoded per GEMM chain (x4 queries); None: see below
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.query_batch is None:
             object.__setattr__(self, "query_batch", default_query_batch(self.device, self.precision))
 
@@ -83,6 +87,8 @@ class Renderer:
         self.options = options
         self.precision = options.precision  # the working precision (fp32 after a non-finite half result)
         self.tile = options.tile  # the tile size asked for, halved after each out-of-memory retry
+        batch = options.query_batch  # resolved by RenderOptions; None only if that was bypassed
+        self.query_batch = default_query_batch(options.device, options.precision) if batch is None else batch
         self.net = loaded.net.to(options.device).eval()
         self.margin = self.net.receptive_radius + 2
         self._set_precision(options.precision)
@@ -95,7 +101,9 @@ class Renderer:
         self.dtype = DTYPES[precision]
         # The engine runs its own copy of the encoder, channels-last (oneDNN's native layout: ~1.5x faster
         # convolutions on CPU) and in the working precision; the model's own weights stay as loaded.
-        self.encoder = copy.deepcopy(self.net.encoder).to(self.dtype, memory_format=torch.channels_last)
+        # (Module.to takes memory_format at run time; torch's typed overloads omit it.)
+        encoder = copy.deepcopy(self.net.encoder)
+        self.encoder = encoder.to(self.dtype, memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.decoder = FastDecoder(self.net, self.options.device, self.dtype)
 
     def tile_size(self) -> int:
@@ -118,7 +126,7 @@ class Renderer:
         span = min(in_hw[0], tile + 2 * self.margin) * min(in_hw[1], tile + 2 * self.margin)
         per_pixel = encoder_bytes_per_pixel(self.loaded.encoder, self.precision)
         itemsize = torch.empty(0, dtype=self.dtype).element_size()
-        decode_bytes = (2 * 4 * itemsize + 4) * self.options.query_batch * 256  # FastDecoder's buffers
+        decode_bytes = (2 * 4 * itemsize + 4) * self.query_batch * 256  # FastDecoder's buffers
         table_bytes = 64 << 20
         # Profiles put the GEMMs at 70-85% of the time; the rest is gathers, encoder layout and I/O.
         return 1.4 * macs / self._mac_rate(), span * per_pixel + table_bytes + decode_bytes
@@ -200,13 +208,23 @@ class Renderer:
                     core = part[:, :, rb.core[0] - rb.span[0] : rb.core[1] - rb.span[0]]
                     core = core[:, :, :, cb.core[0] - cb.span[0] : cb.core[1] - cb.span[0]]
                     feat[:, :, rb.core[0] : rb.core[1], cb.core[0] : cb.core[1]] = core.cpu()
+        if feat is None:
+            raise InputError(f"cannot encode an empty image ({in_w}x{in_h} pixels)")
         return feat
 
-    def _exact_fp32(self):
+    def _exact_fp32(self) -> contextlib.AbstractContextManager[None]:
         """fp32 on CUDA without TF32 for the duration (see `_no_tf32`); a no-op elsewhere."""
         return _no_tf32(self.options.device.type == "cuda" and self.dtype == torch.float32)
 
-    def _render(self, in_hw, out_hw, sink: TileSink, progress, region, features) -> None:
+    def _render(
+        self,
+        in_hw: tuple[int, int],
+        out_hw: tuple[int, int],
+        sink: TileSink,
+        progress: ProgressCallback | None,
+        region: Region | None,
+        features: Features,
+    ) -> None:
         """Decode the output tile by tile; `features(row_band, col_band)` gives each band pair's feature map."""
         plan = plan_render(in_hw, out_hw, region, self.tile_size(), self.margin)
         done, total = 0, out_hw[0] * out_hw[1]
@@ -237,7 +255,7 @@ class Renderer:
         """
         return self.with_fallback(lambda: self.render(rgb, out_hw, sink, progress, region=region))
 
-    def with_fallback(self, job: Callable[[], object]):
+    def with_fallback(self, job: Callable[[], T]) -> T:
         """Run `job` (a render or an encode), retried with half the tile on CUDA out-of-memory and in fp32
         when half precision gave non-finite values."""
         while True:
@@ -263,11 +281,17 @@ class Renderer:
         return self.encoder(x)
 
     def _decode_tile(
-        self, feat: torch.Tensor, rb: Band, cb: Band, ylook: AxisLookup, xlook: AxisLookup, rel_cell
+        self,
+        feat: torch.Tensor,
+        rb: Band,
+        cb: Band,
+        ylook: AxisLookup,
+        xlook: AxisLookup,
+        rel_cell: tuple[float, float],
     ) -> Iterator[tuple[slice, slice, np.ndarray]]:
         """Output blocks whose home latents lie in the band pair's core, from the features of its span."""
         dev = self.options.device
-        tp = plan_tile(rb, cb, ylook, feat.shape[1], self.options.query_batch)
+        tp = plan_tile(rb, cb, ylook, feat.shape[1], self.query_batch)
         x0, x1 = tp.cols
         feat = feat[:, :, :, x0 - cb.span[0] : x1 - cb.span[0]]
         col_pieces = [(o_c0, o_c1, _lookup(xlook, o_c0, o_c1, x0, dev)) for o_c0, o_c1 in tp.col_pieces]
@@ -282,14 +306,16 @@ class Renderer:
                     yield slice(c0, c1), slice(o_c0, o_c1), out.cpu().numpy()
 
 
-def _lookup(look: AxisLookup, start: int, stop: int, origin: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+def _lookup(
+    look: AxisLookup, start: int, stop: int, origin: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Output positions [start, stop) of a lookup as the decoder takes them: (latent index - origin, rel)."""
     idx = torch.from_numpy(look.idx[:, start:stop] - origin).to(device)
     return idx, torch.from_numpy(np.ascontiguousarray(look.rel[:, start:stop])).to(device)
 
 
 @contextlib.contextmanager
-def _no_tf32(active: bool):
+def _no_tf32(active: bool) -> Iterator[None]:
     """fp32 on CUDA means fp32: cuDNN convolutions default to TF32 (10-bit mantissa) on Ampere and later,
     which would put the encoder ~1e-3 away from the official output. The user's settings are restored."""
     if not active:
@@ -308,7 +334,12 @@ class _NonFinite(Exception):
 
 
 def render_array(
-    renderer: Renderer, rgb: np.ndarray, out_hw: tuple[int, int], progress=None, *, region: Region | None = None
+    renderer: Renderer,
+    rgb: np.ndarray,
+    out_hw: tuple[int, int],
+    progress: ProgressCallback | None = None,
+    *,
+    region: Region | None = None,
 ) -> np.ndarray:
     """Whole output as float32 (h, w, 3); convenient, but holds the output in float (4 bytes/value)."""
     out = np.empty((out_hw[0], out_hw[1], 3), dtype=np.float32)

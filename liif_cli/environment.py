@@ -11,7 +11,10 @@ import os
 import platform
 import sys
 from importlib import metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from packaging.requirements import Requirement
 
 DISTRIBUTION = "liif-cli"
 
@@ -40,7 +43,7 @@ def extras() -> dict[str, bool]:
     return {e: satisfied(e, frozenset({e})) for e in names}
 
 
-def _installed(requirement) -> bool:
+def _installed(requirement: Requirement) -> bool:
     try:
         version = metadata.version(requirement.name)
     except metadata.PackageNotFoundError:

@@ -73,6 +73,7 @@ def axis_coords(n_out: int, n_lat: int, span: tuple[float, float] | None = None)
     if aligned is not None:
         n, a = aligned
         return centres(n, a, n_out)
+    assert span is not None  # `_aligned` takes the whole axis (None) as aligned
     start, length = span
     pixels = start + (np.arange(n_out, dtype=np.float64) + 0.5) * (length / n_out)
     return (pixels * (2 / n_lat) - 1).astype(_F)
@@ -91,6 +92,7 @@ def rel_cell(out_hw: tuple[int, int], in_hw: tuple[int, int], region: Region | N
             c = _F(2 / aligned[0])  # the official float32 cell, then times the latent count in float32
             cell.append(float(c * _F(in_hw[axis])))
         else:
+            assert span is not None  # as in `axis_coords`
             cell.append(2 * span[1] / out_hw[axis])
     return cell[0], cell[1]
 

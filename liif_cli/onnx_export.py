@@ -39,6 +39,10 @@ from .onnx_format import FORMAT_VERSION, GRAPHS, MANIFEST, OPSET
 class _Table(nn.Module):
     """features (1, C, H, W), rel_cell (2,) -> table (H, W, 256): first layer minus the offset term."""
 
+    liif_table_weight: torch.Tensor  # buffers (registered in __init__)
+    liif_first_bias: torch.Tensor
+    liif_cell_weight: torch.Tensor
+
     def __init__(self, first: nn.Linear, channels: int):
         super().__init__()
         n_feat = channels * 9
@@ -56,6 +60,11 @@ class _Table(nn.Module):
 class _Query(nn.Module):
     """The decoder for a block of R x C output pixels from a table window (h, w, 256)."""
 
+    liif_rel_y: torch.Tensor  # buffers (registered in __init__, with the hidden layers' weights and biases)
+    liif_rel_x: torch.Tensor
+    liif_out_weight: torch.Tensor
+    liif_out_bias: torch.Tensor
+
     def __init__(self, linears: list[nn.Linear], channels: int):
         super().__init__()
         first, last = linears[0], linears[-1]
@@ -70,7 +79,14 @@ class _Query(nn.Module):
         self.register_buffer("liif_out_weight", last.weight.detach().float().t().contiguous())
         self.register_buffer("liif_out_bias", last.bias.detach().float().clone())
 
-    def forward(self, table, row_idx, row_rel, col_idx, col_rel):
+    def forward(
+        self,
+        table: torch.Tensor,
+        row_idx: torch.Tensor,
+        row_rel: torch.Tensor,
+        col_idx: torch.Tensor,
+        col_rel: torch.Tensor,
+    ) -> torch.Tensor:
         width = table.shape[1]
         flat = table.reshape(-1, table.shape[2])
         index = row_idx.unsqueeze(-1).unsqueeze(-1) * width + col_idx  # (2, R, 2, C): (row shift, r, col shift, c)

@@ -18,13 +18,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from .errors import ModelError, UsageError
+from .errors import InputError, ModelError, UsageError
 from .onnx_format import FORMAT_VERSION, GRAPHS, MANIFEST
 from .tiles import Band, auto_tile, encoder_bytes_per_pixel, plan_render, plan_tile, whole_bands
+
+if TYPE_CHECKING:
+    import torch
+
+    from .geometry import Region
 
 # Execution providers in order of preference; the CPU one is always last and always present.
 _PREFERENCE = (
@@ -208,7 +213,7 @@ class OnnxOptions:
     query_batch: int | None = None
     threads: int | None = None
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.query_batch is None:
             self.query_batch = DEFAULT_QUERY_BATCH
 
@@ -218,6 +223,8 @@ DEFAULT_QUERY_BATCH = 2048
 
 ProgressCallback = Callable[[int, int], None]
 TileSink = Callable[[slice, slice, np.ndarray], None]
+Features = Callable[[Band, Band], np.ndarray]  # (row band, column band) -> that span's feature map
+T = TypeVar("T")
 
 
 class OnnxRenderer:
@@ -229,6 +236,8 @@ class OnnxRenderer:
             raise UsageError(f"the onnxruntime backend runs fp32 only (got precision {options.precision!r})")
         self.loaded = loaded
         self.options = options
+        batch = options.query_batch  # resolved by OnnxOptions; None only if set so afterwards
+        self.query_batch = DEFAULT_QUERY_BATCH if batch is None else batch
         self.margin = int(loaded.manifest["margin"])
         so = ort.SessionOptions()
         if options.threads is not None:
@@ -263,7 +272,7 @@ class OnnxRenderer:
         )
         span = min(in_hw[0], tile + 2 * self.margin) * min(in_hw[1], tile + 2 * self.margin)
         per_pixel = encoder_bytes_per_pixel(self.loaded.encoder, "fp32")
-        decode_bytes = 6 * 4 * self.options.query_batch * 256 * 4
+        decode_bytes = 6 * 4 * self.query_batch * 256 * 4
         return 1.4 * macs / _gemm_rate(), span * per_pixel + (64 << 20) + decode_bytes
 
     def _encode_span(self, rgb: np.ndarray, rows: tuple[int, int], cols: tuple[int, int]) -> np.ndarray:
@@ -271,20 +280,44 @@ class OnnxRenderer:
         x = ((crop - self.sub) / self.div).transpose(2, 0, 1)[None]
         return self._sessions["encoder"].run(None, {"image": np.ascontiguousarray(x, dtype=np.float32)})[0]
 
-    def render(self, rgb, out_hw, sink: TileSink, progress: ProgressCallback | None = None, *, region=None) -> None:
+    def render(
+        self,
+        rgb: np.ndarray,
+        out_hw: tuple[int, int],
+        sink: TileSink,
+        progress: ProgressCallback | None = None,
+        *,
+        region: Region | None = None,
+    ) -> None:
         """rgb: (H, W, 3) float32 in [0, 1]; calls `sink` per finished block (see `engine.Renderer.render`)."""
         rgb = np.ascontiguousarray(rgb, dtype=np.float32)
         in_hw = (int(rgb.shape[0]), int(rgb.shape[1]))
         self._render(in_hw, out_hw, sink, progress, region, lambda rb, cb: self._encode_span(rgb, rb.span, cb.span))
 
-    def render_with_fallback(self, rgb, out_hw, sink, progress=None, *, region=None) -> None:
+    def render_with_fallback(
+        self,
+        rgb: np.ndarray,
+        out_hw: tuple[int, int],
+        sink: TileSink,
+        progress: ProgressCallback | None = None,
+        *,
+        region: Region | None = None,
+    ) -> None:
         """`render`: fp32 has no precision fallback, and out-of-memory is not retried."""
         self.render(rgb, out_hw, sink, progress, region=region)
 
-    def with_fallback(self, job: Callable[[], object]):
+    def with_fallback(self, job: Callable[[], T]) -> T:
         return job()
 
-    def render_features(self, feat, out_hw, sink, progress=None, *, region=None) -> None:
+    def render_features(
+        self,
+        feat: np.ndarray | torch.Tensor,
+        out_hw: tuple[int, int],
+        sink: TileSink,
+        progress: ProgressCallback | None = None,
+        *,
+        region: Region | None = None,
+    ) -> None:
         """Like `render`, from a feature map made by `encode` (1, C, H, W): no encoder runs."""
         feat = _as_float32(feat)
         in_hw = (int(feat.shape[2]), int(feat.shape[3]))
@@ -311,9 +344,19 @@ class OnnxRenderer:
                     rb.core[0] - rb.span[0] : rb.core[1] - rb.span[0],
                     cb.core[0] - cb.span[0] : cb.core[1] - cb.span[0],
                 ]
+        if feat is None:
+            raise InputError(f"cannot encode an empty image ({in_w}x{in_h} pixels)")
         return feat
 
-    def _render(self, in_hw, out_hw, sink: TileSink, progress, region, features) -> None:
+    def _render(
+        self,
+        in_hw: tuple[int, int],
+        out_hw: tuple[int, int],
+        sink: TileSink,
+        progress: ProgressCallback | None,
+        region: Region | None,
+        features: Features,
+    ) -> None:
         plan = plan_render(in_hw, out_hw, region, self.tile_size(), self.margin)
         cell = np.asarray(plan.cell, dtype=np.float32)
         table_run, query_run = self._sessions["table"].run, self._sessions["query"].run
@@ -322,7 +365,7 @@ class OnnxRenderer:
         for rb in plan.row_bands:
             for cb in plan.col_bands:
                 feat = features(rb, cb)
-                tp = plan_tile(rb, cb, ylook, feat.shape[1], self.options.query_batch)
+                tp = plan_tile(rb, cb, ylook, feat.shape[1], self.query_batch)
                 x0, x1 = tp.cols
                 feat = feat[:, :, :, x0 - cb.span[0] : x1 - cb.span[0]]
                 pieces = [
@@ -350,7 +393,7 @@ class OnnxRenderer:
                                 progress(done, total)
 
 
-def _as_float32(feat) -> np.ndarray:
+def _as_float32(feat: np.ndarray | torch.Tensor) -> np.ndarray:
     """A feature map as a float32 numpy array (torch tensors of an encoding read with torch included)."""
     if isinstance(feat, np.ndarray):
         return feat.astype(np.float32, copy=False)

@@ -26,12 +26,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import atomic
 from .encoders import CHECKPOINT_FORMATS, ENCODER_NAMES, NORMALIZATION_NAMES
 from .errors import ChecksumError, DownloadError, LiifWarning, ModelError, OfflineError, first_line
 from .sources import Source, SourceError, source_from_toml
+
+if TYPE_CHECKING:
+    from filelock import FileLock
 
 DEFAULT_MODEL = "edsr-baseline"
 ENCODERS = ENCODER_NAMES
@@ -256,10 +259,9 @@ def cache_status(entry: ModelEntry, *, rehash: bool = False) -> CacheStatus:
         st = path.stat()
     except FileNotFoundError:
         return CacheStatus(entry, path, False, entry.size, None, "missing")
-    digest = None if rehash else _trusted_digest(path, st)
-    hashed = digest is None
-    if hashed:
-        digest = sha256_file(path)
+    trusted = None if rehash else _trusted_digest(path, st)
+    hashed = trusted is None
+    digest = sha256_file(path) if trusted is None else trusted
     recorded = _read_marker(path).get("sha256")
     if not entry.accepts(digest) or (not entry.pinned and recorded not in (None, digest)):
         return CacheStatus(entry, path, True, st.st_size, digest, "mismatch")
@@ -274,7 +276,7 @@ def _remove(path: Path) -> None:
     _marker(path).unlink(missing_ok=True)
 
 
-def _lock(path: Path):
+def _lock(path: Path) -> FileLock:
     """The lock that serialises checking and downloading `path` across processes. Lock files live in their own
     folder (`<cache>/locks`) and are never deleted: removing one another process waits on breaks the lock."""
     from filelock import FileLock

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
 from .encoders import ENCODERS
-from .geometry import AxisLookup
+from .geometry import AxisLookup, Region
 
 
 @dataclass(frozen=True)
@@ -47,12 +48,22 @@ def split_axis(n_lat: int, lookup: AxisLookup, tile: int, margin: int) -> list[B
 _CPU_TILE_BUDGET = 512 << 20  # bytes for one tile's encoder: keeps CPU peaks near 1 GiB whatever the image
 
 
-def available_memory(device) -> int:
-    """Free bytes: of the CUDA device (a torch.device), else of the machine."""
+class DeviceLike(Protocol):
+    """What tile sizing asks of a device: a torch.device, or the onnxruntime backend's `RuntimeDevice`."""
+
+    @property
+    def type(self) -> str: ...  # cpu | cuda | ...
+
+    @property
+    def index(self) -> int | None: ...  # cuda:N
+
+
+def available_memory(device: DeviceLike) -> int:
+    """Free bytes: of the CUDA device, else of the machine."""
     if device.type == "cuda":
         import torch
 
-        free, _total = torch.cuda.mem_get_info(device)
+        free, _total = torch.cuda.mem_get_info(device.index)  # None: the current device, as torch.device('cuda')
         return int(free)
     try:
         with open("/proc/meminfo") as f:
@@ -69,7 +80,7 @@ def encoder_bytes_per_pixel(encoder: str, precision: str) -> int:
     return max(spec.memory_per_pixel(precision) for spec in ENCODERS.values())
 
 
-def auto_tile(encoder: str, margin: int, device, precision: str) -> int:
+def auto_tile(encoder: str, margin: int, device: DeviceLike, precision: str) -> int:
     """Largest square core whose padded tile's encoder fits the budget (a quarter of free memory on GPUs)."""
     per_pixel = encoder_bytes_per_pixel(encoder, precision)
     free = available_memory(device) // 4
@@ -107,7 +118,9 @@ class RenderPlan:
     cell: tuple[float, float]
 
 
-def plan_render(in_hw: tuple[int, int], out_hw: tuple[int, int], region, tile: int, margin: int) -> RenderPlan:
+def plan_render(
+    in_hw: tuple[int, int], out_hw: tuple[int, int], region: Region | None, tile: int, margin: int
+) -> RenderPlan:
     """The lookups and tiles of rendering an input (or latent grid) of in_hw at out_hw (of `region`)."""
     from .geometry import axis_lookup, axis_span, check_region, rel_cell
 

@@ -5,20 +5,32 @@ and the process set-up (warnings, logging, allocator) that the application, not 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
+from typing import Any, ParamSpec, TypeVar
 
 import click
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class _OneLineErrors(click.Group):
     """Click parses every option; a bad value is one line, `error: ...`, with exit 2 like any usage error."""
 
-    def main(self, *args, standalone_mode: bool = True, **kwargs):
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
         import sys
 
         if not standalone_mode:
-            return super().main(*args, standalone_mode=False, **kwargs)
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         try:
-            rv = super().main(*args, standalone_mode=False, **kwargs)
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.exceptions.Abort:
             from ..errors import INTERRUPTED_EXIT_CODE
 
@@ -69,7 +81,7 @@ def _prepare_process() -> None:
     log.setLevel(logging.DEBUG if debug else logging.INFO)
 
 
-def _show_warning(message, *_args, **_kwargs) -> None:
+def _show_warning(message: Warning | str, *_args: object, **_kwargs: object) -> None:
     from ..progress import say
 
     if not say(f"warning: {message}", style="yellow"):
@@ -89,7 +101,7 @@ class _EchoHandler(logging.Handler):
 # --- errors: one line on stderr and a documented exit code -------------------------------------------
 
 
-def handle_errors(fn):
+def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
     """Decorator for command bodies: errors become one line on stderr and the documented exit code.
 
     LiifError -> `error: <message>` with its parameters named as flags (`--scale`), exit `exc.exit_code`; KeyboardInterrupt -> `interrupted`, exit 130;
@@ -98,7 +110,7 @@ def handle_errors(fn):
     import functools
 
     @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         import os
         import sys
         import traceback

@@ -25,7 +25,15 @@ from .app import handle_errors, main
 @click.option("--allow-unverified", is_flag=True, help="Use a model whose sha256 is not pinned.")
 @click.option("--offline", is_flag=True, help="Never download; use the cache only.")
 @handle_errors
-def export_cmd(model, fmt, output, normalization, overwrite, allow_unverified, offline) -> None:
+def export_cmd(
+    model: str,
+    fmt: str,
+    output: str,
+    normalization: str | None,
+    overwrite: bool,
+    allow_unverified: bool,
+    offline: bool,
+) -> None:
     """Export MODEL (a registry name or a checkpoint in any layout we load).
 
     \b

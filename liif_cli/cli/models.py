@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from .app import handle_errors, main
+
+if TYPE_CHECKING:
+    from ..registry import CacheStatus
 
 _VERIFIED_TEXT = {
     "verified": "sha256 ok",
@@ -15,7 +20,7 @@ _VERIFIED_TEXT = {
 }
 
 
-def _verified_text(status) -> str:
+def _verified_text(status: CacheStatus) -> str:
     if status.state == "missing" and not status.entry.pinned:
         return "hash unknown"
     return _VERIFIED_TEXT[status.state]

@@ -7,6 +7,8 @@ raises the package's UsageError, so the web server gets the same checks and mess
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from typing import Any
 
 import click
 
@@ -42,15 +44,16 @@ def usage_error(exc: LiifError, ctx: click.Context | None = None) -> click.Usage
 class _Parsed(click.ParamType):
     """A click type around one of the parse functions; its UsageError becomes click's usage error (exit 2)."""
 
-    def __init__(self, name: str, parse, metavar: str):
+    def __init__(self, name: str, parse: Callable[[str, str], Any], metavar: str):
         self.name = name
         self._parse = parse
         self._metavar = metavar
 
-    def get_metavar(self, param, ctx=None) -> str:  # click 8.1 passes (param), 8.2 (param, ctx)
+    # click 8.1 passes (param), 8.2 (param, ctx)
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
         return self._metavar
 
-    def convert(self, value, param, ctx):
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         if not isinstance(value, str):
             return value  # a default, already converted
         try:
@@ -63,7 +66,7 @@ class _Scale(_Parsed):
     """--scale; `7,5` is 7 wide by 5 tall, and a decimal comma is easy to type for 7.5: say so (a notice that
     the command prints through its reporter, `notices(ctx)`), and go on as asked."""
 
-    def convert(self, value, param, ctx):
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         parsed = super().convert(value, param, ctx)
         if isinstance(value, str) and re.fullmatch(r"\s*\d+\s*,\s*\d+\s*", value):
             a, b = (p.strip() for p in value.split(","))
@@ -94,10 +97,10 @@ class DeviceType(click.ParamType):
 
     name = "device"
 
-    def get_metavar(self, param, ctx=None) -> str:
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
         return "DEVICE"
 
-    def convert(self, value, param, ctx):
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         parts = [p.strip() for p in str(value).strip().lower().split(",")]
         if not all(re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", p) for p in parts):
             raise click.UsageError(f"--device must be auto, cpu, cuda, cuda:N or mps, got {value!r}", ctx)
@@ -212,7 +215,7 @@ _LOAD_FLAGS = {
 (another backend, say) is one entry here and one field there."""
 
 
-def load_options(*, without: tuple[str, ...] = ()):
+def load_options(*, without: tuple[str, ...] = ()) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """The model-loading flags, declared once for every command that loads a model (upscale, render, encode,
     bench, serve; train takes the ones it has). The command gets them as one frozen `load` (a `LoadOptions`)
     instead of loose keywords; `without` leaves out fields a command has no use for or means otherwise."""
@@ -220,9 +223,9 @@ def load_options(*, without: tuple[str, ...] = ()):
 
     names = [name for name in _LOAD_FLAGS if name not in without]
 
-    def apply(fn):
+    def apply(fn: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
             from ..load_options import LoadOptions
 
             given = {name: kwargs.pop(name) for name in names}

@@ -8,9 +8,8 @@ into that folder through the atomic writer, then copies the checked file to stdo
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
-
-import click
 
 from ..errors import InputError, UsageError
 
@@ -28,7 +27,7 @@ def stdout_target(inputs: list[str], specs: tuple, ext: str, folder: Path) -> tu
 
 def spool_stdin(folder: Path) -> Path:
     """Read all of stdin into `folder`/stdin; the path then goes through the input door and the reader."""
-    stream = click.get_binary_stream("stdin")
+    stream = sys.stdin.buffer
     if stream.isatty():
         raise UsageError("'-' reads the input from stdin, but stdin is a terminal: pipe a file in (cat a.png | ...)")
     data = stream.read()
@@ -41,7 +40,7 @@ def spool_stdin(folder: Path) -> Path:
 
 def write_stdout(path: Path) -> None:
     """The finished output's bytes to stdout."""
-    out = click.get_binary_stream("stdout")
+    out = sys.stdout.buffer
     with open(path, "rb") as fh:
         while chunk := fh.read(1 << 20):
             out.write(chunk)

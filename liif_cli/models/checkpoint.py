@@ -11,7 +11,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import torch
 
@@ -21,7 +21,14 @@ from ..errors import ModelError, first_line
 from .liif import LIIF
 from .mlp import MLP
 
-MLP_ARGS = {"out_dim": 3, "hidden_list": [256, 256, 256, 256]}
+
+class _MLPArgs(TypedDict):
+    out_dim: int
+    hidden_list: list[int]
+
+
+MLP_ARGS: _MLPArgs = {"out_dim": 3, "hidden_list": [256, 256, 256, 256]}
+"""The decoder's arguments as the official `imnet_spec` records them (saved in every checkpoint we write)."""
 
 
 class CheckpointError(ModelError):
@@ -67,13 +74,14 @@ def recorded_normalization(obj: dict[str, Any]) -> Normalization | None:
     sub, div = (sub * 3 if len(sub) == 1 else sub), (div * 3 if len(div) == 1 else div)
     if len(sub) != 3 or len(div) != 3:
         raise CheckpointError("checkpoint 'data_norm' must give 1 or 3 values")
-    return Normalization(tuple(sub), tuple(div))
+    return Normalization((sub[0], sub[1], sub[2]), (div[0], div[1], div[2]))
 
 
 def build_liif(encoder: str) -> LIIF:
     if encoder not in ENCODERS:
         raise CheckpointError(f"unknown encoder {encoder!r} (known: {', '.join(ENCODERS)})")
-    return LIIF(ENCODERS[encoder].build(), MLP(in_dim=64 * 9 + 4, **MLP_ARGS))
+    imnet = MLP(in_dim=64 * 9 + 4, out_dim=MLP_ARGS["out_dim"], hidden_list=tuple(MLP_ARGS["hidden_list"]))
+    return LIIF(ENCODERS[encoder].build(), imnet)
 
 
 def build_strict(encoder: str, state_dict: dict[str, torch.Tensor], origin: str) -> LIIF:
@@ -174,10 +182,8 @@ def load_checkpoint(path: str | Path, normalization: str | None = None) -> Loade
         encoder = _guess_encoder(state_dict)
         default_norm = ENCODERS[encoder].mmagic_normalization
     net = build_strict(encoder, state_dict, str(path))
-    if normalization is not None or isinstance(default_norm, str):
-        norm = Normalization.named(normalization or default_norm)
-    else:
-        norm = default_norm
+    chosen = normalization or default_norm
+    norm = Normalization.named(chosen) if isinstance(chosen, str) else chosen
     return LoadedModel(net, encoder, norm, source_format)
 
 

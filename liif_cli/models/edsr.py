@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from ..encoders import DIV2K_RGB_MEAN  # used by EDSR's MeanShift layers (see below)
+from .liif import Encoder
 
 
 def _conv3x3(cin: int, cout: int) -> nn.Conv2d:
@@ -34,7 +35,7 @@ class MeanShift(nn.Module):
         self.register_buffer("bias", sign * torch.tensor(DIV2K_RGB_MEAN))
 
 
-class EDSRBaseline(nn.Module):
+class EDSRBaseline(Encoder):
     """16 residual blocks of 64 channels; 34 stacked 3x3 convolutions."""
 
     def __init__(self, n_resblocks: int = 16, n_feats: int = 64, n_colors: int = 3):

@@ -7,6 +7,8 @@ straightforward, never optimise it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -32,8 +34,16 @@ def make_cell(coord: torch.Tensor, out_hw: tuple[int, int]) -> torch.Tensor:
     return cell
 
 
+class Encoder(nn.Module):
+    """What LIIF asks of an encoder network: a feature map of `out_dim` channels at the input's size, each
+    latent reading input pixels at most `receptive_radius` away (the tiles' margins follow from it)."""
+
+    out_dim: int
+    receptive_radius: int
+
+
 class LIIF(nn.Module):
-    def __init__(self, encoder: nn.Module, imnet: MLP):
+    def __init__(self, encoder: Encoder, imnet: MLP):
         super().__init__()
         self.encoder = encoder
         self.imnet = imnet
@@ -81,7 +91,7 @@ class LIIF(nn.Module):
                 areas.append(torch.abs(rel_coord[:, :, 0] * rel_coord[:, :, 1]) + 1e-9)
         tot_area = torch.stack(areas).sum(dim=0)
         areas = [areas[3], areas[2], areas[1], areas[0]]
-        ret = 0
+        ret = torch.zeros_like(preds[0])  # the official `ret = 0`: adding 0.0 first is the same to the bit
         for pred, area in zip(preds, areas, strict=True):
             ret = ret + pred * (area / tot_area).unsqueeze(-1)
         return ret
@@ -92,7 +102,12 @@ class LIIF(nn.Module):
 
 @torch.no_grad()
 def reference_upscale(
-    model: LIIF, image: torch.Tensor, out_hw: tuple[int, int], sub, div, bsize: int = 30000
+    model: LIIF,
+    image: torch.Tensor,
+    out_hw: tuple[int, int],
+    sub: Sequence[float],
+    div: Sequence[float],
+    bsize: int = 30000,
 ) -> torch.Tensor:
     """The official demo path (`batched_predict`): image (3,H,W) in [0,1] -> (h,w,3) in [0,1], unrounded.
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .liif import Encoder
+
 
 class DenseLayer(nn.Module):
     def __init__(self, cin: int, growth: int):
@@ -28,7 +30,7 @@ class ResidualDenseBlock(nn.Module):
         return self.LFF(self.convs(x)) + x
 
 
-class RDN(nn.Module):
+class RDN(Encoder):
     """G0=64, D=16 blocks, C=8 layers, G=64: 131 stacked 3x3 convolutions, 22.3 M parameters."""
 
     def __init__(self, g0: int = 64, n_blocks: int = 16, n_layers: int = 8, growth: int = 64, n_colors: int = 3):
