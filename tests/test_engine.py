@@ -306,3 +306,13 @@ def test_a_fallback_is_the_renderers_state_never_the_callers_options():
     assert options.precision == "bf16"
     with pytest.raises(dataclasses.FrozenInstanceError):
         options.precision = "fp32"  # type: ignore[misc]
+
+
+def test_encoding_an_empty_image_is_an_input_error():
+    """No pixels, no feature map: an InputError (the encode loop ran no tile and returned None before)."""
+    from liif_cli.errors import InputError
+
+    renderer = Renderer(random_model("edsr-baseline"), RenderOptions(torch.device("cpu"), "fp32"))
+    for shape in ((0, 7, 3), (5, 0, 3)):
+        with pytest.raises(InputError, match="empty image"):
+            renderer.encode(np.zeros(shape, dtype=np.float32))
