@@ -137,7 +137,9 @@ def export_onnx(
     out = Path(out_dir)
     if out.exists():
         if not (overwrite and out.is_dir()):
-            raise OutputError(f"{out}: already exists (use --overwrite to replace an export folder)")
+            raise OutputError(
+                f"{out}: already exists", param="overwrite", hint="use {overwrite} to replace an export folder"
+            )
         shutil.rmtree(out)
     net = loaded.net.float().eval()
     linears = [m for m in net.imnet.layers if isinstance(m, nn.Linear)]

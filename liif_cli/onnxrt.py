@@ -196,8 +196,9 @@ def ensure_export(model: str | os.PathLike, *, normalization: str | None = None,
             from .onnx_export import export_onnx
         except ImportError as exc:
             raise UsageError(
-                f"{path}: exporting a checkpoint to ONNX needs torch ({exc}); install liif-cli with torch, "
-                "or give --model an export folder made by 'liif export --format onnx'"
+                f"{path}: exporting a checkpoint to ONNX needs torch ({exc})",
+                param="model",
+                hint="install liif-cli with torch, or give {model} an ONNX export folder ('liif export' writes one)",
             ) from None
         loaded = load_checkpoint(path, normalization=normalization)
         sums = {"source_sha256": sha, "weights_sha256": weights_sha256(loaded.net)}
@@ -430,7 +431,7 @@ def load_runtime(
     """An export folder or checkpoint (exported into the cache on first use) ready to render."""
     precision = (precision or "auto").strip().lower()
     if precision not in ("auto", "fp32"):
-        raise UsageError(f"the onnxruntime backend runs fp32 only (got --precision {precision})")
+        raise UsageError(f"the onnxruntime backend runs fp32 only (got {{precision}} {precision})", param="precision")
     loaded = ensure_export(model, normalization=normalization, name=name)
     options = OnnxOptions(resolve_device(device), "fp32", tile, batch_size, threads)
     return loaded, OnnxRenderer(loaded, options)

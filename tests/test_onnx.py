@@ -187,12 +187,34 @@ def test_cli_export_and_its_errors(tmp_path, rdn_checkpoint):
     src = tmp_path / "in.png"
     Image.fromarray(np.zeros((5, 6, 3), np.uint8)).save(src)
     half = run("upscale", src, "--scale", "2", "--backend", "onnxruntime", "--model", out, "--precision", "bf16")
-    assert half.exit_code == 2 and "fp32 only" in half.output
+    assert half.exit_code == 2 and "fp32 only (got --precision bf16)" in half.output
     wrong = run("upscale", src, "--scale", "2", "--model", out)
     assert wrong.exit_code == 2 and "--backend onnxruntime" in wrong.output
     (out / "query.onnx").unlink()
     broken = run("upscale", src, "--scale", "2", "--backend", "onnxruntime", "--model", out)
     assert broken.exit_code == 5 and "missing query.onnx" in broken.output
+
+
+def test_library_errors_name_parameters_not_flags(tmp_path, rdn_checkpoint):
+    """The library's text speaks of parameters (the CLI names them as flags, above; the server as fields)."""
+    from liif_cli.errors import LiifError, OutputError, UsageError, flag_name
+    from liif_cli.models import load_checkpoint
+    from liif_cli.onnx_export import export_onnx
+    from liif_cli.onnxrt import load_runtime
+
+    errors: list[LiifError] = []
+    with pytest.raises(UsageError) as precision:
+        load_runtime(tmp_path, precision="bf16")
+    errors.append(precision.value)
+    (tmp_path / "taken").mkdir()
+    with pytest.raises(OutputError) as taken:
+        export_onnx(load_checkpoint(rdn_checkpoint), tmp_path / "taken", source_sha256="", weights_sha256="")
+    errors.append(taken.value)
+    assert [e.params for e in errors] == [("precision",), ("overwrite",)]
+    assert str(errors[0]) == "the onnxruntime backend runs fp32 only (got precision bf16)"
+    assert str(errors[1]).endswith("taken: already exists (use overwrite to replace an export folder)")
+    assert not any("--" in str(e) for e in errors)
+    assert errors[1].render(flag_name).endswith("already exists (use --overwrite to replace an export folder)")
 
 
 def test_providers_are_listed_for_liif_env():
