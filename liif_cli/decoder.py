@@ -23,6 +23,9 @@ import torch.nn.functional as F
 
 from .models import LIIF
 
+AxisQueries = tuple[torch.Tensor, torch.Tensor]
+"""One axis of a block of queries on the device: (latent index - origin (2, n), offset (2, n)), per shift."""
+
 
 def _onednn_linear_relu():
     """`torch.ops.mkldnn._linear_pointwise` if this build has it and it computes relu(x W^T + b) correctly."""
@@ -77,13 +80,7 @@ class FastDecoder:
         table = F.conv2d(feat, self.table_weight, bias, padding=1)[0]
         return table.permute(1, 2, 0).reshape(-1, table.shape[0])
 
-    def decode(
-        self,
-        table: torch.Tensor,
-        table_width: int,
-        rows: tuple[torch.Tensor, torch.Tensor],
-        cols: tuple[torch.Tensor, torch.Tensor],
-    ) -> torch.Tensor:
+    def decode(self, table: torch.Tensor, table_width: int, rows: AxisQueries, cols: AxisQueries) -> torch.Tensor:
         """Predictions for a block of output pixels, in normalized model space: (R, C, 3) float32.
 
         rows = (idx (2,R) into the table's rows, rel (2,R)); cols likewise for columns. Intermediate
@@ -150,12 +147,7 @@ class FastDecoder:
         return h
 
     def _first_layer(
-        self,
-        table: torch.Tensor,
-        table_width: int,
-        rows: tuple[torch.Tensor, torch.Tensor],
-        cols: tuple[torch.Tensor, torch.Tensor],
-        out: torch.Tensor,
+        self, table: torch.Tensor, table_width: int, rows: AxisQueries, cols: AxisQueries, out: torch.Tensor
     ) -> torch.Tensor:
         """relu(table row + row offset term + column offset term) for the 4 x R x C queries, written
         in the working precision into `out` ((4*R*C, 256), queries ordered (row shift, r, column shift, c)).

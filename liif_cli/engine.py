@@ -15,20 +15,21 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 import torch
 
-from .decoder import FastDecoder
+from .decoder import AxisQueries, FastDecoder
 from .devices import DTYPES, last_level_cache_bytes
 from .errors import InputError
 from .geometry import AxisLookup, Region
 from .models import LoadedModel
 from .tiles import Band, auto_tile, encoder_bytes_per_pixel, plan_render, plan_tile, whole_bands
 
-ProgressCallback = Callable[[int, int], None]  # (output pixels done, total)
-TileSink = Callable[[slice, slice, np.ndarray], None]  # (rows, cols, float32 (r, c, 3) in [0, 1])
+if TYPE_CHECKING:
+    from .tiles import ProgressCallback, RenderPlan, TileSink
+
 Features = Callable[[Band, Band], torch.Tensor]  # (row band, column band) -> that span's feature map
 T = TypeVar("T")
 
@@ -163,9 +164,9 @@ class Renderer:
         size. `region` (x, y, w, h) in input pixels renders that window of the image at `out_hw`; only
         the tiles around the latents it touches are encoded.
         """
-        in_hw = (int(rgb.shape[0]), int(rgb.shape[1]))
+        plan = plan_render((int(rgb.shape[0]), int(rgb.shape[1])), out_hw, region, self.tile_size(), self.margin)
         with self._exact_fp32():
-            self._render(in_hw, out_hw, sink, progress, region, lambda rb, cb: self._encode_span(rgb, rb.span, cb.span))
+            self._render(plan, lambda rb, cb: self._encode_span(rgb, rb.span, cb.span), sink, progress)
 
     @torch.inference_mode()
     def render_features(
@@ -178,14 +179,14 @@ class Renderer:
         region: Region | None = None,
     ) -> None:
         """Like `render`, from a feature map made by `encode` (1, C, H, W): no encoder runs."""
-        in_hw = (int(feat.shape[2]), int(feat.shape[3]))
+        plan = plan_render((int(feat.shape[2]), int(feat.shape[3])), out_hw, region, self.tile_size(), self.margin)
         dev = self.options.device
 
         def features(rb: Band, cb: Band) -> torch.Tensor:
             return feat[:, :, rb.span[0] : rb.span[1], cb.span[0] : cb.span[1]].to(dev)
 
         with self._exact_fp32():
-            self._render(in_hw, out_hw, sink, progress, region, features)
+            self._render(plan, features, sink, progress)
 
     @torch.inference_mode()
     def encode(self, rgb: np.ndarray) -> torch.Tensor:
@@ -216,18 +217,9 @@ class Renderer:
         """fp32 on CUDA without TF32 for the duration (see `_no_tf32`); a no-op elsewhere."""
         return _no_tf32(self.options.device.type == "cuda" and self.dtype == torch.float32)
 
-    def _render(
-        self,
-        in_hw: tuple[int, int],
-        out_hw: tuple[int, int],
-        sink: TileSink,
-        progress: ProgressCallback | None,
-        region: Region | None,
-        features: Features,
-    ) -> None:
+    def _render(self, plan: RenderPlan, features: Features, sink: TileSink, progress: ProgressCallback | None) -> None:
         """Decode the output tile by tile; `features(row_band, col_band)` gives each band pair's feature map."""
-        plan = plan_render(in_hw, out_hw, region, self.tile_size(), self.margin)
-        done, total = 0, out_hw[0] * out_hw[1]
+        done, total = 0, plan.out_hw[0] * plan.out_hw[1]
         for rb in plan.row_bands:
             for cb in plan.col_bands:
                 feat = features(rb, cb)
@@ -306,9 +298,7 @@ class Renderer:
                     yield slice(c0, c1), slice(o_c0, o_c1), out.cpu().numpy()
 
 
-def _lookup(
-    look: AxisLookup, start: int, stop: int, origin: int, device: torch.device
-) -> tuple[torch.Tensor, torch.Tensor]:
+def _lookup(look: AxisLookup, start: int, stop: int, origin: int, device: torch.device) -> AxisQueries:
     """Output positions [start, stop) of a lookup as the decoder takes them: (latent index - origin, rel)."""
     idx = torch.from_numpy(look.idx[:, start:stop] - origin).to(device)
     return idx, torch.from_numpy(np.ascontiguousarray(look.rel[:, start:stop])).to(device)

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     import torch
 
     from .geometry import Region
+    from .tiles import ProgressCallback, RenderPlan, TileSink
 
 # Execution providers in order of preference; the CPU one is always last and always present.
 _PREFERENCE = (
@@ -222,8 +223,6 @@ class OnnxOptions:
 DEFAULT_QUERY_BATCH = 2048
 """Output pixels per query-graph call (see benchmarks/speed.py `onnxruntime@N`)."""
 
-ProgressCallback = Callable[[int, int], None]
-TileSink = Callable[[slice, slice, np.ndarray], None]
 Features = Callable[[Band, Band], np.ndarray]  # (row band, column band) -> that span's feature map
 T = TypeVar("T")
 
@@ -292,20 +291,10 @@ class OnnxRenderer:
     ) -> None:
         """rgb: (H, W, 3) float32 in [0, 1]; calls `sink` per finished block (see `engine.Renderer.render`)."""
         rgb = np.ascontiguousarray(rgb, dtype=np.float32)
-        in_hw = (int(rgb.shape[0]), int(rgb.shape[1]))
-        self._render(in_hw, out_hw, sink, progress, region, lambda rb, cb: self._encode_span(rgb, rb.span, cb.span))
+        plan = plan_render((int(rgb.shape[0]), int(rgb.shape[1])), out_hw, region, self.tile_size(), self.margin)
+        self._render(plan, lambda rb, cb: self._encode_span(rgb, rb.span, cb.span), sink, progress)
 
-    def render_with_fallback(
-        self,
-        rgb: np.ndarray,
-        out_hw: tuple[int, int],
-        sink: TileSink,
-        progress: ProgressCallback | None = None,
-        *,
-        region: Region | None = None,
-    ) -> None:
-        """`render`: fp32 has no precision fallback, and out-of-memory is not retried."""
-        self.render(rgb, out_hw, sink, progress, region=region)
+    render_with_fallback = render  # fp32 has no precision fallback, and out-of-memory is not retried
 
     def with_fallback(self, job: Callable[[], T]) -> T:
         return job()
@@ -321,12 +310,12 @@ class OnnxRenderer:
     ) -> None:
         """Like `render`, from a feature map made by `encode` (1, C, H, W): no encoder runs."""
         feat = _as_float32(feat)
-        in_hw = (int(feat.shape[2]), int(feat.shape[3]))
+        plan = plan_render((int(feat.shape[2]), int(feat.shape[3])), out_hw, region, self.tile_size(), self.margin)
 
         def features(rb: Band, cb: Band) -> np.ndarray:
             return feat[:, :, rb.span[0] : rb.span[1], cb.span[0] : cb.span[1]]
 
-        self._render(in_hw, out_hw, sink, progress, region, features)
+        self._render(plan, features, sink, progress)
 
     def encode(self, rgb: np.ndarray) -> np.ndarray:
         """The latent feature map of a whole image, (1, C, H, W) float32, tile by tile with exact margins."""
@@ -349,20 +338,11 @@ class OnnxRenderer:
             raise InputError(f"cannot encode an empty image ({in_w}x{in_h} pixels)")
         return feat
 
-    def _render(
-        self,
-        in_hw: tuple[int, int],
-        out_hw: tuple[int, int],
-        sink: TileSink,
-        progress: ProgressCallback | None,
-        region: Region | None,
-        features: Features,
-    ) -> None:
-        plan = plan_render(in_hw, out_hw, region, self.tile_size(), self.margin)
+    def _render(self, plan: RenderPlan, features: Features, sink: TileSink, progress: ProgressCallback | None) -> None:
         cell = np.asarray(plan.cell, dtype=np.float32)
         table_run, query_run = self._sessions["table"].run, self._sessions["query"].run
         ylook, xlook = plan.ylook, plan.xlook
-        done, total = 0, out_hw[0] * out_hw[1]
+        done, total = 0, plan.out_hw[0] * plan.out_hw[1]
         for rb in plan.row_bands:
             for cb in plan.col_bands:
                 feat = features(rb, cb)

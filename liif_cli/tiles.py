@@ -12,6 +12,7 @@ cuts tiles with the same code as the torch engine.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -19,6 +20,10 @@ import numpy as np
 
 from .encoders import ENCODERS
 from .geometry import AxisLookup, Region
+
+ProgressCallback = Callable[[int, int], None]  # (output pixels done, total)
+TileSink = Callable[[slice, slice, np.ndarray], None]  # (rows, cols, float32 (r, c, 3) in [0, 1])
+"""What every renderer (the torch engine, the onnxruntime backend) reports progress to and writes blocks into."""
 
 
 @dataclass(frozen=True)
@@ -116,6 +121,7 @@ class RenderPlan:
     row_bands: list[Band]
     col_bands: list[Band]
     cell: tuple[float, float]
+    out_hw: tuple[int, int]
 
 
 def plan_render(
@@ -134,6 +140,7 @@ def plan_render(
         split_axis(in_h, ylook, tile, margin),
         split_axis(in_w, xlook, tile, margin),
         rel_cell(out_hw, in_hw, region),
+        out_hw,
     )
 
 

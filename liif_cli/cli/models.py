@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import click
@@ -9,7 +10,9 @@ import click
 from .app import handle_errors, main
 
 if TYPE_CHECKING:
-    from ..registry import CacheStatus
+    from pathlib import Path
+
+    from ..registry import CacheStatus, ModelEntry
 
 _VERIFIED_TEXT = {
     "verified": "sha256 ok",
@@ -83,37 +86,42 @@ def models_cmd(ctx: click.Context, as_json: bool) -> None:
     console.print(f"* default model; cache: {registry.cache_dir() / 'weights'} ({size} in all)", highlight=False)
 
 
-_allow_unverified = click.option(
-    "--allow-unverified", is_flag=True, help="Use a model whose sha256 is not pinned (its hash is printed)."
-)
-_quiet = click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+def _fetching(fn: Callable[..., None]) -> Callable[..., None]:
+    """NAME, --allow-unverified and -q: what the commands that fetch one model take (download, path)."""
+    options = (
+        click.argument("name"),
+        click.option(
+            "--allow-unverified", is_flag=True, help="Use a model whose sha256 is not pinned (its hash is printed)."
+        ),
+        click.option("-q", "--quiet", is_flag=True, help="No progress output."),
+    )
+    fn = handle_errors(fn)
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
 
 
-@models_cmd.command("download")
-@click.argument("name")
-@_allow_unverified
-@_quiet
-@handle_errors
-def models_download_cmd(name: str, allow_unverified: bool, quiet: bool) -> None:
-    """Download model NAME into the cache and verify it (nothing to do if it is cached and intact)."""
+def _fetch(name: str, allow_unverified: bool, quiet: bool) -> tuple[ModelEntry, Path]:
+    """The registry entry NAME and its verified local file, downloaded first if needed."""
     from .. import registry
 
     entry = registry.get_entry(name)
-    path = registry.fetch(entry, allow_unverified=allow_unverified, progress=not quiet)
+    return entry, registry.fetch(entry, allow_unverified=allow_unverified, progress=not quiet)
+
+
+@models_cmd.command("download")
+@_fetching
+def models_download_cmd(name: str, allow_unverified: bool, quiet: bool) -> None:
+    """Download model NAME into the cache and verify it (nothing to do if it is cached and intact)."""
+    entry, path = _fetch(name, allow_unverified, quiet)
     click.echo(f"{name}: {path} ({entry.hash_note()})")
 
 
 @models_cmd.command("path")
-@click.argument("name")
-@_allow_unverified
-@_quiet
-@handle_errors
+@_fetching
 def models_path_cmd(name: str, allow_unverified: bool, quiet: bool) -> None:
     """Print the local file of model NAME, downloading it first if needed."""
-    from .. import registry
-
-    entry = registry.get_entry(name)
-    click.echo(registry.fetch(entry, allow_unverified=allow_unverified, progress=not quiet))
+    click.echo(_fetch(name, allow_unverified, quiet)[1])
 
 
 @models_cmd.command("verify")
