@@ -8,7 +8,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -23,6 +22,7 @@ from click.testing import CliRunner
 from conftest import MODEL_PATH as WEIGHTS
 from conftest import ROOT, one_line_error
 from PIL import Image
+from serving import CHROMIUM, TILES_SETTLED, needs_chromium, png_bytes, running, serve_config
 
 from liif_cli.cli import main
 
@@ -32,19 +32,13 @@ pytestmark = pytest.mark.usefixtures("model_path")  # MODEL_PATH: a random-weigh
 
 from fastapi.testclient import TestClient  # noqa: E402
 
-from liif_cli.serve.app import ServeConfig, create_app  # noqa: E402
+from liif_cli.serve.app import create_app  # noqa: E402
 from liif_cli.serve.cache import ByteLRU, Evicted, TooLarge, Unknown  # noqa: E402
 from liif_cli.serve.jobs import JobQueue, QueueFull  # noqa: E402
 
 RNG = np.random.default_rng(15)
 UPLOAD_LIMIT = 200_000  # bytes: small, so that an oversize upload is cheap to send
-CONFIG = ServeConfig(model=str(WEIGHTS), devices=("cpu",), precision="fp32", max_upload_bytes=UPLOAD_LIMIT)
-
-
-def png_bytes(array: np.ndarray, mode: str | None = None) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(array, mode).save(buf, "PNG")
-    return buf.getvalue()
+CONFIG = serve_config(WEIGHTS, max_upload_bytes=UPLOAD_LIMIT)
 
 
 def png16_bytes(array: np.ndarray) -> bytes:
@@ -282,38 +276,10 @@ def test_serve_without_the_extra_says_how_to_install_it():
 # --- a real server: load, disconnect, the page, Ctrl-C ---------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    import httpx
-
-    port = free_port()
-    log = tmp_path_factory.mktemp("serve") / "stderr.log"
-    cmd = [sys.executable, "-m", "liif_cli", "serve", "--port", str(port), "--model", str(WEIGHTS)]
-    cmd += ["--device", "cpu", "--precision", "fp32", "--queue", "8"]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
-    with open(log, "w") as err:
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=env, cwd=ROOT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        assert proc.poll() is None, log.read_text()
-        try:
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline, "the server did not come up"
-        time.sleep(0.3)
-    yield {"url": url, "proc": proc, "log": log}
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait()
+    with running(WEIGHTS, tmp_path_factory.mktemp("serve") / "stderr.log", "--queue", "8") as started:
+        yield started
 
 
 def peak_rss_mib(pid: int) -> float:
@@ -330,7 +296,7 @@ def test_load_200_requests_from_20_clients_all_answered_200_or_429(server):
     per_client = 10
 
     def client(k: int) -> None:
-        with httpx.Client(base_url=server["url"], timeout=120) as c:
+        with httpx.Client(base_url=server.url, timeout=120) as c:
             for i in range(per_client):
                 files = {"image": (f"c{k}-{i}.png", images[(k + i) % len(images)], "image/png")}
                 try:
@@ -351,7 +317,7 @@ def test_load_200_requests_from_20_clients_all_answered_200_or_429(server):
         t.join()
     seconds = time.perf_counter() - t0
     counts = {s: statuses.count(s) for s in set(statuses)}
-    rss = peak_rss_mib(server["proc"].pid)
+    rss = peak_rss_mib(server.proc.pid)
     print(
         f"\nload: {counts} in {seconds:.1f} s = {len(statuses) / seconds:.1f} answers/s, "
         f"{counts.get(200, 0) / seconds:.1f} upscales/s; server peak RSS {rss:.0f} MiB"
@@ -359,7 +325,7 @@ def test_load_200_requests_from_20_clients_all_answered_200_or_429(server):
     assert len(statuses) == 200 and set(counts) <= {200, 429}, counts
     assert counts.get(200, 0) > 0
     assert rss < 2048
-    assert httpx.get(f"{server['url']}/healthz").json()["queue"]["waiting"] == 0
+    assert httpx.get(f"{server.url}/healthz").json()["queue"]["waiting"] == 0
 
 
 def test_a_client_that_disconnects_cancels_its_job(server):
@@ -368,28 +334,25 @@ def test_a_client_that_disconnects_cancels_its_job(server):
     data = png_bytes(RNG.integers(0, 256, (48, 48, 3), dtype=np.uint8))
     with pytest.raises(httpx.ReadTimeout):  # a 3000x3000 render takes far longer than this
         httpx.post(
-            f"{server['url']}/v1/upscale",
+            f"{server.url}/v1/upscale",
             files={"image": ("s.png", data)},
             data={"size": "3000x3000"},
             timeout=httpx.Timeout(60, read=1.5),
         )
     t0 = time.monotonic()
-    while httpx.get(f"{server['url']}/healthz").json()["queue"]["running"]:
+    while httpx.get(f"{server.url}/healthz").json()["queue"]["running"]:
         assert time.monotonic() - t0 < 10, "the job kept running after its client left"
         time.sleep(0.1)
     records = [
         json.loads(line.split(" INFO ", 1)[1])
-        for line in server["log"].read_text().splitlines()
+        for line in server.log.read_text().splitlines()
         if "liif.serve.access" in line
     ]
     assert any(r["path"] == "/v1/upscale" and r["status"] == 499 for r in records)
     assert {"method", "path", "status", "bytes", "ms", "client"} <= set(records[0])
 
 
-CHROMIUM = Path("/usr/bin/chromium")
-
-
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs the system Chromium (apt-get install -y chromium)")
+@needs_chromium
 def test_page_in_chromium_upload_result_slider_zoom(server, tmp_path):
     import httpx
 
@@ -404,7 +367,7 @@ def test_page_in_chromium_upload_result_slider_zoom(server, tmp_path):
         page.on("pageerror", lambda e: errors.append(str(e)))
         renders: list[str] = []
         page.on("request", lambda r: renders.append(r.url) if "/iiif/3/" in r.url else None)
-        page.goto(server["url"] + "/")
+        page.goto(server.url + "/")
         page.set_input_files("#file", str(src))
         page.select_option("#mode", "scale")
         page.fill("#value", "4")
@@ -440,12 +403,7 @@ def test_page_in_chromium_upload_result_slider_zoom(server, tmp_path):
         page.mouse.move(box["x"] + box["width"] / 2 + 40, box["y"] + box["height"] / 2 + 30, steps=4)
         page.mouse.up()
         assert page.text_content("#zoom-factor") == "16x"
-        settled = """() => {
-            const tiles = [...document.querySelectorAll('#zoom-tiles img')];
-            return tiles.length > 0 && tiles.every(t => t.complete && t.naturalWidth > 0)
-                && !document.getElementById('zoom-status').textContent.includes('loading');
-        }"""
-        page.wait_for_function(settled, timeout=120_000)
+        page.wait_for_function(TILES_SETTLED, timeout=120_000)
         tiles = page.eval_on_selector_all("#zoom-tiles img", "ts => ts.map(t => [t.naturalWidth, t.naturalHeight])")
         # 32x24 at 16x is 512x384 screen pixels: four tiles, 256 wide, 256 and 128 high
         why = page.eval_on_selector("#zoom-viewer", "v => v.innerText")
@@ -468,7 +426,7 @@ def test_page_in_chromium_upload_result_slider_zoom(server, tmp_path):
         assert pixels.std() > 20 and len(np.unique(pixels.reshape(-1, 3), axis=0)) > 100  # not blank
     assert errors == []
     # What the screen shows at 16x is the server's render of the whole image at scale 16, tiles and all.
-    whole = httpx.get(f"{server['url']}/v1/encodings/{encoding}/render", params={"scale": "16"}, timeout=120)
+    whole = httpx.get(f"{server.url}/v1/encodings/{encoding}/render", params={"scale": "16"}, timeout=120)
     expected = np.asarray(Image.open(io.BytesIO(whole.content)).convert("RGB"), dtype=np.int16)
     (x0, y0), screen = origin, np.asarray(Image.open(zoomed).convert("RGB"), dtype=np.int16)
     assert np.abs(screen[y0 : y0 + 384, x0 : x0 + 512] - expected).max() <= 2
@@ -477,7 +435,7 @@ def test_page_in_chromium_upload_result_slider_zoom(server, tmp_path):
 def test_ctrl_c_stops_the_server_cleanly_even_mid_render(server):
     import httpx
 
-    url, proc = server["url"], server["proc"]
+    url, proc = server.url, server.proc
     data = png_bytes(RNG.integers(0, 256, (48, 48, 3), dtype=np.uint8))
     answers: list = []
 
@@ -499,7 +457,7 @@ def test_ctrl_c_stops_the_server_cleanly_even_mid_render(server):
     proc.send_signal(signal.SIGINT)
     proc.wait(timeout=40)  # uvicorn's grace period (10 s), then the render is cancelled at its next block
     t.join(60)
-    log = server["log"].read_text()
+    log = server.log.read_text()
     assert "Traceback" not in log, log
     assert proc.returncode in (0, 130), log
     assert answers == [503]  # the render was stopped and answered, not finished

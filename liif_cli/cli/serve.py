@@ -99,11 +99,7 @@ def serve_cmd(
     config = ServeConfig(
         model=model,
         devices=devices,
-        precision=load.precision or "auto",
-        allow_unverified=load.allow_unverified,
-        offline=load.offline,
         load=load,
-        backend=load.backend,
         max_waiting=max_waiting,
         max_pixels=max_pixels,
         max_out_pixels=max_out_pixels,

@@ -54,20 +54,18 @@ RENDER_FIELDS = frozenset({"region", "scale", "size", "width", "height", "format
 
 @dataclass(frozen=True)
 class ServeConfig:
-    """What `liif serve` was started with. The pixel limits are the CLI's defaults."""
+    """What `liif serve` was started with: how the model loads (`load`, the option block every command that
+    loads a model shares), the devices it runs on, and the server's own settings. The pixel limits are the
+    CLI's defaults."""
 
     model: str = "edsr-baseline"
-    devices: tuple[str, ...] = ("auto",)
-    precision: str = "auto"
-    backend: str = "torch"
-    allow_unverified: bool = False
-    offline: bool | None = None
+    devices: tuple[str, ...] = ("auto",)  # one worker each; each loads the model with `load` on its device
+    load: LoadOptions = LoadOptions()  # backend, precision, tile, threads, batch size...; its device: `devices`
     max_upload_bytes: int = 100 * 2**20
     max_pixels: int | None = DEFAULT_MAX_INPUT_PIXELS
     max_out_pixels: int | None = DEFAULT_MAX_OUTPUT_PIXELS
     max_waiting: int = 16  # jobs waiting in the queue (beyond one running per device)
     max_cache_bytes: int = 2 * 2**30  # saved encodings (issue 10), least recently used evicted first
-    load: LoadOptions | None = None  # tile, threads, batch size...: `liif serve`'s option block (devices apart)
 
     images: Path | None = None  # `--images DIR`: the folder served over IIIF (`iiif`)
     token: str | None = None  # `--token`: every route but /healthz needs `Authorization: Bearer TOKEN`
@@ -75,16 +73,9 @@ class ServeConfig:
     cors_origins: tuple[str, ...] = ()  # `--cors-origin`: origins allowed to call the API (IIIF is always *)
     forwarded_allow_ips: str = "127.0.0.1"  # proxies whose X-Forwarded-* headers are trusted
 
-    def load_options(self, device: str) -> LoadOptions:
-        """The LoadOptions of the worker on `device`."""
-        base = self.load or LoadOptions()
-        return base.replace(
-            device=device,
-            precision=self.precision,
-            backend=self.backend,
-            allow_unverified=self.allow_unverified,
-            offline=self.offline,
-        )
+    def worker_options(self, device: str) -> LoadOptions:
+        """The LoadOptions of the worker on `device`: `load`, on that device."""
+        return self.load.replace(device=device)
 
 
 def _status(exc: LiifError) -> int:
@@ -125,7 +116,7 @@ def load_workers(config: ServeConfig) -> list:
 
     workers = []
     for device in config.devices:
-        lazy = LazyModel(lambda device=device: load_model(config.model, config.load_options(device)))
+        lazy = LazyModel(lambda device=device: load_model(config.model, config.worker_options(device)))
         lazy.get()
         workers.append(lazy)
     return workers
