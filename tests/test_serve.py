@@ -160,6 +160,105 @@ def test_hostile_request_is_a_4xx_one_line_and_the_server_goes_on(client, case):
     assert ok.status_code == 200 and client.get("/healthz").json()["status"] == "ok"
 
 
+# Every error the server can answer, in the server's words: each library error class it can hit (the input
+# and output pixel limits, bad scale / size / width / height / region / format / quality, a format that cannot
+# hold the size, unknown and evicted encodings, the byte limit, IIIF's own errors), with the server's limits
+# small enough that each is cheap to reach. No text may name a CLI flag or give advice only the operator can
+# follow; a limit is named as the server's setting, a value as the field the client sent.
+
+SMALL_LIMITS = {"max_pixels": 300, "max_out_pixels": 40_000, "max_upload_bytes": 20_000}
+TINY = png_bytes(RNG.integers(0, 256, (9, 11, 3), dtype=np.uint8))  # 99 pixels: under every limit
+OVER = png_bytes(RNG.integers(0, 256, (20, 20, 3), dtype=np.uint8))  # 400 pixels: over max_pixels
+
+
+@pytest.fixture(scope="module")
+def limited(tmp_path_factory):
+    """A server with small limits, an image folder (one image under the pixel limit, one over) and one
+    encoding; also the id of an encoding that was deleted."""
+    folder = tmp_path_factory.mktemp("limited")
+    (folder / "tiny.png").write_bytes(TINY)
+    (folder / "over.png").write_bytes(OVER)
+    with TestClient(create_app(serve_config(WEIGHTS, images=folder, **SMALL_LIMITS))) as c:
+        made = c.post("/v1/encodings", files={"image": ("t.png", TINY)}).json()["id"]
+        gone = c.post("/v1/encodings", files={"image": ("t.png", TINY)}).json()["id"]
+        assert c.delete(f"/v1/encodings/{gone}").status_code == 204
+        yield c, made, gone
+
+
+def up(fields: dict, image: bytes = TINY) -> tuple:
+    return ("post", "/v1/upscale", {"files": {"image": ("a.png", image)}, "data": fields})
+
+
+def render(params: dict, key: str = "{id}") -> tuple:
+    return ("get", f"/v1/encodings/{key}/render", {"params": params})
+
+
+EVERY_ERROR = {
+    # InputError: an upload over the server's pixel limit, a folder image over it, a file that is no image
+    "upscale: input over max-pixels": (up({"scale": "2"}, OVER), 422, "the server's max-pixels setting"),
+    "encode: input over max-pixels": (
+        ("post", "/v1/encodings", {"files": {"image": ("a.png", OVER)}}),
+        422,
+        "the server's max-pixels setting",
+    ),
+    "iiif: folder image over max-pixels": (("get", "/iiif/3/over/info.json", {}), 422, "over.png: image of 20x20"),
+    "iiif: folder image over max-pixels, magnified": (
+        ("get", "/iiif/3/over@4x/0,0,8,8/^64,/0/default.png", {}),
+        422,
+        "the server's max-pixels setting",
+    ),
+    "upscale: not an image": (up({"scale": "2"}, b"not an image"), 422, "a.png"),
+    # UsageError: the output over the server's limit, every size field, the exactly-one rule, format, quality
+    "upscale: output over max-out-pixels": (up({"scale": "30"}), 400, "the server's max-out-pixels setting"),
+    "upscale: size over max-out-pixels": (up({"size": "300x300"}), 400, "the server's max-out-pixels setting"),
+    "upscale: bad scale": (up({"scale": "-1"}), 400, "scale must be"),
+    "upscale: scale not a number": (up({"scale": "x2"}), 400, "scale must be"),
+    "upscale: absurd scale": (up({"scale": "1e9"}), 400, "scale"),
+    "upscale: bad size": (up({"size": "big"}), 400, "size must be"),
+    "upscale: bad width": (up({"width": "0"}), 400, "width"),
+    "upscale: bad height": (up({"height": "tall"}), 400, "height"),
+    "upscale: two size fields": (up({"scale": "2", "width": "30"}), 400, "exactly one of scale, size, width"),
+    "upscale: no size field": (up({}), 400, "exactly one of scale, size, width"),
+    "upscale: bad format": (up({"scale": "2", "format": "gif"}), 400, "format must be"),
+    "upscale: bad quality": (up({"scale": "2", "quality": "0"}), 400, "quality"),
+    "upscale: unknown field": (up({"scale": "2", "tile": "64"}), 400, "unknown field 'tile'"),
+    # OutputError: a format that cannot hold the size (WebP: 16383 pixels a side)
+    "upscale: webp too wide": (up({"size": "16384x2", "format": "webp"}), 400, "cannot hold"),
+    "render: webp too wide": (render({"size": "16384x2", "format": "webp"}), 400, "cannot hold"),
+    # the render of an encoding: region, sizes, limits, unknown and deleted ids
+    "render: region outside": (render({"region": "10,5,8,8", "scale": "2"}), 400, "region"),
+    "render: negative region": (render({"region": "-1,0,4,4", "scale": "2"}), 400, "region"),
+    "render: region not numbers": (render({"region": "a,b,c,d", "scale": "2"}), 400, "region must be"),
+    "render: output over max-out-pixels": (render({"scale": "30"}), 400, "the server's max-out-pixels setting"),
+    "render: bad scale": (render({"scale": "0"}), 400, "scale must be"),
+    "render: bad size": (render({"size": "12"}), 400, "size must be"),
+    "render: two size fields": (render({"width": "20", "height": "20"}), 400, "exactly one"),
+    "render: bad format": (render({"scale": "2", "format": "bmp"}), 400, "format must be"),
+    "render: unknown parameter": (render({"scale": "2", "device": "cuda"}), 400, "unknown parameter 'device'"),
+    "render: unknown id": (render({"scale": "2"}, "never-made"), 404, "no encoding never-made"),
+    "render: deleted id": (render({"scale": "2"}, "{gone}"), 404, "deleted"),
+    # the server's own: the byte limit, the queue's and IIIF's errors, the estimate
+    "upload over max-upload": (up({"scale": "2"}, os.urandom(20_001)), 413, "the server's max-upload setting"),
+    "iiif: region outside": (("get", "/iiif/3/tiny/20,0,5,5/max/0/default.png", {}), 400, "outside"),
+    "iiif: size over maxArea": (("get", "/iiif/3/tiny/full/^1000,/0/default.png", {}), 400, "maxArea"),
+    "iiif: no such image": (("get", "/iiif/3/nothing/info.json", {}), 404, "no image"),
+    "estimate: bad size": (("get", "/v1/estimate", {"params": {"input": "9x9", "output": "big"}}), 400, "output"),
+}
+
+
+@pytest.mark.parametrize("case", EVERY_ERROR)
+def test_every_error_speaks_the_servers_words_never_a_cli_flag(limited, case):
+    client, made, gone = limited
+    (method, url, kwargs), status, needle = EVERY_ERROR[case]
+    r = getattr(client, method)(url.format(id=made, gone=gone), **kwargs)
+    assert r.status_code == status, r.text
+    message = one_line_error(r)
+    assert needle in message, message
+    assert not re.search(r"(^|\W)--?[a-z]", message), message  # no CLI flag, long or short
+    assert "raise it" not in message and "liif " not in message, message  # no advice only the operator can follow
+    assert "/tmp" not in message and str(ROOT) not in message, message  # nor a path on the server
+
+
 def test_an_upload_name_with_folders_names_nothing_on_the_server(client, tmp_path):
     target = tmp_path / "evil_x2.png"
     name = f"../../../../{tmp_path}/evil.png"

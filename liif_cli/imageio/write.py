@@ -35,10 +35,13 @@ def format_for_path(path: str | os.PathLike) -> str:
 
 
 def check_output_size(fmt: str, w: int, h: int) -> None:
-    """OutputError when the format cannot hold a w x h image (JPEG 65500 px, WebP 16383 px a side)."""
+    """OutputError when the format cannot hold a w x h image (JPEG 65500 px, WebP 16383 px a side); it is
+    about the output format, the parameter `ext`."""
     side = MAX_SIDE.get(fmt)
     if side is not None and max(w, h) > side:
-        raise OutputError(f"{fmt} cannot hold a {w}x{h} image (at most {side} pixels a side); use PNG or TIFF")
+        raise OutputError(
+            f"{fmt} cannot hold a {w}x{h} image (at most {side} pixels a side); use PNG or TIFF", param="ext"
+        )
 
 
 def _gray(img: DecodedImage) -> np.ndarray:

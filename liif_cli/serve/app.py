@@ -26,7 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from .. import __version__
-from ..errors import InputError, LiifError, ModelError, UsageError
+from ..errors import InputError, LiifError, ModelError, OutputError, UsageError
 from ..imageio import DEFAULT_MAX_INPUT_PIXELS, DEFAULT_MAX_OUTPUT_PIXELS
 from ..load_options import LoadOptions
 from .cache import ByteLRU, Evicted, TooLarge, Unknown
@@ -81,6 +81,8 @@ class ServeConfig:
 def _status(exc: LiifError) -> int:
     if isinstance(exc, UsageError):
         return 400
+    if isinstance(exc, OutputError) and any(_field(p) for p in exc.params):
+        return 400  # about an option the client sent (a format that cannot hold the size); else the server's
     if isinstance(exc, InputError):
         return 422
     if isinstance(exc, ModelError):
@@ -90,10 +92,13 @@ def _status(exc: LiifError) -> int:
 
 SETTINGS = {"max_pixels": "max-pixels", "max_out_pixels": "max-out-pixels", "max_upload": "max-upload"}
 """The server's own limits (`liif serve --max-pixels`...): a web or API user cannot change them."""
+FIELD_OF = {"ext": "format"}
+"""Library parameters whose form or query field has another name (the CLI's `--ext` is the API's `format`)."""
 
 
 def _field(param: str) -> str | None:
     """How the server names a parameter: its form or query field; None for what a client cannot change."""
+    param = FIELD_OF.get(param, param)
     return param if param in UPSCALE_FIELDS | RENDER_FIELDS else None
 
 

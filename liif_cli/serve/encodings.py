@@ -20,8 +20,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import LiifError, OutputError, UsageError
-from .upscale import MEDIA_TYPES, UpscaleRequest, safe_name, uploaded
+from ..errors import OutputError, UsageError
+from .upscale import MEDIA_TYPES, UpscaleRequest, errors_named, file_named, safe_name, uploaded
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -64,11 +64,8 @@ def encode_upload(
     warnings: list[str] = []
     with uploaded(data, filename) as (source, named):
         check()
-        try:
+        with errors_named(named):
             img = read_image(source, max_pixels=max_pixels, warn=warnings.append)
-        except LiifError as exc:
-            exc.args = (named(exc.args[0]),)  # the message, its parameters still to be named
-            raise
         check()
         encoding = model.get().encode(img)
     stem, suffix = safe_name(filename)
@@ -85,7 +82,8 @@ def read_source(path: Path, *, max_pixels: int | None) -> Image.Image:
     """A file's pixels as `liif upscale` decodes them (the guarded reader), rounded as it writes them."""
     from ..imageio import read_image
 
-    return _source_pixels(read_image(path, max_pixels=max_pixels, warn=lambda message: None))
+    with errors_named(file_named(path)):
+        return _source_pixels(read_image(path, max_pixels=max_pixels, warn=lambda message: None))
 
 
 def encode_file(
@@ -94,7 +92,8 @@ def encode_file(
     """A file of the server's image folder, decoded as `liif upscale` decodes it and encoded with `model`."""
     from ..imageio import read_image
 
-    img = read_image(path, max_pixels=max_pixels, warn=lambda message: None)
+    with errors_named(file_named(path)):
+        img = read_image(path, max_pixels=max_pixels, warn=lambda message: None)
     check()
     encoding = model.get().encode(img)
     stem, suffix = safe_name(path.name)
@@ -141,8 +140,8 @@ class RenderRequest(UpscaleRequest):
             ext = {"jpeg": ".jpg", "tiff": ".tif"}.get(options.ext, f".{options.ext}")
         try:
             check_output_size(WRITE_FORMATS[ext], out_hw[1], out_hw[0])
-        except OutputError as exc:
-            raise UsageError(str(exc).split(": ", 1)[-1]) from None
+        except OutputError as exc:  # a format that cannot hold the size: a bad option value, as the upscale's
+            raise exc.as_kind(UsageError) from None
         return region, out_hw, ext, options.quality
 
     def tag(self) -> str:

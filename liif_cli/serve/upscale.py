@@ -71,6 +71,23 @@ def safe_name(filename: str | None) -> tuple[str, str]:
 
 
 @contextlib.contextmanager
+def errors_named(named: Callable[[str], str]) -> Iterator[None]:
+    """LiifErrors raised inside speak of files as `named(text)` rewrites them (their parameters are still
+    to be named by the app): no server path reaches a client."""
+    try:
+        yield
+    except LiifError as exc:
+        if exc.args:
+            exc.args = (named(str(exc.args[0])), *exc.args[1:])
+        raise
+
+
+def file_named(path: Path) -> Callable[[str], str]:
+    """`named` for a file of the server's image folder: the file's name instead of its path."""
+    return lambda text: text.replace(str(path), path.name)
+
+
+@contextlib.contextmanager
 def uploaded(data: bytes, filename: str | None) -> Iterator[tuple[Path, Callable[[str], str]]]:
     """The upload as a file in a fresh private folder (deleted afterwards), and `named(text)`, which
     rewrites a message about that file to name the upload instead (no server path reaches a client)."""
@@ -119,11 +136,8 @@ def upscale_bytes(
         check()
         jobs = plan_batch([source], options)
         results = run_batch(jobs, options, model, Tick())
-        try:
+        with errors_named(named):
             raise_for_failures(results, single_input=True)
-        except LiifError as exc:
-            exc.args = (named(exc.args[0]),)  # the message, its parameters still to be named
-            raise
         out = results[0]
         written = Path(jobs[0].output)
         ext = ".jpg" if written.suffix == ".jpeg" else ".tif" if written.suffix == ".tiff" else written.suffix
