@@ -9,6 +9,9 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -35,6 +38,7 @@ def app(model_path, tmp_path_factory):
 def test_the_schema_declares_the_error_body_and_every_status(app):
     spec = TestClient(app).get("/openapi.json").json()  # no lifespan: the shared app's job queue stays open
     assert "HTTPValidationError" not in str(spec)
+    assert not re.search(r"(^|\W)--[a-z]", json.dumps(spec))  # described in the API's words: no CLI flag
     assert spec["components"]["schemas"]["ErrorBody"]["required"] == ["error"]
     expected = {
         ("/v1/upscale", "post"): {"200", "400", "401", "413", "422", "429", "503"},

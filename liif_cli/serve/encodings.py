@@ -26,6 +26,7 @@ from .upscale import MEDIA_TYPES, UpscaleRequest, errors_named, file_named, safe
 if TYPE_CHECKING:
     from PIL import Image
 
+    from ..batch import LazyModel
     from ..encoding import Encoding
     from ..imageio import DecodedImage
 
@@ -41,12 +42,11 @@ class StoredEncoding:
     encoding: Encoding
     stem: str
     suffix: str
-    source: Image.Image | None = None
+    source: Image.Image
 
     @property
     def nbytes(self) -> int:  # the cache is bounded by this
-        extra = 0 if self.source is None else len(self.source.getbands()) * self.source.width * self.source.height
-        return self.encoding.nbytes + extra
+        return self.encoding.nbytes + len(self.source.getbands()) * self.source.width * self.source.height
 
     @property
     def size(self) -> tuple[int, int]:
@@ -56,7 +56,12 @@ class StoredEncoding:
 
 
 def encode_upload(
-    data: bytes, filename: str | None, model, *, max_pixels: int | None, check: Callable[[], None] = lambda: None
+    data: bytes,
+    filename: str | None,
+    model: LazyModel,
+    *,
+    max_pixels: int | None,
+    check: Callable[[], None] = lambda: None,
 ) -> StoredEncoding:
     """Decode the upload as the CLI does and encode it with `model` (a `batch.LazyModel`)."""
     from ..imageio import read_image
@@ -87,7 +92,7 @@ def read_source(path: Path, *, max_pixels: int | None) -> Image.Image:
 
 
 def encode_file(
-    path: Path, model, *, max_pixels: int | None, check: Callable[[], None] = lambda: None
+    path: Path, model: LazyModel, *, max_pixels: int | None, check: Callable[[], None] = lambda: None
 ) -> StoredEncoding:
     """A file of the server's image folder, decoded as `liif upscale` decodes it and encoded with `model`."""
     from ..imageio import read_image
@@ -104,7 +109,7 @@ def render_region(
     stored: StoredEncoding,
     region: tuple[float, float, float, float] | None,
     size: tuple[int, int],
-    model,
+    model: LazyModel,
     check: Callable[[], None] = lambda: None,
 ) -> DecodedImage:
     """The library's region render of `stored` at `size` = (width, height), on `model`'s device: the same
@@ -123,17 +128,17 @@ class RenderRequest(UpscaleRequest):
 
     region: str | None = None  # the upscale's fields, plus the window to render
 
-    def plan(self, stored: StoredEncoding, max_out_pixels: int | None):
+    def plan(
+        self, stored: StoredEncoding, max_out_pixels: int | None
+    ) -> tuple[tuple[float, float, float, float] | None, tuple[int, int], str, int]:
         """(region or None, out_hw, extension, quality), every check done; a UsageError names the bad field."""
         from ..imageio import WRITE_FORMATS, check_output_size
-        from ..sizes import check_region
         from ..specs import parse_region
 
         options = self.options(None, max_out_pixels)
         encoding = stored.encoding
-        region = None if self.region is None else check_region(parse_region(self.region), encoding.in_hw)
-        span = encoding.in_hw if region is None else (region[3], region[2])
-        out_hw = options.spec.resolve(span, max_out_pixels)
+        region = None if self.region is None else parse_region(self.region)
+        out_hw = replace(options.specs[0], region=region).resolve(encoding.in_hw, max_out_pixels)  # region checked
         if options.ext == "auto":
             ext = _AUTO_EXT.get(str(encoding.meta.get("format") or "").upper(), ".png")
         else:
@@ -162,7 +167,7 @@ class Rendered:
 def render_bytes(
     stored: StoredEncoding,
     request: RenderRequest,
-    model,
+    model: LazyModel,
     *,
     max_out_pixels: int | None,
     check: Callable[[], None] = lambda: None,

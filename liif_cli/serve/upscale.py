@@ -15,8 +15,12 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import LiifError, UsageError
+
+if TYPE_CHECKING:
+    from ..batch import BatchOptions, LazyModel
 
 FORMATS = ("auto", "png", "jpg", "jpeg", "webp", "tif", "tiff")
 MEDIA_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".webp": "image/webp", ".tif": "image/tiff"}
@@ -33,7 +37,7 @@ class UpscaleRequest:
     format: str = "auto"
     quality: str = "95"
 
-    def options(self, max_pixels: int | None, max_out_pixels: int | None):
+    def options(self, max_pixels: int | None, max_out_pixels: int | None) -> BatchOptions:
         """The CLI's BatchOptions for these strings; a UsageError names the bad field."""
         from ..batch import BatchOptions
         from ..specs import parse_int, parse_size_spec
@@ -109,7 +113,7 @@ def upscale_bytes(
     data: bytes,
     filename: str | None,
     request: UpscaleRequest,
-    model,
+    model: LazyModel,
     *,
     max_pixels: int | None,
     max_out_pixels: int | None,
@@ -139,12 +143,14 @@ def upscale_bytes(
         with errors_named(named):
             raise_for_failures(results, single_input=True)
         out = results[0]
-        written = Path(jobs[0].output)
+        written, out_hw = out.output, out.out_hw
+        if out.status != "written" or written is None or out_hw is None:  # not a failure, yet nothing written
+            raise RuntimeError(f"the upscale wrote nothing ({out.status})")
         ext = ".jpg" if written.suffix == ".jpeg" else ".tif" if written.suffix == ".tiff" else written.suffix
         return UpscaleResult(
             data=written.read_bytes(),
             media_type=MEDIA_TYPES[ext],
-            filename=f"{stem}_{options.spec.tag()}{written.suffix}",
-            size=(out.out_hw[1], out.out_hw[0]),
+            filename=f"{stem}_{options.specs[0].tag()}{written.suffix}",
+            size=(out_hw[1], out_hw[0]),
             warnings=[named(w) for w in warnings],
         )
