@@ -33,12 +33,12 @@ from ..load_options import LoadOptions
 from .cache import ByteLRU, Evicted, TooLarge, Unknown
 from .docs import DocsPolicy, errors
 from .docs import openapi as described_openapi
-from .encodings import Rendered, RenderRequest, StoredEncoding, encode_upload, render_bytes
+from .encodings import RenderRequest, StoredEncoding, encode_upload, render_bytes
 from .iiif import IIIFCors
 from .iiif import add_routes as add_iiif_routes
 from .jobs import JobCancelled, JobQueue, QueueFull
 from .middleware import AccessLog, BearerToken, BodyLimit
-from .upscale import UpscaleRequest, UpscaleResult, upscale_bytes
+from .upscale import MEDIA_TYPES, ImageResult, UpscaleRequest, upscale_bytes
 
 if TYPE_CHECKING:
     from ..batch import LazyModel
@@ -54,6 +54,8 @@ HEIGHT_DOC = "Exactly one of scale, size, width, height. The output height; the 
 FORMAT_DOC = "auto (the input's format), png, jpg, webp or tif: the formats `liif upscale` writes."
 QUALITY_DOC = "JPEG and WebP quality, 1-100."
 REGION_DOC = "x,y,w,h in input pixels (fractions allowed), inside the image; default the whole image."
+IMAGE_200: dict[int | str, dict[str, Any]] = {200: {"content": {media: {} for media in MEDIA_TYPES.values()}}}
+"""The image answer of a route, as the OpenAPI schema declares it: the formats `liif upscale` writes."""
 UPSCALE_FIELDS = frozenset({"image", "scale", "size", "width", "height", "format", "quality"})
 RENDER_FIELDS = frozenset({"region", "scale", "size", "width", "height", "format", "quality"})
 
@@ -118,6 +120,19 @@ def describe(exc: LiifError) -> str:
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": " ".join(str(message).split())}, status_code=status, headers=headers)
+
+
+def _image(result: ImageResult, disposition: str, **headers: str) -> Response:
+    """The answer for an image: its bytes and type, its file name (`attachment` or `inline`), its size in
+    `X-Liif-Size` and its warnings (one ASCII line) in `X-Liif-Warnings`; `headers` added."""
+    sent = {
+        "Content-Disposition": f'{disposition}; filename="{result.filename}"',
+        "X-Liif-Size": f"{result.size[0]}x{result.size[1]}",
+        **headers,
+    }
+    if result.warnings:
+        sent["X-Liif-Warnings"] = " | ".join(result.warnings).encode("ascii", "replace").decode()[:1000]
+    return Response(result.data, media_type=result.media_type, headers=sent)
 
 
 def load_workers(config: ServeConfig) -> list[LazyModel]:
@@ -284,10 +299,7 @@ def create_app(config: ServeConfig, workers: list[LazyModel] | None = None) -> F
         "/v1/upscale",
         summary="Upscale one image: the same bytes `liif upscale` writes for the same file and options",
         response_class=Response,
-        responses={
-            200: {"content": {"image/png": {}, "image/jpeg": {}, "image/webp": {}, "image/tiff": {}}},
-            **errors(400, 413, 422, 429, 503),
-        },
+        responses={**IMAGE_200, **errors(400, 413, 422, 429, 503)},
     )
     async def upscale(
         request: Request,
@@ -307,7 +319,7 @@ def create_app(config: ServeConfig, workers: list[LazyModel] | None = None) -> F
         data = await image.read()
         filename = image.filename
 
-        def work(model: LazyModel, job: Job) -> UpscaleResult:
+        def work(model: LazyModel, job: Job) -> ImageResult:
             return upscale_bytes(
                 data,
                 filename,
@@ -319,15 +331,7 @@ def create_app(config: ServeConfig, workers: list[LazyModel] | None = None) -> F
             )
 
         result = await run_job(request, work)
-        if isinstance(result, Response):
-            return result
-        headers = {
-            "Content-Disposition": f'attachment; filename="{result.filename}"',
-            "X-Liif-Size": f"{result.size[0]}x{result.size[1]}",
-        }
-        if result.warnings:
-            headers["X-Liif-Warnings"] = " | ".join(result.warnings).encode("ascii", "replace").decode()[:1000]
-        return Response(result.data, media_type=result.media_type, headers=headers)
+        return result if isinstance(result, Response) else _image(result, "attachment")
 
     # --- encodings (the zoom viewer): encode once, render any region; kept in a byte-bounded LRU ---------
 
@@ -367,10 +371,7 @@ def create_app(config: ServeConfig, workers: list[LazyModel] | None = None) -> F
         "/v1/encodings/{encoding_id}/render",
         summary="Render a region (x,y,w,h in input pixels) of an encoding at one of scale, size, width, height",
         response_class=Response,
-        responses={
-            200: {"content": {"image/png": {}, "image/jpeg": {}, "image/webp": {}, "image/tiff": {}}},
-            **errors(400, 404, 429, 503),
-        },
+        responses={**IMAGE_200, **errors(400, 404, 429, 503)},
     )
     async def render_encoding(
         request: Request,
@@ -390,18 +391,13 @@ def create_app(config: ServeConfig, workers: list[LazyModel] | None = None) -> F
         options = RenderRequest(scale, size, width, height, format, str(quality), region=region)
         options.plan(stored, config.max_out_pixels)  # a bad region or size answers before the queue
 
-        def work(model: LazyModel, job: Job) -> Rendered:
+        def work(model: LazyModel, job: Job) -> ImageResult:
             return render_bytes(stored, options, model, max_out_pixels=config.max_out_pixels, check=job.check)
 
         result = await run_job(request, work)
         if isinstance(result, Response):
             return result
-        headers = {
-            "Content-Disposition": f'inline; filename="{result.filename}"',
-            "X-Liif-Size": f"{result.size[0]}x{result.size[1]}",
-            "Cache-Control": "private, max-age=3600",  # an id's pixels never change
-        }
-        return Response(result.data, media_type=result.media_type, headers=headers)
+        return _image(result, "inline", **{"Cache-Control": "private, max-age=3600"})  # an id's pixels never change
 
     @app.delete(
         "/v1/encodings/{encoding_id}",

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import OutputError, UsageError
-from .upscale import MEDIA_TYPES, UpscaleRequest, errors_named, file_named, safe_name, uploaded
+from .upscale import MEDIA_TYPES, ImageResult, UpscaleRequest, errors_named, file_named, safe_name, uploaded
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -156,14 +156,6 @@ class RenderRequest(UpscaleRequest):
         return parse_size_spec(scale=self.scale, size=self.size, width=self.width, height=self.height).tag()
 
 
-@dataclass
-class Rendered:
-    data: bytes
-    media_type: str
-    filename: str
-    size: tuple[int, int]  # (width, height)
-
-
 def render_bytes(
     stored: StoredEncoding,
     request: RenderRequest,
@@ -171,7 +163,7 @@ def render_bytes(
     *,
     max_out_pixels: int | None,
     check: Callable[[], None] = lambda: None,
-) -> Rendered:
+) -> ImageResult:
     """Render (a region of) `stored` on `model`'s device and encode it as `liif upscale` writes files."""
     from ..imageio import write_image
 
@@ -181,4 +173,4 @@ def render_bytes(
         target = Path(folder) / f"render{ext}"
         write_image(image, target, quality=quality, warn=lambda message: None)
         data = target.read_bytes()
-    return Rendered(data, MEDIA_TYPES[ext], f"{stored.stem}_{request.tag()}{ext}", (out_hw[1], out_hw[0]))
+    return ImageResult(data, MEDIA_TYPES[ext], f"{stored.stem}_{request.tag()}{ext}", (out_hw[1], out_hw[0]))

@@ -56,7 +56,9 @@ class UpscaleRequest:
 
 
 @dataclass
-class UpscaleResult:
+class ImageResult:
+    """An encoded image to send: an upscale's output, or a render of an encoding."""
+
     data: bytes
     media_type: str
     filename: str  # what `liif upscale` would have named it: <stem>_<tag>.<ext>
@@ -118,7 +120,7 @@ def upscale_bytes(
     max_pixels: int | None,
     max_out_pixels: int | None,
     check: Callable[[], None] = lambda: None,
-) -> UpscaleResult:
+) -> ImageResult:
     """Upscale one uploaded file with `model` (a `batch.LazyModel`); errors are LiifErrors naming the upload.
 
     `check()` is called at every progress tick and may raise (the job queue's cancellation).
@@ -147,7 +149,7 @@ def upscale_bytes(
         if out.status != "written" or written is None or out_hw is None:  # not a failure, yet nothing written
             raise RuntimeError(f"the upscale wrote nothing ({out.status})")
         ext = ".jpg" if written.suffix == ".jpeg" else ".tif" if written.suffix == ".tiff" else written.suffix
-        return UpscaleResult(
+        return ImageResult(
             data=written.read_bytes(),
             media_type=MEDIA_TYPES[ext],
             filename=f"{stem}_{options.specs[0].tag()}{written.suffix}",
