@@ -18,15 +18,17 @@ EXIF rotation), into uint8 (H, W, 3) arrays.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
 import tarfile
 import zipfile
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import IO
 
 import numpy as np
 
@@ -309,8 +311,6 @@ def _extract_images(archive: Path, out: Path, scale: int | None) -> list[Path]:
     total = 0
     try:
         for name, size, reader in _members(archive):
-            if size is None:  # a directory
-                continue
             pure = PurePosixPath(name)
             base = pure.name
             if not _is_image_name(base) or base.startswith("._") or "__MACOSX" in pure.parts:
@@ -337,8 +337,8 @@ def _extract_images(archive: Path, out: Path, scale: int | None) -> list[Path]:
     return written
 
 
-def _members(archive: Path) -> Iterator[tuple[str, int | None, object]]:
-    """(name, size or None for a directory, opener) for every member, rejecting unsafe ones."""
+def _members(archive: Path) -> Iterator[tuple[str, int, Callable[[], IO[bytes]]]]:
+    """(name, size, opener) for every regular file, rejecting unsafe members (folders are passed over)."""
     if zipfile.is_zipfile(archive):
         with zipfile.ZipFile(archive) as zf:
             for info in zf.infolist():
@@ -346,20 +346,23 @@ def _members(archive: Path) -> Iterator[tuple[str, int | None, object]]:
                 mode = info.external_attr >> 16
                 if mode and (mode & 0o170000) not in (0, 0o100000, 0o040000):
                     raise DownloadError(f"{archive.name}: member {info.filename} is a link or special file")
-                if info.is_dir():
-                    yield info.filename, None, None
-                else:
-                    yield info.filename, info.file_size, (lambda i=info: zf.open(i))
+                if not info.is_dir():
+                    yield info.filename, info.file_size, functools.partial(zf.open, info)
         return
     with tarfile.open(archive, mode="r:*") as tf:
         for member in tf:
             _check_member_name(archive, member.name)
-            if member.isdir():
-                yield member.name, None, None
-            elif member.isfile():
-                yield member.name, member.size, (lambda m=member: tf.extractfile(m))
-            else:
+            if member.isfile():
+                yield member.name, member.size, functools.partial(_tar_member, archive, tf, member)
+            elif not member.isdir():
                 raise DownloadError(f"{archive.name}: member {member.name} is a link or special file")
+
+
+def _tar_member(archive: Path, tf: tarfile.TarFile, member: tarfile.TarInfo) -> IO[bytes]:
+    reader = tf.extractfile(member)
+    if reader is None:  # tarfile gives no reader for anything but a regular file
+        raise DownloadError(f"{archive.name}: member {member.name} is not a regular file")
+    return reader
 
 
 def _check_member_name(archive: Path, name: str) -> None:

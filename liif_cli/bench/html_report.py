@@ -29,6 +29,7 @@ import math
 import platform
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 from ..errors import OutputError, UsageError
 from . import published as pub
@@ -248,7 +249,7 @@ def _plot(rows: list[Row], metric: str, ylabel: str, title: str) -> bytes:
             pts = sorted((r.scale, getattr(r, metric)) for r in rows if r.model == m and getattr(r, metric) is not None)
             if not pts:
                 continue
-            style = {"color": "#666", "linestyle": "--"} if m == BICUBIC else {}
+            style: dict[str, Any] = {"color": "#666", "linestyle": "--"} if m == BICUBIC else {}  # Line2D's
             ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=m, **style)
         ax.set_xscale("log", base=2)
         ax.xaxis.set_major_locator(FixedLocator(scales))
