@@ -108,7 +108,7 @@ def bench_cmd(
     from rich.console import Console
     from rich.progress import TextColumn
 
-    from ..bench import BenchPlan, parse_scales, run_bench
+    from ..bench import BenchPlan, run_bench
     from ..bench.html_report import check_target, write_report
     from ..bench.report import render, write_csv, write_json, write_latex, write_markdown
     from ..progress import work_progress
@@ -119,7 +119,7 @@ def bench_cmd(
         datasets,
         models,
         protocol=protocol,
-        scales=parse_scales(scales),
+        scales=scales,  # the text as given: the plan parses and checks it
         data_dir=data_dir,
         limit=limit,
         save_images=save_images,
