@@ -122,13 +122,13 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
     return JSONResponse({"error": " ".join(str(message).split())}, status_code=status, headers=headers)
 
 
-def _image(result: ImageResult, disposition: str, **headers: str) -> Response:
+def _image(result: ImageResult, disposition: str, headers: dict[str, str] | None = None) -> Response:
     """The answer for an image: its bytes and type, its file name (`attachment` or `inline`), its size in
     `X-Liif-Size` and its warnings (one ASCII line) in `X-Liif-Warnings`; `headers` added."""
     sent = {
         "Content-Disposition": f'{disposition}; filename="{result.filename}"',
         "X-Liif-Size": f"{result.size[0]}x{result.size[1]}",
-        **headers,
+        **(headers or {}),
     }
     if result.warnings:
         sent["X-Liif-Warnings"] = " | ".join(result.warnings).encode("ascii", "replace").decode()[:1000]
@@ -397,7 +397,7 @@ def create_app(config: ServeConfig, workers: list[LazyModel] | None = None) -> F
         result = await run_job(request, work)
         if isinstance(result, Response):
             return result
-        return _image(result, "inline", **{"Cache-Control": "private, max-age=3600"})  # an id's pixels never change
+        return _image(result, "inline", {"Cache-Control": "private, max-age=3600"})  # an id's pixels never change
 
     @app.delete(
         "/v1/encodings/{encoding_id}",
