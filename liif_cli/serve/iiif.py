@@ -83,8 +83,8 @@ EXTRA_FEATURES = [  # beyond level 2 (which already has the region, size and rot
 Identifier = Annotated[
     str,
     PathParam(
-        description="A file name in the server's image folder (with or without its extension), or an encoding id from "
-        f"POST /v1/encodings; append @Kx (K from 2 to {MAX_MAGNIFICATION}) for the image K times larger.",
+        description="A file name in the server's image folder (with or without its extension), or an encoding "
+        f"id from POST /v1/encodings; append @Kx (K from 2 to {MAX_MAGNIFICATION}) for the image K times larger.",
         examples=["photo", "photo@8x"],
     ),
 ]
