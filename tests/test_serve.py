@@ -238,7 +238,11 @@ EVERY_ERROR = {
     "render: unknown id": (render({"scale": "2"}, "never-made"), 404, "no encoding never-made"),
     "render: deleted id": (render({"scale": "2"}, "{gone}"), 404, "deleted"),
     # the server's own: the byte limit, the queue's and IIIF's errors, the estimate
-    "upload over max-upload": (up({"scale": "2"}, os.urandom(20_001)), 413, "the server's max-upload setting"),
+    "upload over max-upload": (
+        up({"scale": "2"}, os.urandom(20_001)),
+        413,
+        "upload larger than the limit of 20000 bytes (the server's max-upload setting)",
+    ),
     "iiif: region outside": (("get", "/iiif/3/tiny/20,0,5,5/max/0/default.png", {}), 400, "outside"),
     "iiif: size over maxArea": (("get", "/iiif/3/tiny/full/^1000,/0/default.png", {}), 400, "maxArea"),
     "iiif: no such image": (("get", "/iiif/3/nothing/info.json", {}), 404, "no image"),

@@ -32,7 +32,8 @@ class BodyTooLarge(HTTPException):
     lets it through (it turns other errors into 400) and the app's handler answers 413."""
 
     def __init__(self, limit: int):
-        text = f"upload larger than the limit of {limit / 2**20:g} MiB (the server's max-upload setting)"
+        size = f"{limit / 2**20:g} MiB" if limit >= 2**20 else f"{limit} bytes"
+        text = f"upload larger than the limit of {size} (the server's max-upload setting)"
         super().__init__(413, text, {"Connection": "close"})
 
 
