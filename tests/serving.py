@@ -55,13 +55,14 @@ def png_bytes(array: np.ndarray, mode: str | None = None) -> bytes:
 
 
 def serve_config(model: Path | str, **settings: Any) -> ServeConfig:
-    """The ServeConfig of an in-process app: `model` on the CPU in fp32, and the server's `settings`
-    (`images=`, `token=`, `max_out_pixels=`...)."""
+    """The ServeConfig of an in-process app: `model` on the CPU in fp32 (unless `devices=` or `load=` say
+    otherwise), and the server's `settings` (`images=`, `token=`, `max_out_pixels=`...)."""
     from liif_cli.load_options import LoadOptions
     from liif_cli.serve.app import ServeConfig
 
+    settings.setdefault("devices", ("cpu",))
     settings.setdefault("load", LoadOptions(precision="fp32"))
-    return ServeConfig(model=str(model), devices=("cpu",), **settings)
+    return ServeConfig(model=str(model), **settings)
 
 
 @dataclass
@@ -77,10 +78,18 @@ class Server:
         return int(self.url.rsplit(":", 1)[1])
 
 
-def start(model: Path | str, log: Path, *args: str, env: dict | None = None, timeout: float = 120) -> Server:
-    """`liif serve --port 0 --model MODEL --device cpu --precision fp32 ARGS...`, once it answers."""
+def start(
+    model: Path | str,
+    log: Path,
+    *args: str,
+    env: dict | None = None,
+    device: str = "cpu",
+    precision: str = "fp32",
+    timeout: float = 120,
+) -> Server:
+    """`liif serve --port 0 --model MODEL --device DEVICE --precision PRECISION ARGS...`, once it answers."""
     cmd = [sys.executable, "-m", "liif_cli", "serve", "--port", "0", "--model", str(model)]
-    cmd += ["--device", "cpu", "--precision", "fp32", *args]
+    cmd += ["--device", device, "--precision", precision, *args]
     with open(log, "w") as err:
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=env or ENV, cwd=ROOT)
     deadline = time.monotonic() + timeout
@@ -106,9 +115,9 @@ def stop(proc: subprocess.Popen, timeout: float = 30) -> int:
 
 
 @contextmanager
-def running(model: Path | str, log: Path, *args: str, env: dict | None = None) -> Iterator[Server]:
-    """`start`, and the server stopped afterwards whatever happened (unless a test stopped it itself)."""
-    server = start(model, log, *args, env=env)
+def running(model: Path | str, log: Path, *args: str, **options: Any) -> Iterator[Server]:
+    """`start` (its keywords too), and the server stopped afterwards whatever happened (unless a test stopped it)."""
+    server = start(model, log, *args, **options)
     try:
         yield server
     finally:

@@ -23,6 +23,7 @@ pytest.importorskip("multipart")
 
 from fastapi.testclient import TestClient  # noqa: E402
 
+from liif_cli.load_options import LoadOptions  # noqa: E402
 from liif_cli.serve.app import create_app  # noqa: E402
 
 
@@ -45,6 +46,23 @@ def test_port_0_prints_the_port_it_listens_on(model_path, tmp_path):
         assert httpx.get(f"{server.url}/healthz", timeout=10).json()["status"] == "ok"  # the printed URL answers
         assert stop(server.proc) in (0, 130)
     assert "Traceback" not in (tmp_path / "log").read_text()
+
+
+def test_the_option_block_reaches_every_worker(model_path, tmp_path):
+    """`--device cpu,cpu` is two workers, and each loads the model with the rest of the block (one LoadOptions,
+    passed down whole, as `liif upscale` takes it): both run in the precision asked."""
+    import httpx
+
+    args = ("--tile", "40", "--threads", "1", "--batch-size", "4096")
+    with running(model_path, tmp_path / "log", *args, device="cpu,cpu", precision="bf16") as server:
+        health = httpx.get(f"{server.url}/healthz", timeout=30).json()
+        assert health["devices"] == ["cpu", "cpu"] and health["precision"] == ["bf16", "bf16"]
+        assert stop(server.proc) in (0, 130)
+    load = LoadOptions(precision="fp32", tile=40, batch_size=4096)  # in process: the renderer's own options
+    with TestClient(create_app(serve_config(model_path, devices=("cpu", "cpu"), load=load))) as client:
+        workers = [w.get() for w in client.app.state.jobs.resources]
+        got = [(u.device.type, u.precision, u.renderer.options.tile, u.renderer.options.query_batch) for u in workers]
+        assert got == [("cpu", "fp32", 40, 4096)] * 2
 
 
 def test_a_busy_port_is_one_line_and_exit_11(model_path):
