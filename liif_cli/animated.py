@@ -51,6 +51,14 @@ class Animation:
     loop: int | None  # 0 forever, n times, None: no loop information in the file
     format: str | None  # Pillow's name: GIF, PNG, WEBP
 
+    def add(self, frame: Image.Image, duration: int, disposal: int, blend: int | None) -> None:
+        """One more frame (its blend kept only where the animation keeps blends: APNG)."""
+        self.frames.append(frame)
+        self.durations.append(duration)
+        self.disposals.append(disposal)
+        if self.blends is not None:
+            self.blends.append(blend or 0)
+
 
 def is_animated(path: str | Path) -> bool:
     """True for a GIF / WebP / PNG with more than one frame (a still is left to the image path); InputError
@@ -97,16 +105,10 @@ def read_loop(path: str | Path) -> tuple[str | None, int | None]:
 def read_animation(path: str | Path) -> Animation:
     """All frames in memory: for tests and small files (upscale_animation streams through them instead)."""
     fmt, loop = read_loop(path)
-    frames: list[Image.Image] = []
-    durations: list[int] = []
-    disposals: list[int] = []
-    blends: list[int] = []
+    animation = Animation([], [], [], [] if fmt == "PNG" else None, loop, fmt)
     for frame, duration, disposal, blend in iter_animation(path):
-        frames.append(frame)
-        durations.append(duration)
-        disposals.append(disposal)
-        blends.append(blend or 0)  # (None only outside PNG, where no blends are kept)
-    return Animation(frames, durations, disposals, blends if fmt == "PNG" else None, loop, fmt)
+        animation.add(frame, duration, disposal, blend)
+    return animation
 
 
 def palettize(frame: Image.Image) -> Image.Image:
@@ -153,23 +155,18 @@ def upscale_animation(
     guard = protect if isinstance(protect, InputGuard) else InputGuard(protect or ())
     guard.add(src)
     with atomic_target(dst, overwrite=overwrite, protect=guard) as tmp:  # checks the output before the work
-        frames: list[Image.Image] = []
-        durations: list[int] = []
-        disposals: list[int] = []
-        blends: list[int] = []
+        out = Animation([], [], [], [], loop, fmt)
         for i, (frame, duration, disposal, _blend) in enumerate(iter_animation(src, max_pixels=max_pixels, warn=warn)):
             big = upscaler.upscale(frame, size=(out_hw[1], out_hw[0]))
             assert isinstance(big, Image.Image), "a Pillow image in, a Pillow image out"
-            frames.append(palettize(big) if fmt == "GIF" else big)
-            durations.append(duration)
-            disposals.append(_disposal_for(in_fmt, fmt, disposal))
-            blends.append(0)  # whole composed frames replace the canvas (APNG_BLEND_OP_SOURCE)
+            # whole composed frames replace the canvas: blend 0 (APNG_BLEND_OP_SOURCE)
+            out.add(palettize(big) if fmt == "GIF" else big, duration, _disposal_for(in_fmt, fmt, disposal), 0)
             if progress is not None:
                 progress(i + 1, total)
-        if not frames:
+        if not out.frames:
             raise InputError(f"{src}: the animation holds no decodable frame")
-        frames[0].save(tmp, format=fmt, **_save_options(fmt, frames, durations, disposals, blends, loop, quality))
-        _verify(tmp, dst, len(frames))
+        out.frames[0].save(tmp, format=fmt, **_save_options(out, quality))
+        _verify(tmp, dst, len(out.frames))
     return dst
 
 
@@ -184,25 +181,17 @@ def _verify(tmp: Path, dst: Path, frames: int) -> None:
         raise OutputError(f"{dst}: the written animation holds {found} of its {frames} frames; not kept")
 
 
-def _save_options(
-    fmt: str,
-    frames: list[Image.Image],
-    durations: list[int],
-    disposals: list[int],
-    blends: list[int],
-    loop: int | None,
-    quality: int | None,
-) -> dict[str, Any]:
+def _save_options(anim: Animation, quality: int | None) -> dict[str, Any]:
     """Pillow's `save` keywords for the animation (Pillow's options are untyped keywords)."""
-    options: dict[str, Any] = {"save_all": True, "append_images": frames[1:], "duration": durations}
-    if loop is not None:
-        options["loop"] = loop
-    if fmt == "GIF":
-        options["disposal"] = disposals
+    options: dict[str, Any] = {"save_all": True, "append_images": anim.frames[1:], "duration": anim.durations}
+    if anim.loop is not None:
+        options["loop"] = anim.loop
+    if anim.format == "GIF":
+        options["disposal"] = anim.disposals
         options["optimize"] = False
-    elif fmt == "PNG":
-        options["disposal"] = disposals
-        options["blend"] = blends
+    elif anim.format == "PNG":
+        options["disposal"] = anim.disposals
+        options["blend"] = anim.blends
         options["default_image"] = False
     else:
         options.update({"lossless": quality is None, "quality": quality or 100})
