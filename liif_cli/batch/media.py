@@ -44,16 +44,11 @@ class VideoOptions:
 
     def __post_init__(self) -> None:
         from ..video.reading import range_check
-        from ..video.writing import choose_codec
+        from ..video.writing import check_crf, choose_codec
 
         range_check(self.frames, self.time)
         if self.codec is not None:
-            codec = choose_codec("", self.codec)
-            if self.crf is not None and codec.crf_range is None:
-                raise UsageError(f"--crf: {codec.name} is lossless and takes no crf")
-            if self.crf is not None and not codec.crf_range[0] <= self.crf <= codec.crf_range[1]:
-                lo, hi = codec.crf_range
-                raise UsageError(f"--crf for {codec.name} must be between {lo} and {hi}, got {self.crf}")
+            check_crf(choose_codec("", self.codec), self.crf)
 
     def given(self) -> list[str]:
         """The options set, as their flags (for the error when no input is a video)."""
