@@ -18,12 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .encoding import Encoding
+    from .registry import ModelEntry
 
 import numpy as np
 from PIL import Image
 
 from . import decoded, geometry
-from .errors import OutputError, UsageError
+from .errors import LiifError, ModelError, OutputError, UsageError, first_line
 from .imageio import DecodedImage, as_float
 from .load_options import LoadOptions, load_options
 from .sizes import check_region, output_size, region_span
@@ -237,7 +238,6 @@ def load_model(
     exported once into the cache (that first time needs torch). It runs fp32 only.
     """
     from .onnxrt import is_export
-    from .registry import load_registry, resolve_weights
 
     opts = load_options(options, **fields)
     if is_export(model):
@@ -245,8 +245,7 @@ def load_model(
             raise UsageError(f"{model}: an ONNX export folder runs with {{backend}} onnxruntime", param="backend")
         path, entry = Path(model), None
     else:
-        path = resolve_weights(model, allow_unverified=opts.allow_unverified, offline=opts.offline, progress=progress)
-        entry = load_registry().get(str(model)) if not Path(str(model)).expanduser().is_file() else None
+        path, entry = _weights(model, allow_unverified=opts.allow_unverified, offline=opts.offline, progress=progress)
     normalization = entry.normalization if entry else None
     if opts.backend == "onnxruntime":
         from . import onnxrt
@@ -271,6 +270,58 @@ def load_model(
     loaded = load_checkpoint(path, normalization=normalization)
     render = engine.RenderOptions(torch_device, resolved_precision, opts.tile, opts.batch_size)
     return Upscaler(loaded, render, name=str(model))
+
+
+def _weights(
+    model: str | os.PathLike, *, allow_unverified: bool, offline: bool | None, progress: bool
+) -> tuple[Path, ModelEntry | None]:
+    """A registry name or checkpoint path -> (the local weights file, downloaded and verified if need be; the
+    registry entry, None for a file)."""
+    from .registry import load_registry, resolve_weights
+
+    path = resolve_weights(model, allow_unverified=allow_unverified, offline=offline, progress=progress)
+    entry = load_registry().get(str(model)) if not Path(str(model)).expanduser().is_file() else None
+    return path, entry
+
+
+class LazyModel:
+    """`load_model(model, options)` on the first `get()`, once, for a batch or a server worker: a batch whose
+    files are all skipped or broken never loads (or downloads) it. Building one imports no torch.
+
+        lazy = LazyModel("edsr-baseline", LoadOptions(device="cpu"))
+        up = lazy.get()            # loads now; later calls return the same Upscaler
+
+    `loads` counts the loads (0 or 1). Every load error is a LiifError (a ModelError for the model itself; a
+    bad device is a UsageError); an OSError reading the weights becomes a ModelError.
+    """
+
+    def __init__(
+        self, model: str | os.PathLike = "edsr-baseline", options: LoadOptions | None = None, *, progress: bool = False
+    ):
+        self.model = model
+        self.options = options or LoadOptions()
+        self.progress = progress
+        self._upscaler: Upscaler | None = None
+        self.loads = 0
+
+    @property
+    def loaded(self) -> bool:
+        return self._upscaler is not None
+
+    def get(self) -> Upscaler:
+        if self._upscaler is None:
+            self.loads += 1
+            try:
+                self._upscaler = load_model(self.model, self.options, progress=self.progress)
+            except LiifError:  # CheckpointError included (a ModelError)
+                raise
+            except OSError as exc:
+                raise ModelError(f"cannot load the model: {first_line(exc)}") from None
+        return self._upscaler
+
+    def estimate(self, in_hw: tuple[int, int], out_hw: tuple[int, int]) -> str:
+        """`Upscaler.estimate` of the model (loading it if need be)."""
+        return self.get().estimate(in_hw, out_hw)
 
 
 def load_encoding(
@@ -300,27 +351,25 @@ def load_encoding(
 
 
 def planning_model(
-    model: str | Path = "edsr-baseline",
-    *,
-    device: str = "auto",
-    precision: str = "auto",
-    tile: int | None = None,
-    batch_size: int | None = None,
-    **_load_options: object,
+    model: str | os.PathLike = "edsr-baseline", options: LoadOptions | None = None, **fields: Any
 ) -> tuple[Upscaler, str]:
     """An Upscaler of the model's architecture with untrained weights, for `Upscaler.estimate` without reading,
     downloading or loading the checkpoint (`--dry-run`), and the encoder it assumed: the registry's for a
-    name, edsr-baseline for a file (which is not opened). Its pixels mean nothing; its timings and sizes do."""
+    name, edsr-baseline for a file (which is not opened). Device, precision, tile and batch size are taken from
+    `options` (or its fields as keywords), as `load_model` takes them. Its pixels mean nothing; its timings and
+    sizes do."""
     from . import devices, engine
     from .models import LoadedModel, Normalization, build_liif
     from .registry import ModelEntry, check_model_ref
 
+    opts = load_options(options, **fields)
     ref = check_model_ref(model)
     encoder = ref.encoder if isinstance(ref, ModelEntry) else "edsr-baseline"
-    torch_device = devices.resolve_device(device)
-    options = engine.RenderOptions(torch_device, devices.resolve_precision(precision, torch_device), tile, batch_size)
+    torch_device = devices.resolve_device(opts.device)
+    precision = devices.resolve_precision(opts.precision or "auto", torch_device)
+    render = engine.RenderOptions(torch_device, precision, opts.tile, opts.batch_size)
     loaded = LoadedModel(build_liif(encoder), encoder, Normalization.named("half"), "untrained")
-    return Upscaler(loaded, options, name=f"{model} (not loaded)"), encoder
+    return Upscaler(loaded, render, name=f"{model} (not loaded)"), encoder
 
 
 def upscale(
@@ -358,15 +407,14 @@ def export_model(
 ) -> Path:
     """Write a registry model or checkpoint (any layout) as an ONNX export folder (three graphs and a
     manifest, docs/onnx.md) or as weights-only `.safetensors`. `normalization` overrides the model's."""
-    from .registry import load_registry, resolve_weights, sha256_file
+    from .registry import sha256_file
 
     if format not in EXPORT_FORMATS:
         raise UsageError(f"unknown export format {format!r} (use {' or '.join(EXPORT_FORMATS)})")
     out = Path(output)
     if out.exists() and not overwrite:
         raise OutputError(f"{out}: already exists (use --overwrite to replace it)")
-    path = resolve_weights(model, allow_unverified=allow_unverified, offline=offline, progress=progress)
-    entry = load_registry().get(str(model)) if not Path(str(model)).expanduser().is_file() else None
+    path, entry = _weights(model, allow_unverified=allow_unverified, offline=offline, progress=progress)
     normalization = normalization or (entry.normalization if entry else None)
     if format == "safetensors":
         from .train import export_safetensors

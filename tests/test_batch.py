@@ -21,6 +21,7 @@ from liif_cli.batch import (
 )
 from liif_cli.errors import BatchError, InputError, ModelError, OutputError, UsageError, flag_name
 from liif_cli.imageio import DecodedImage
+from liif_cli.load_options import LoadOptions
 from liif_cli.specs import parse_int, parse_pixels, parse_scale, parse_size
 
 RNG = np.random.default_rng(7)
@@ -206,10 +207,7 @@ def test_all_bad_or_skipped_batch_never_loads_the_model(tmp_path):
     opts = BatchOptions(spec=SizeSpec(scale=2.0))
     jobs = plan_batch([tmp_path / "bad.png", tmp_path / "empty.jpg", tmp_path / "done.png"], opts)
 
-    def loader():
-        raise AssertionError("the model must not be loaded")
-
-    lazy = LazyModel(loader)
+    lazy = LazyModel(tmp_path / "no-such-weights.pth", LoadOptions(device="cpu"))  # loading it would fail
     results = run_batch(jobs, opts, lazy, Recorder())
     assert [r.status for r in results] == ["failed", "failed", "skipped"]
     assert lazy.loads == 0
@@ -223,13 +221,8 @@ def test_model_load_errors_stop_the_batch(tmp_path):
     a = save(tmp_path / "a.png")
     opts = BatchOptions(spec=SizeSpec(scale=2.0))
 
-    def loader():
-        from liif_cli.api import load_model
-
-        return load_model(tmp_path / "no-such-weights.pth", device="cpu")
-
     with pytest.raises(ModelError):
-        run_batch(plan_batch([a], opts), opts, LazyModel(loader))
+        run_batch(plan_batch([a], opts), opts, LazyModel(tmp_path / "no-such-weights.pth", LoadOptions(device="cpu")))
     assert not (tmp_path / "a_x2.png").exists()
 
 
@@ -255,13 +248,11 @@ def test_upscale_image_modes_and_alpha_methods(upscaler):
 
 
 def test_run_batch_writes_and_loads_once(tmp_path, model_path):
-    from liif_cli.api import load_model
-
     files = [save(tmp_path / f"{i}.png", mode=m) for i, m in enumerate(["RGB", "RGBA", "L", "LA"])]
     (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
     files.insert(2, tmp_path / "broken.png")
     opts = BatchOptions(spec=SizeSpec(scale=1.5), alpha="bicubic")
-    lazy = LazyModel(lambda: load_model(model_path, device="cpu"))
+    lazy = LazyModel(model_path, LoadOptions(device="cpu"))
     rec = Recorder()
     results = run_batch(plan_batch(files, opts), opts, lazy, rec)
     assert [r.status for r in results] == ["written", "written", "failed", "written", "written"]

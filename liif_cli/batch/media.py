@@ -19,9 +19,9 @@ from ..imageio import DEFAULT_MAX_INPUT_PIXELS, identify
 from ..video import CONTAINER_FORMATS, VIDEO_EXTENSIONS
 
 if TYPE_CHECKING:
+    from ..api import LazyModel
     from .plan import BatchOptions, Job
     from .results import FileResult, Reporter
-    from .run import LazyModel
 
 
 ANIMATED_SUFFIXES = frozenset({".gif", ".png", ".apng", ".webp"})
@@ -108,7 +108,7 @@ def run_media_job(
     files never loads it. KeyboardInterrupt and model-loading errors propagate, as for stills.
     """
     try:
-        spec = job.spec or options.spec
+        spec = job.spec or options.specs[0]
         if spec.region is not None:
             raise UsageError(f"{job.input}: --region renders a window of a still image, not of a video or animation")
         in_hw = _input_size(job, options)

@@ -161,8 +161,7 @@ def render_cmd(
         meta = encoding_info(src)
         w, h = meta["input_size"]
         name = model or meta.get("model") or "edsr-baseline"
-        fields = {k: getattr(load, k) for k in ("device", "tile", "batch_size")}
-        planner, encoder = planning_model(name, precision=load.precision or meta.get("precision", "auto"), **fields)
+        planner, encoder = planning_model(name, load.replace(precision=load.precision or meta.get("precision")))
         span = (h, w) if region is None else (int(-(-region[3] // 1)), int(-(-region[2] // 1)))
         for out, spec, fmt in zip(targets, specs, formats, strict=True):
             out_hw = spec.resolve((h, w), max_out_pixels)

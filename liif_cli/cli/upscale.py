@@ -168,8 +168,7 @@ def upscale_cmd(
         if dry_run:
             from .plan import print_plan
 
-            fields = {"device": load.device, "precision": load.precision or "auto", "tile": load.tile}
-            return print_plan(inputs, options, model, {**fields, "batch_size": load.batch_size})
+            return print_plan(inputs, options, model, load)
         if distributed.detect_launch().distributed:  # under torchrun or srun (docs/scale-out.md)
             return _upscale_shards(list(inputs), options, model, load, quiet)
         jobs = plan_batch(list(inputs), options)
@@ -179,14 +178,8 @@ def upscale_cmd(
             if job.input.parent == Path(pipe_dir.name):
                 reporter.aliases[job.input] = "stdin"
         try:
-
-            def load_model():
-                from .. import api  # torch: imported only when a file needs the model
-
-                return api.load_model(model, load, progress=progress)
-
-            lazy = LazyModel(load_model)
-            results = run_batch(jobs, options, lazy, reporter, estimate=lambda i, o: lazy.get().estimate(i, o))
+            lazy = LazyModel(model, load, progress=progress)  # torch: imported only when a file needs the model
+            results = run_batch(jobs, options, lazy, reporter, estimate=lazy.estimate)
         finally:
             reporter.close()
         raise_for_failures(results, single_input=len({job.input for job in jobs}) == 1)
@@ -200,7 +193,7 @@ def _upscale_shards(inputs: list[str], options, model: str, load, quiet: bool) -
     import signal
     import sys
 
-    from .. import api, distributed
+    from .. import distributed
     from ..batch.shards import run_shards
     from ..errors import LiifError
     from .report import ConsoleReporter, print_job_summary
@@ -228,9 +221,10 @@ def _upscale_shards(inputs: list[str], options, model: str, load, quiet: bool) -
         outcome = run_shards(
             inputs,
             options,
-            lambda dev: api.load_model(model, load.replace(device=dev), progress=not quiet),
+            model,
+            load,
             reporter,
-            device=load.device,
+            progress=not quiet,
             on_group=say_why_not_merged,
             on_outcome=summarize,
         )

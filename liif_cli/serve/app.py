@@ -120,19 +120,18 @@ def _error(status: int, message: str, headers: dict | None = None) -> JSONRespon
 
 def load_workers(config: ServeConfig) -> list:
     """One model per device, loaded now (a bad name or device fails here, before the server listens)."""
-    from ..api import load_model
-    from ..batch import LazyModel
+    from ..api import LazyModel
 
     workers = []
     for device in config.devices:
-        lazy = LazyModel(lambda device=device: load_model(config.model, config.load_options(device)))
+        lazy = LazyModel(config.model, config.load_options(device))
         lazy.get()
         workers.append(lazy)
     return workers
 
 
 def create_app(config: ServeConfig, workers: list | None = None) -> FastAPI:
-    """The app for `config`; `workers` (one `batch.LazyModel` per device) default to `load_workers(config)`."""
+    """The app for `config`; `workers` (one `api.LazyModel` per device) default to `load_workers(config)`."""
     workers = workers if workers is not None else load_workers(config)
     jobs = JobQueue(workers, max_waiting=config.max_waiting)
 
