@@ -81,7 +81,10 @@ def tiff_size(path: Path) -> tuple[int, int]:
 
 
 def _first_page(tif: tifffile.TiffFile) -> tifffile.TiffPage:
-    page = tif.pages.first
+    """pages[0] as a TiffPage (a TiffFrame only refers to its key page)."""
+    import tifffile
+
+    page = tif.pages[0]
     return page if isinstance(page, tifffile.TiffPage) else page.keyframe
 
 
