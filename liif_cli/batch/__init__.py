@@ -17,7 +17,7 @@ from .plan import (
     BatchOptions,
     Job,
     collect_inputs,
-    output_extension,
+    output_extension,  # naming's, re-exported
     plan_batch,
 )
 from .results import FileResult, Reporter, record_failure

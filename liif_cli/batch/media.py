@@ -2,10 +2,10 @@
 
     kind = media_kind(Path("clip.mp4"))       # "video", "animation", "still" or "encoding", by content
 
-A batch treats a video or an animation like a still: the same size spec, output names and limits, the same
+A batch treats a video or an animation like a still: the same size spec, output names (`liif_cli.naming`) and limits, the same
 lazily loaded model, the same reporter, and a failure in one file does not stop the others. The work itself
-is `liif_cli.video.upscale_video` and `liif_cli.animated.upscale_animation`; this module only picks the kind,
-the output extension and the options, and turns the result into the batch's FileResult.
+is `liif_cli.video.upscale_video` and `liif_cli.animated.upscale_animation`; this module only picks the kind
+and the options, and turns the result into the batch's FileResult.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import InputError, LiifError, UsageError
 from ..imageio import DEFAULT_MAX_INPUT_PIXELS, identify
+from ..naming import ANIMATED_SUFFIXES
 from ..video import CONTAINER_FORMATS, VIDEO_EXTENSIONS
 
 if TYPE_CHECKING:
@@ -24,12 +25,8 @@ if TYPE_CHECKING:
     from .results import FileResult, Reporter
 
 
-ANIMATED_SUFFIXES = frozenset({".gif", ".png", ".apng", ".webp"})
-"""Extensions whose files may hold several frames (Pillow tells, by reading the header)."""
 MEDIA_EXTENSIONS = VIDEO_EXTENSIONS | {".apng"}
 """Extensions a folder scan collects beside the still-image ones."""
-ANIMATION_EXTENSIONS = {"png": ".png", "webp": ".webp"}
-"""--ext values an animation can be written as (GIF only through -o NAME.gif or by keeping a GIF's own)."""
 
 
 @dataclass(frozen=True)
@@ -66,20 +63,6 @@ def media_kind(path: Path, *, max_pixels: int | None = DEFAULT_MAX_INPUT_PIXELS)
     """'video', 'animation' (GIF / WebP / PNG with several frames), 'still' or 'encoding', by the file's
     content (`imageio.identify`); InputError (one line) for a file liif does not read."""
     return identify(path, max_pixels=max_pixels).kind
-
-
-def media_extension(path: Path, kind: str, ext: str) -> str | None:
-    """The output extension of a video or animation; None when `--ext` names a format it cannot be.
-
-    Videos keep their container (Matroska for one FFmpeg reads but cannot write by that extension); `--ext`
-    is for images and leaves them alone. Animations keep their format unless `--ext png|webp` is given.
-    """
-    suffix = path.suffix.lower()
-    if kind == "video":
-        return suffix if suffix in CONTAINER_FORMATS else ".mkv"
-    if ext == "auto":
-        return suffix if suffix in ANIMATED_SUFFIXES else ".png"
-    return ANIMATION_EXTENSIONS.get(ext)
 
 
 def check_output_file(out: Path, kind: str) -> None:

@@ -66,10 +66,11 @@ def encode_cmd(input_path, output, model, alpha, max_pixels, overwrite, load, qu
     from .. import api, registry
     from ..errors import UsageError
     from ..imageio import read_image
+    from ..naming import ENCODING_EXTENSION, encoding_path
 
     src = Path(input_path)
-    out = Path(output) if output else src.with_suffix(".liif")
-    if out.suffix.lower() != ".liif":
+    out = Path(output) if output else encoding_path(src)
+    if out.suffix.lower() != ENCODING_EXTENSION:
         raise UsageError(f"-o {out}: an encoding is written as a .liif file")
     _refuse_existing(out, overwrite)
     registry.check_model_ref(model)
@@ -201,8 +202,9 @@ def _render_targets(src, output, tags: list[str]) -> list:
     """One output path per size: `<name>_<tag>.png` beside the encoding (or in the folder -o names); -o may
     name a file only when there is one size."""
     from ..errors import UsageError
+    from ..naming import render_name
 
-    names = [f"{src.stem}_{tag}.png" for tag in tags]
+    names = [render_name(src, tag) for tag in tags]
     if output is None:
         return [src.with_name(name) for name in names]
     if output.is_dir() or not output.suffix:

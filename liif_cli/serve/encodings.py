@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import LiifError, OutputError, UsageError
+from ..naming import output_name
 from .upscale import MEDIA_TYPES, UpscaleRequest, safe_name, uploaded
 
 if TYPE_CHECKING:
@@ -177,4 +178,4 @@ def render_bytes(
         target = Path(folder) / f"render{ext}"
         write_image(image, target, quality=quality, warn=lambda message: None)
         data = target.read_bytes()
-    return Rendered(data, MEDIA_TYPES[ext], f"{stored.stem}_{request.tag()}{ext}", (out_hw[1], out_hw[0]))
+    return Rendered(data, MEDIA_TYPES[ext], output_name(stored.stem, request.tag(), ext), (out_hw[1], out_hw[0]))

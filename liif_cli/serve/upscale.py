@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import LiifError, UsageError
+from ..naming import output_name
 
 FORMATS = ("auto", "png", "jpg", "jpeg", "webp", "tif", "tiff")
 MEDIA_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".webp": "image/webp", ".tif": "image/tiff"}
@@ -130,7 +131,7 @@ def upscale_bytes(
         return UpscaleResult(
             data=written.read_bytes(),
             media_type=MEDIA_TYPES[ext],
-            filename=f"{stem}_{options.spec.tag()}{written.suffix}",
+            filename=output_name(stem, options.spec.tag(), written.suffix),
             size=(out.out_hw[1], out.out_hw[0]),
             warnings=[named(w) for w in warnings],
         )
