@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 
 from . import decoded, geometry
-from .errors import LiifError, ModelError, OutputError, UsageError, first_line
+from .errors import LiifError, ModelError, UsageError, first_line
 from .imageio import DecodedImage, as_float
 from .load_options import LoadOptions, load_options
 from .sizes import check_region, output_size, region_span
@@ -407,13 +407,14 @@ def export_model(
 ) -> Path:
     """Write a registry model or checkpoint (any layout) as an ONNX export folder (three graphs and a
     manifest, docs/onnx.md) or as weights-only `.safetensors`. `normalization` overrides the model's."""
+    from .imageio.target import exists
     from .registry import sha256_file
 
     if format not in EXPORT_FORMATS:
         raise UsageError(f"unknown export format {format!r} (use {' or '.join(EXPORT_FORMATS)})")
     out = Path(output)
     if out.exists() and not overwrite:
-        raise OutputError(f"{out}: already exists (use --overwrite to replace it)")
+        raise exists(out)
     path, entry = _weights(model, allow_unverified=allow_unverified, offline=offline, progress=progress)
     normalization = normalization or (entry.normalization if entry else None)
     if format == "safetensors":

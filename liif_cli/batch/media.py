@@ -47,14 +47,14 @@ class VideoOptions:
         if self.codec is not None:
             codec = choose_codec("", self.codec)
             if self.crf is not None and codec.crf_range is None:
-                raise UsageError(f"--crf: {codec.name} is lossless and takes no crf")
+                raise UsageError(f"{{crf}}: {codec.name} is lossless and takes no crf", param="crf")
             if self.crf is not None and not codec.crf_range[0] <= self.crf <= codec.crf_range[1]:
                 lo, hi = codec.crf_range
-                raise UsageError(f"--crf for {codec.name} must be between {lo} and {hi}, got {self.crf}")
+                raise UsageError(f"{{crf}} for {codec.name} must be between {lo} and {hi}, got {self.crf}", param="crf")
 
     def given(self) -> list[str]:
-        """The options set, as their flags (for the error when no input is a video)."""
-        names = ("--codec", "--crf", "--pix-fmt", "--frames", "--time")
+        """The parameters set (for the error when no input is a video)."""
+        names = ("codec", "crf", "pix_fmt", "frames", "time")
         values = (self.codec, self.crf, self.pix_fmt, self.frames, self.time)
         return [n for n, v in zip(names, values, strict=True) if v is not None]
 
@@ -69,9 +69,10 @@ def check_output_file(out: Path, kind: str) -> None:
     """`-o FILE` for a single video or animation: its extension must be one that kind can be written as."""
     suffix = out.suffix.lower()
     if kind == "video" and suffix not in CONTAINER_FORMATS:
-        raise UsageError(f"-o {out}: a video is written as {', '.join(CONTAINER_FORMATS)}")
+        raise UsageError(f"{{output}} {out}: a video is written as {', '.join(CONTAINER_FORMATS)}", param="output")
     if kind == "animation" and suffix not in ANIMATED_SUFFIXES:
-        raise UsageError(f"-o {out}: an animation is written as {', '.join(sorted(ANIMATED_SUFFIXES))}")
+        formats = ", ".join(sorted(ANIMATED_SUFFIXES))
+        raise UsageError(f"{{output}} {out}: an animation is written as {formats}", param="output")
 
 
 def check_video_options(jobs: list[Job], video: VideoOptions) -> None:
@@ -79,7 +80,8 @@ def check_video_options(jobs: list[Job], video: VideoOptions) -> None:
     given = video.given()
     if given and not any(j.kind == "video" for j in jobs):
         verb = "applies" if len(given) == 1 else "apply"
-        raise UsageError(f"{', '.join(given)} {verb} to videos only, and no input is a video")
+        named = ", ".join("{" + p + "}" for p in given)
+        raise UsageError(f"{named} {verb} to videos only, and no input is a video", param=given)
 
 
 def run_media_job(
@@ -93,7 +95,10 @@ def run_media_job(
     try:
         spec = job.spec or options.specs[0]
         if spec.region is not None:
-            raise UsageError(f"{job.input}: --region renders a window of a still image, not of a video or animation")
+            raise UsageError(
+                f"{job.input}: {{region}} renders a window of a still image, not of a video or animation",
+                param="region",
+            )
         in_hw = _input_size(job, options)
         out_hw = spec.resolve(in_hw, options.max_out_pixels)
     except LiifError as exc:
@@ -155,7 +160,7 @@ def run_media_job(
 
 
 def _input_size(job: Job, options: BatchOptions) -> tuple[int, int]:
-    """(h, w) of the stored frames, checked against --max-pixels (and a video's frame or time range against
+    """(h, w) of the stored frames, checked against `max_pixels` (and a video's frame or time range against
     its length); InputError for a file that cannot be read."""
     if job.kind == "video":
         from ..video import probe

@@ -25,6 +25,7 @@ from ..imageio import (
     check_destination,
     format_for_path,
 )
+from ..imageio.target import exists
 from ..naming import looks_like_output, output_extension, upscale_name
 from ..sizes import SizeSpec, exactly_one
 from .media import MEDIA_EXTENSIONS, VideoOptions, check_output_file, check_video_options, media_kind
@@ -77,7 +78,7 @@ class BatchOptions:
 class Job:
     input: Path
     output: Path | None
-    skip: str | None = None  # why the file is skipped
+    skip: LiifError | None = None  # why the file is skipped (an error's text and parameters, not a failure)
     error: LiifError | None = None  # why the file fails before it is read
     earlier_output: bool = False  # found in a folder, named like an output of this command: not an input
     spec: SizeSpec | None = None  # the size this output is rendered at (None: the options' one spec)
@@ -204,7 +205,7 @@ def plan_batch(paths: Sequence[str | os.PathLike], options: BatchOptions) -> lis
         if earlier is not None and spec is not options.specs[0]:
             continue  # an earlier output is reported once, not once per size
         if earlier is not None:
-            job.skip = f"looks like an output of this command (name ends in _{earlier})"
+            job.skip = InputError(f"looks like an output of this command (name ends in _{earlier})")
             job.earlier_output = True
         elif refused is not None:
             job.error = refused
@@ -223,7 +224,7 @@ def plan_batch(paths: Sequence[str | os.PathLike], options: BatchOptions) -> lis
         elif target.is_dir():
             job.error = OutputError(f"{target}: output path is a folder")
         elif target.exists() and not options.overwrite:
-            job.skip = f"{target} exists (use --overwrite)"
+            job.skip = exists(target)
         else:
             try:
                 check_destination(target)  # now, not after the upscaling

@@ -69,7 +69,7 @@ def run_batch(
         if job.error is not None:
             res.message, res.error = str(job.error), job.error
         elif job.skip is not None:
-            res.status, res.message = "skipped", job.skip
+            res.status, res.message, res.error = "skipped", str(job.skip), job.skip
         elif job.kind != "still":
             res = run_media_job(job, options, model, rep, guard, res)
         else:

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 def _size(job: Job, options: BatchOptions) -> tuple[tuple[int, int], tuple[int, int]] | str:
     """(input hw, output hw) from the header only, or why it fails."""
-    from ..errors import LiifError
+    from ..errors import LiifError, flag_name
     from ..imageio import header_size
 
     spec = job.spec or options.specs[0]
@@ -34,13 +34,16 @@ def _size(job: Job, options: BatchOptions) -> tuple[tuple[int, int], tuple[int, 
             w, h = header_size(job.input, max_pixels=options.max_pixels)
             in_hw = (h, w)
         return in_hw, spec.resolve(in_hw, options.max_out_pixels)
-    except (LiifError, ImportError) as exc:
+    except LiifError as exc:
+        return exc.render(flag_name)
+    except ImportError as exc:
         return str(exc)
 
 
 def print_plan(inputs: list[str], options: BatchOptions, model: str, load: LoadOptions) -> None:
     """Print each planned output, then the counts; the forecasts use `api.planning_model(model, load)`."""
     from ..batch import plan_batch
+    from ..errors import flag_name
 
     jobs = plan_batch(list(inputs), options)
     planner: Upscaler | None = None
@@ -50,11 +53,11 @@ def print_plan(inputs: list[str], options: BatchOptions, model: str, load: LoadO
     for job in jobs:
         if job.error is not None:
             counts["fail"] += 1
-            lines.append(f"fail   {job.input}: {job.error}")
+            lines.append(f"fail   {job.input}: {job.error.render(flag_name)}")
             continue
         if job.skip is not None:
             counts["skip"] += 1
-            lines.append(f"skip   {job.input}: {job.skip}")
+            lines.append(f"skip   {job.input}: {job.skip.render(flag_name)}")
             continue
         sized = _size(job, options)
         if isinstance(sized, str):
