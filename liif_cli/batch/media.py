@@ -10,9 +10,10 @@ and the options, and turns the result into the batch's FileResult.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError, LiifError, UsageError
 from ..imageio import DEFAULT_MAX_INPUT_PIXELS, identify
@@ -52,11 +53,13 @@ class VideoOptions:
                 lo, hi = codec.crf_range
                 raise UsageError(f"{{crf}} for {codec.name} must be between {lo} and {hi}, got {self.crf}", param="crf")
 
+    def fields(self) -> dict[str, Any]:
+        """The options as `video.upscale_video`'s keywords (codec=, crf=, pix_fmt=, frames=, time=)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
     def given(self) -> list[str]:
         """The parameters set (for the error when no input is a video)."""
-        names = ("codec", "crf", "pix_fmt", "frames", "time")
-        values = (self.codec, self.crf, self.pix_fmt, self.frames, self.time)
-        return [n for n, v in zip(names, values, strict=True) if v is not None]
+        return [name for name, value in self.fields().items() if value is not None]
 
 
 def media_kind(path: Path, *, max_pixels: int | None = DEFAULT_MAX_INPUT_PIXELS) -> str:
@@ -109,16 +112,11 @@ def run_media_job(
     rep.file_sizes(in_hw, out_hw)
     try:
         if job.kind == "video":
-            v = options.video
             result = upscaler.upscale_video(
                 job.input,
                 job.output,
                 out_hw=out_hw,
-                codec=v.codec,
-                crf=v.crf,
-                pix_fmt=v.pix_fmt,
-                frames=v.frames,
-                time=v.time,
+                **options.video.fields(),
                 progress=rep.frames,
                 warn=rep.warn,
                 overwrite=options.overwrite,

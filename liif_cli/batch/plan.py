@@ -77,7 +77,7 @@ class BatchOptions:
 @dataclass
 class Job:
     input: Path
-    output: Path | None
+    output: Path
     skip: LiifError | None = None  # why the file is skipped (an error's text and parameters, not a failure)
     error: LiifError | None = None  # why the file fails before it is read
     earlier_output: bool = False  # found in a folder, named like an output of this command: not an input
