@@ -17,8 +17,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from .encoding import Encoding
     from .registry import ModelEntry
+    from .video import Frame, VideoResult
 
 import numpy as np
 from PIL import Image
@@ -63,14 +66,14 @@ class Upscaler:
     def precision(self) -> str:
         return self.renderer.precision  # the working one: fp32 after a non-finite half-precision result
 
-    def upscale_video(self, src: str | Path, dst: str | Path, **options):
+    def upscale_video(self, src: str | Path, dst: str | Path, **options: Any) -> VideoResult:
         """Upscale a video file into `dst`, streaming; options and errors as `liif_cli.video.upscale_video`
         (out_hw= or size=, codec=, crf=, pix_fmt=, frames=, time=, progress=, warn=, overwrite=...)."""
         from .video import upscale_video
 
         return upscale_video(self, src, dst, **options)
 
-    def iter_video(self, src: str | Path, **options):
+    def iter_video(self, src: str | Path, **options: Any) -> Iterator[tuple[Frame, np.ndarray]]:
         """(decoded frame, upscaled pixels) pairs, one at a time: `liif_cli.video.iter_upscaled` with this model."""
         from .video import iter_upscaled
 
@@ -129,19 +132,20 @@ class Upscaler:
         """
         kind = decoded.alpha_kind(img.alpha, alpha)
         geometry.check_region(region, img.hw)
+        a = img.alpha
         source: decoded.AlphaSource = {
             "none": None,
-            "constant": None if img.alpha is None else float(img.alpha.min()),
-            "model": None if kind != "model" else self._plane(np.repeat(img.alpha[..., None], 3, axis=2), region),
-            "bicubic": img.alpha,
+            "constant": None if a is None else float(a.min()),
+            "model": None if kind != "model" or a is None else self._plane(np.repeat(a[..., None], 3, axis=2), region),
+            "bicubic": a,
         }[kind]
         colour = self._plane(as_float(img.rgb), region)
         return decoded.upscale_decoded(img, img.hw, out_hw, colour, source, region=region, progress=progress)
 
-    def _plane(self, rgb: np.ndarray, region) -> decoded.PlaneRenderer:
+    def _plane(self, rgb: np.ndarray, region: geometry.Region | None) -> decoded.PlaneRenderer:
         rgb = np.ascontiguousarray(rgb, dtype=np.float32)
 
-        def render(out_hw, sink, progress) -> None:
+        def render(out_hw: tuple[int, int], sink: decoded.Sink, progress: ProgressCallback | None) -> None:
             self.renderer.render_with_fallback(rgb, out_hw, sink, progress, region=region)
 
         return render
@@ -182,12 +186,21 @@ class Upscaler:
         return decoded.to_pil(result) if isinstance(image, Image.Image) else result
 
     @staticmethod
-    def _out_hw(in_hw, region, scale, size, width, height) -> tuple[int, int]:
+    def _out_hw(
+        in_hw: tuple[int, int],
+        region: geometry.Region | None,
+        scale: float | tuple[float, float] | None,
+        size: tuple[int, int] | None,
+        width: int | None,
+        height: int | None,
+    ) -> tuple[int, int]:
         return output_size(
             region_span(check_region(region, in_hw), in_hw), scale=scale, size=size, width=width, height=height
         )
 
-    def encode(self, image: Image.Image | np.ndarray | str | os.PathLike | DecodedImage, *, alpha: str = "model"):
+    def encode(
+        self, image: Image.Image | np.ndarray | str | os.PathLike | DecodedImage, *, alpha: str = "model"
+    ) -> Encoding:
         """The image's latent grid(s), to render later at any size or region: see `liif_cli.encoding`."""
         from .encoding import encode_image
 
@@ -267,13 +280,13 @@ def load_model(
     devices.set_threads(opts.threads)
     torch_device = devices.resolve_device(opts.device)
     resolved_precision = devices.resolve_precision(opts.precision, torch_device)
-    loaded = load_checkpoint(path, normalization=normalization)
+    checkpoint = load_checkpoint(path, normalization=normalization)
     render = engine.RenderOptions(torch_device, resolved_precision, opts.tile, opts.batch_size)
-    return Upscaler(loaded, render, name=str(model))
+    return Upscaler(checkpoint, render, name=str(model))
 
 
 def _weights(
-    model: str | os.PathLike, *, allow_unverified: bool, offline: bool | None, progress: bool
+    model: str | Path, *, allow_unverified: bool, offline: bool | None, progress: bool
 ) -> tuple[Path, ModelEntry | None]:
     """A registry name or checkpoint path -> (the local weights file, downloaded and verified if need be; the
     registry entry, None for a file)."""
@@ -296,8 +309,8 @@ class LazyModel:
     """
 
     def __init__(
-        self, model: str | os.PathLike = "edsr-baseline", options: LoadOptions | None = None, *, progress: bool = False
-    ):
+        self, model: str | Path = "edsr-baseline", options: LoadOptions | None = None, *, progress: bool = False
+    ) -> None:
         self.model = model
         self.options = options or LoadOptions()
         self.progress = progress
@@ -326,7 +339,7 @@ class LazyModel:
 
 def load_encoding(
     path: str | os.PathLike,
-    model: Upscaler | str | os.PathLike | None = None,
+    model: Upscaler | str | Path | None = None,
     options: LoadOptions | None = None,
     *,
     progress: bool = False,
@@ -351,7 +364,7 @@ def load_encoding(
 
 
 def planning_model(
-    model: str | os.PathLike = "edsr-baseline", options: LoadOptions | None = None, **fields: Any
+    model: str | Path = "edsr-baseline", options: LoadOptions | None = None, **fields: Any
 ) -> tuple[Upscaler, str]:
     """An Upscaler of the model's architecture with untrained weights, for `Upscaler.estimate` without reading,
     downloading or loading the checkpoint (`--dry-run`), and the encoder it assumed: the registry's for a

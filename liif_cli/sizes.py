@@ -42,7 +42,13 @@ def region_span(region: Region | None, in_hw: tuple[int, int]) -> tuple[float, f
     return in_hw if region is None else (region[3], region[2])
 
 
-def exact_size(in_hw: tuple[float, float], scale: Scale | None, size, width, height) -> tuple[float, float]:
+def exact_size(
+    in_hw: tuple[float, float],
+    scale: Scale | None,
+    size: tuple[int, int] | None,
+    width: int | None,
+    height: int | None,
+) -> tuple[float, float]:
     """The output (h, w) before rounding, for exactly one of scale (S or (SX, SY)), size (w, h), width or height."""
     exactly_one(scale=scale, size=size, width=width, height=height)
     h, w = in_hw
@@ -145,11 +151,10 @@ class SizeSpec:
         or the region is not inside the input."""
         check_region(self.region, in_hw)
         span = region_span(self.region, in_hw)
-        kw = {"scale": self.scale, "size": self.size, "width": self.width, "height": self.height}
-        est = exact_size(span, *kw.values())
+        est = exact_size(span, self.scale, self.size, self.width, self.height)
         if max(est) > MAX_SIDE:
             raise UsageError(f"output of about {est[1]:.0f}x{est[0]:.0f} is too large (at most {MAX_SIDE} px a side)")
-        out = output_size(span, **kw)
+        out = output_size(span, scale=self.scale, size=self.size, width=self.width, height=self.height)
         check_output_pixels(out[1], out[0], max_out_pixels)
         return out
 

@@ -18,7 +18,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -152,7 +152,7 @@ class UrlSource(_Published):
                 last = first_line(exc)
         raise SourceError(f"{last} (after {RETRIES + 1} tries)")
 
-    def _chunks(self, response: Any, total: int | None) -> Iterator[bytes]:
+    def _chunks(self, response: Any, total: int | None) -> Generator[bytes, None, None]:
         """The body from byte 0; a connection that breaks or closes early is resumed from where it stopped.
         http.client reports a connection closed early as a plain end of stream, so the bytes are counted."""
         got, resumes = 0, 0

@@ -91,9 +91,11 @@ def test_lazy_model_estimates_with_its_loaded_model():
     from liif_cli.load_options import LoadOptions
 
     lazy = LazyModel(MODEL_PATH, LoadOptions(device="cpu", precision="fp32"))
-    line = lazy.estimate((10, 10), (4000, 4000))
-    assert lazy.loads == 1 and line == lazy.get().estimate((10, 10), (4000, 4000))
-    assert line.startswith("10x10 -> 4000x4000") and "cpu (fp32)" in line
+    line = lazy.estimate((10, 10), (4000, 4000))  # loads the model to ask it
+    assert lazy.loads == 1 and lazy.loaded
+    assert line.startswith("10x10 -> 4000x4000: about ") and "on cpu (fp32)" in line
+    lazy.estimate((10, 10), (20, 20))
+    assert lazy.loads == 1
 
 
 def test_planning_model_takes_load_options_as_load_model_does():
@@ -107,7 +109,6 @@ def test_planning_model_takes_load_options_as_load_model_does():
     assert (planner.device.type, planner.precision, render.tile, render.query_batch) == ("cpu", "bf16", 48, 4096)
     same, _ = planning_model(MODEL_PATH, device="cpu", precision="bf16", tile=48, batch_size=4096)  # as keywords
     assert same.renderer.options == render
-    assert planner.estimate((100, 100), (400, 400)) == same.estimate((100, 100), (400, 400))
     defaults, _ = planning_model(MODEL_PATH, LoadOptions(device="cpu", precision="fp32"))
     assert defaults.renderer.options.tile is None and defaults.precision == "fp32"
     with pytest.raises(UsageError):

@@ -22,6 +22,7 @@ from ..video import CONTAINER_FORMATS, VIDEO_EXTENSIONS
 
 if TYPE_CHECKING:
     from ..api import LazyModel
+    from ..imageio import InputGuard
     from .plan import BatchOptions, Job
     from .results import FileResult, Reporter
 
@@ -45,12 +46,12 @@ class VideoOptions:
         from ..video.writing import choose_codec
 
         range_check(self.frames, self.time)
-        if self.codec is not None:
+        if self.codec is not None and self.crf is not None:
             codec = choose_codec("", self.codec)
-            if self.crf is not None and codec.crf_range is None:
+            if codec.crf_range is None:
                 raise UsageError(f"{{crf}}: {codec.name} is lossless and takes no crf", param="crf")
-            if self.crf is not None and not codec.crf_range[0] <= self.crf <= codec.crf_range[1]:
-                lo, hi = codec.crf_range
+            lo, hi = codec.crf_range
+            if not lo <= self.crf <= hi:
                 raise UsageError(f"{{crf}} for {codec.name} must be between {lo} and {hi}, got {self.crf}", param="crf")
 
     def fields(self) -> dict[str, Any]:
@@ -88,7 +89,7 @@ def check_video_options(jobs: list[Job], video: VideoOptions) -> None:
 
 
 def run_media_job(
-    job: Job, options: BatchOptions, model: LazyModel, rep: Reporter, guard, res: FileResult
+    job: Job, options: BatchOptions, model: LazyModel, rep: Reporter, guard: InputGuard, res: FileResult
 ) -> FileResult:
     """Upscale one video or animation into `job.output`; errors are recorded in `res` (the batch goes on).
 

@@ -34,6 +34,8 @@ BIG_JOB_PIXELS = 16_000_000
 """Outputs at least this large get an estimate of time and memory before they start (when available)."""
 
 Progress = Callable[[int, int], None]
+Estimate = Callable[[tuple[int, int], tuple[int, int]], "str | None"]
+"""(input hw, output hw) -> a line forecasting time and memory, or None."""
 log = logging.getLogger(__name__)
 
 
@@ -43,7 +45,7 @@ def run_batch(
     model: LazyModel,
     reporter: Reporter | None = None,
     *,
-    estimate: Callable[[tuple[int, int], tuple[int, int]], str | None] | None = None,
+    estimate: Estimate | None = None,
     protect: Sequence[Job] | None = None,
 ) -> list[FileResult]:
     """Process every job; a failing file is recorded and the batch goes on.
@@ -120,7 +122,16 @@ class _SharedEncodings:
             self._kept.pop(job.input, None)
 
 
-def _run_job(job, options, model, rep, guard, estimate, res: FileResult, shared: _SharedEncodings) -> FileResult:
+def _run_job(
+    job: Job,
+    options: BatchOptions,
+    model: LazyModel,
+    rep: Reporter,
+    guard: InputGuard,
+    estimate: Estimate | None,
+    res: FileResult,
+    shared: _SharedEncodings,
+) -> FileResult:
     def warn(msg: str) -> None:
         rep.warn(msg)
 
@@ -168,7 +179,7 @@ def _run_job(job, options, model, rep, guard, estimate, res: FileResult, shared:
     return res
 
 
-def _safe_estimate(estimate, in_hw, out_hw) -> str | None:
+def _safe_estimate(estimate: Estimate, in_hw: tuple[int, int], out_hw: tuple[int, int]) -> str | None:
     try:
         return estimate(in_hw, out_hw)
     except Exception:

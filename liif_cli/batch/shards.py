@@ -19,7 +19,6 @@ are left out before sharing. Each rank then reports only its own share.
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -171,7 +170,7 @@ def _terminate_as_interrupt() -> Iterator[None]:
 def run_shards(
     paths: Sequence[str],
     options: BatchOptions,
-    model: str | os.PathLike,
+    model: str | Path,
     load: LoadOptions,
     reporter: Reporter | None = None,
     *,

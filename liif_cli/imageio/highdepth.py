@@ -31,6 +31,11 @@ def png_header(path: Path) -> tuple[int, int] | None:
 
 
 def tiff_bits(im: Image.Image) -> int:
+    """The largest bits per sample a TIFF declares (8 when it says nothing readable)."""
+    from PIL.TiffImagePlugin import TiffImageFile
+
+    if not isinstance(im, TiffImageFile):
+        return 8
     try:
         bits = im.tag_v2.get(258)
         bits = bits if isinstance(bits, tuple | list) else (bits,)
@@ -85,7 +90,9 @@ def _first_page(tif: tifffile.TiffFile) -> tifffile.TiffPage:
     import tifffile
 
     page = tif.pages[0]
-    return page if isinstance(page, tifffile.TiffPage) else page.keyframe
+    if not isinstance(page, tifffile.TiffPage):  # a TiffFrame: only when frames are asked for, never here
+        raise InputError(f"{tif.filename}: no first TIFF page")
+    return page
 
 
 def decode_tiff(path: Path, max_pixels: int | None = None) -> tuple[np.ndarray, np.ndarray | None, str, int]:
@@ -144,9 +151,9 @@ def tiff_metadata(path: Path) -> tuple[bytes | None, tuple[float, float] | None,
 
     with tifffile.TiffFile(path) as tif:
         tags = _first_page(tif).tags
-        icc = tags.get(34675)
-        icc = bytes(icc.value) if icc is not None else None
-        dpi = None
+        icc_tag = tags.get(34675)
+        icc = bytes(icc_tag.value) if icc_tag is not None else None
+        dpi: tuple[float, float] | None = None
         try:
             xr, yr = tags[282].value, tags[283].value
             unit = int(tags[296].value) if 296 in tags else 2

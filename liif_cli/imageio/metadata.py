@@ -70,6 +70,8 @@ def clean_exif(im: Image.Image, warn: Warn) -> bytes | None:
 
 def read_dpi(im: Image.Image) -> tuple[float, float] | None:
     dpi = im.info.get("dpi")
+    if dpi is None:
+        return None
     try:
         x, y = float(dpi[0]), float(dpi[1])
     except (TypeError, ValueError, IndexError):

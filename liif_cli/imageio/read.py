@@ -36,7 +36,7 @@ def _decode_pillow(im: Image.Image, path: Path, meta: dict, warn: Warn) -> tuple
     if mode == "CMYK":
         icc = meta.get("icc_profile")
         rgb_im = None
-        if icc_space(icc) == "CMYK":
+        if icc is not None and icc_space(icc) == "CMYK":
             try:
                 from PIL import ImageCms
 
@@ -149,7 +149,8 @@ def _read(im: Image.Image, path: Path, max_pixels: int | None, warn: Warn) -> tu
     if png16:
         rgb, alpha, mode = decode_png16(path)
         meta["bits"] = 16
-        source_mode = {0: "I;16", 2: "RGB;16", 4: "LA;16", 6: "RGBA;16"}.get(png[1], im.mode)
+        colour_type = png[1] if png is not None else -1
+        source_mode = {0: "I;16", 2: "RGB;16", 4: "LA;16", 6: "RGBA;16"}.get(colour_type, im.mode)
     elif tiff16:
         rgb, alpha, mode, meta["bits"] = decode_tiff(path)
         source_mode = _MODE_16[mode]
