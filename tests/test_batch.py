@@ -284,8 +284,8 @@ def test_batch_messages_name_parameters_and_the_cli_names_flags(tmp_path):
 
     with pytest.raises(UsageError) as lossless:
         VideoOptions(codec="ffv1", crf=3)
-    assert str(lossless.value) == "crf: ffv1 is lossless and takes no crf"
-    assert lossless.value.render(flag_name) == "--crf: ffv1 is lossless and takes no crf"
+    assert str(lossless.value) == "ffv1 is lossless and takes no crf"
+    assert lossless.value.render(flag_name) == "ffv1 is lossless and takes no --crf"
     a = save(tmp_path / "a.png")
     with pytest.raises(UsageError) as video_only:
         plan_batch([a], BatchOptions(spec=SizeSpec(scale=2.0), video=VideoOptions(codec="h264", crf=20)))

@@ -2,8 +2,9 @@
 
     kind = media_kind(Path("clip.mp4"))       # "video", "animation", "still" or "encoding", by content
 
-A batch treats a video or an animation like a still: the same size spec, output names (`liif_cli.naming`) and limits, the same
-lazily loaded model, the same reporter, and a failure in one file does not stop the others. The work itself
+A batch treats a video or an animation like a still: the same size spec, output names (`liif_cli.naming`) and
+limits, the same lazily loaded model, the same reporter, and a failure in one file does not stop the others. The work
+itself
 is `liif_cli.video.upscale_video` and `liif_cli.animated.upscale_animation`; this module only picks the kind
 and the options, and turns the result into the batch's FileResult.
 """
@@ -43,16 +44,11 @@ class VideoOptions:
 
     def __post_init__(self) -> None:
         from ..video.reading import range_check
-        from ..video.writing import choose_codec
+        from ..video.writing import check_crf, choose_codec
 
         range_check(self.frames, self.time)
-        if self.codec is not None and self.crf is not None:
-            codec = choose_codec("", self.codec)
-            if codec.crf_range is None:
-                raise UsageError(f"{{crf}}: {codec.name} is lossless and takes no crf", param="crf")
-            lo, hi = codec.crf_range
-            if not lo <= self.crf <= hi:
-                raise UsageError(f"{{crf}} for {codec.name} must be between {lo} and {hi}, got {self.crf}", param="crf")
+        if self.codec is not None:
+            check_crf(choose_codec("", self.codec), self.crf)
 
     def fields(self) -> dict[str, Any]:
         """The options as `video.upscale_video`'s keywords (codec=, crf=, pix_fmt=, frames=, time=)."""
