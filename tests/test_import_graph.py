@@ -1,4 +1,5 @@
-"""No import circles in `liif_cli`, and no module using another's private names: the graph is built from the source with `ast`, every import at any depth
+"""No import circles in `liif_cli`, and no module using another's private names. The graph is built from the
+source with `ast`, every import at any depth
 (inside functions too, where the lazy imports are), except those under `if TYPE_CHECKING:`."""
 
 from __future__ import annotations

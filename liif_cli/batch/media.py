@@ -3,10 +3,9 @@
     kind = media_kind(Path("clip.mp4"))       # "video", "animation", "still" or "encoding", by content
 
 A batch treats a video or an animation like a still: the same size spec, output names (`liif_cli.naming`) and
-limits, the same lazily loaded model, the same reporter, and a failure in one file does not stop the others. The work
-itself
-is `liif_cli.video.upscale_video` and `liif_cli.animated.upscale_animation`; this module only picks the kind
-and the options, and turns the result into the batch's FileResult.
+limits, the same lazily loaded model, the same reporter, and a failure in one file does not stop the others. The
+work itself is `liif_cli.video.upscale_video` and `liif_cli.animated.upscale_animation`; this module only picks
+the kind and the options, and turns the result into the batch's FileResult.
 """
 
 from __future__ import annotations
