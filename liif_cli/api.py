@@ -30,7 +30,8 @@ from . import decoded, geometry
 from .errors import LiifError, ModelError, UsageError, first_line
 from .imageio import DecodedImage, as_float
 from .load_options import LoadOptions, load_options
-from .sizes import check_region, output_size, region_span
+from .sizes import SizeArgs, window_output_size
+from .sizes import output_size as output_size  # re-exported: liif_cli.output_size
 
 ProgressCallback = Callable[[int, int], None]  # (output pixels done, total)
 
@@ -172,31 +173,19 @@ class Upscaler:
 
         The size is one of scale / size (w, h) / width / height, relative to the region if given.
         """
+        kw: SizeArgs = {"scale": scale, "size": size, "width": width, "height": height}
         if isinstance(image, np.ndarray):
             array = np.asarray(image)
-            out_hw = self._out_hw(array.shape[:2], region, scale, size, width, height)
+            out_hw = window_output_size((array.shape[0], array.shape[1]), region, **kw)
             if array.dtype in (np.uint8, np.uint16):  # integer pixels in, the same integers out
                 top = np.float32(np.iinfo(array.dtype).max)
                 floats = array.astype(np.float32) / top
                 return self.upscale_array(floats, out_hw, dtype=array.dtype, region=region, progress=progress)
             return self.upscale_array(array, out_hw, region=region, progress=progress)
         img = to_decoded(image)
-        out_hw = self._out_hw(img.hw, region, scale, size, width, height)
+        out_hw = window_output_size(img.hw, region, **kw)
         result = self.upscale_image(img, out_hw, alpha=alpha, region=region, progress=progress)
         return decoded.to_pil(result) if isinstance(image, Image.Image) else result
-
-    @staticmethod
-    def _out_hw(
-        in_hw: tuple[int, int],
-        region: geometry.Region | None,
-        scale: float | tuple[float, float] | None,
-        size: tuple[int, int] | None,
-        width: int | None,
-        height: int | None,
-    ) -> tuple[int, int]:
-        return output_size(
-            region_span(check_region(region, in_hw), in_hw), scale=scale, size=size, width=width, height=height
-        )
 
     def encode(
         self, image: Image.Image | np.ndarray | str | os.PathLike | DecodedImage, *, alpha: str = "model"

@@ -25,7 +25,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 import numpy as np
 
@@ -69,18 +69,10 @@ class Encoding:
             + extra
         )
 
-    def output_size(
-        self,
-        *,
-        scale: float | tuple[float, float] | None = None,
-        size: tuple[int, int] | None = None,
-        width: int | None = None,
-        height: int | None = None,
-        region: geometry.Region | None = None,
-    ) -> tuple[int, int]:
-        """The (h, w) a render with these arguments makes (relative to the region if given)."""
-        span = sizes.region_span(sizes.check_region(region, self.in_hw), self.in_hw)
-        return sizes.output_size(span, scale=scale, size=size, width=width, height=height)
+    def output_size(self, *, region: geometry.Region | None = None, **size: Unpack[sizes.SizeArgs]) -> tuple[int, int]:
+        """The (h, w) a render with these arguments (scale=, size=, width= or height=) makes (relative to the
+        region if given)."""
+        return sizes.window_output_size(self.in_hw, region, **size)
 
     def render(
         self,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TypedDict, Unpack
 
 from .choices import MAX_SIDE
 from .errors import UsageError
@@ -172,6 +173,21 @@ def specs_of(
     values = {"scale": tuple(scale), "size": tuple(size), "width": tuple(width), "height": tuple(height)}
     key = exactly_one(several=True, **values)
     return tuple(SizeSpec(**{key: v}, region=region) for v in dict.fromkeys(values[key]))  # type: ignore[arg-type]
+
+
+class SizeArgs(TypedDict, total=False):
+    """The four size keywords of the API (exactly one given): scale (S or (SX, SY)), size (w, h), width, height."""
+
+    scale: Scale | None
+    size: tuple[int, int] | None
+    width: int | None
+    height: int | None
+
+
+def window_output_size(in_hw: tuple[int, int], region: Region | None, **size: Unpack[SizeArgs]) -> tuple[int, int]:
+    """The output (h, w) for an input (h, w), or for the window `region` of it (checked to lie inside), from
+    exactly one size keyword: what `Upscaler.upscale` and `Encoding.render` make."""
+    return output_size(region_span(check_region(region, in_hw), in_hw), **size)
 
 
 def check_region(region: Region | None, in_hw: tuple[int, int]) -> Region | None:
