@@ -41,7 +41,7 @@ from .middleware import AccessLog, BearerToken, BodyLimit
 from .upscale import MEDIA_TYPES, ImageResult, UpscaleRequest, upscale_bytes
 
 if TYPE_CHECKING:
-    from ..batch import LazyModel
+    from ..api import LazyModel
     from .jobs import Job
 
 T = TypeVar("T")
@@ -137,21 +137,18 @@ def _image(result: ImageResult, disposition: str, headers: dict[str, str] | None
 
 def load_workers(config: ServeConfig) -> list[LazyModel]:
     """One model per device, loaded now (a bad name or device fails here, before the server listens)."""
-    from functools import partial
-
-    from ..api import load_model
-    from ..batch import LazyModel
+    from ..api import LazyModel
 
     workers = []
     for device in config.devices:
-        lazy = LazyModel(partial(load_model, config.model, config.worker_options(device)))
+        lazy = LazyModel(config.model, config.worker_options(device))
         lazy.get()
         workers.append(lazy)
     return workers
 
 
 def create_app(config: ServeConfig, workers: list[LazyModel] | None = None) -> FastAPI:
-    """The app for `config`; `workers` (one `batch.LazyModel` per device) default to `load_workers(config)`."""
+    """The app for `config`; `workers` (one `api.LazyModel` per device) default to `load_workers(config)`."""
     workers = workers if workers is not None else load_workers(config)
     jobs = JobQueue(workers, max_waiting=config.max_waiting)
 

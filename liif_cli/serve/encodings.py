@@ -21,12 +21,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import OutputError, UsageError
+from ..naming import output_name
 from .upscale import MEDIA_TYPES, ImageResult, UpscaleRequest, errors_named, file_named, safe_name, uploaded
 
 if TYPE_CHECKING:
     from PIL import Image
 
-    from ..batch import LazyModel
+    from ..api import LazyModel
     from ..encoding import Encoding
     from ..imageio import DecodedImage
 
@@ -63,7 +64,7 @@ def encode_upload(
     max_pixels: int | None,
     check: Callable[[], None] = lambda: None,
 ) -> StoredEncoding:
-    """Decode the upload as the CLI does and encode it with `model` (a `batch.LazyModel`)."""
+    """Decode the upload as the CLI does and encode it with `model` (an `api.LazyModel`)."""
     from ..imageio import read_image
 
     warnings: list[str] = []
@@ -173,4 +174,4 @@ def render_bytes(
         target = Path(folder) / f"render{ext}"
         write_image(image, target, quality=quality, warn=lambda message: None)
         data = target.read_bytes()
-    return ImageResult(data, MEDIA_TYPES[ext], f"{stored.stem}_{request.tag()}{ext}", (out_hw[1], out_hw[0]))
+    return ImageResult(data, MEDIA_TYPES[ext], output_name(stored.stem, request.tag(), ext), (out_hw[1], out_hw[0]))

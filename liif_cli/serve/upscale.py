@@ -18,9 +18,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import LiifError, UsageError
+from ..naming import output_name
 
 if TYPE_CHECKING:
-    from ..batch import BatchOptions, LazyModel
+    from ..api import LazyModel
+    from ..batch import BatchOptions
 
 FORMATS = ("auto", "png", "jpg", "jpeg", "webp", "tif", "tiff")
 MEDIA_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".webp": "image/webp", ".tif": "image/tiff"}
@@ -152,7 +154,7 @@ def upscale_bytes(
         return ImageResult(
             data=written.read_bytes(),
             media_type=MEDIA_TYPES[ext],
-            filename=f"{stem}_{options.specs[0].tag()}{written.suffix}",
+            filename=output_name(stem, options.specs[0].tag(), written.suffix),
             size=(out_hw[1], out_hw[0]),
             warnings=[named(w) for w in warnings],
         )

@@ -39,10 +39,10 @@ from .reading import (
 )
 from .writing import (
     CONTAINER_FORMATS,
+    AudioReencoder,
     Codec,
     Plan,
     Warn,
-    _AudioReencoder,
     add_video_stream,
     check_out_size,
     choose_codec,
@@ -303,7 +303,7 @@ def _run(
         for p in vs.encode(None):
             out.mux(p)
         for target in plan.values():
-            if isinstance(target, _AudioReencoder):
+            if isinstance(target, AudioReencoder):
                 for p in target.packets(None):
                     out.mux(p)
         pipe.frames_done = done
@@ -383,7 +383,7 @@ def _mux_other(out: OutputContainer, plan: Plan, packet: Packet, shift: dict[str
             return
         packet.pts = packet.pts - off if packet.pts is not None else None
         packet.dts = packet.dts - off if packet.dts is not None else None
-    if isinstance(target, _AudioReencoder):
+    if isinstance(target, AudioReencoder):
         for p in target.packets(packet):
             out.mux(p)
     else:

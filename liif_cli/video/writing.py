@@ -161,7 +161,7 @@ def add_video_stream(
     return vs
 
 
-class _AudioReencoder:
+class AudioReencoder:
     """Decode an audio stream the output container cannot hold and encode it with the container's codec."""
 
     def __init__(self, out: OutputContainer, in_stream: AudioStream, encoder: str):
@@ -193,7 +193,7 @@ class _AudioReencoder:
         return out
 
 
-Plan = dict[int, "Stream | _AudioReencoder"]
+Plan = dict[int, "Stream | AudioReencoder"]
 """Input stream index -> the output stream its packets are copied into, or the re-encoder they go through."""
 
 
@@ -218,7 +218,7 @@ def plan_other_streams(
             plan[s.index] = out.add_stream_from_template(s)
             notes["copied"].append(label)
         elif isinstance(s, AudioStream) and s.codec_context is not None and muxer in AUDIO_FALLBACK:
-            plan[s.index] = _AudioReencoder(out, s, AUDIO_FALLBACK[muxer])
+            plan[s.index] = AudioReencoder(out, s, AUDIO_FALLBACK[muxer])
             notes["reencoded"].append(label)
             warn(f"{src}: {label} cannot be copied into {muxer}; re-encoded as {AUDIO_FALLBACK[muxer]}")
         else:
