@@ -76,9 +76,10 @@ def main() -> None:
         from fastapi.testclient import TestClient
 
         from liif_cli.batch import LazyModel
+        from liif_cli.load_options import LoadOptions
         from liif_cli.serve.app import ServeConfig, create_app
 
-        config = ServeConfig(model=args.model, devices=(args.device,), precision=args.precision)
+        config = ServeConfig(model=args.model, devices=(args.device,), load=LoadOptions(precision=args.precision))
         client = TestClient(create_app(config, workers=[LazyModel(lambda: up)])).__enter__()
         made = client.post("/v1/encodings", files={"image": ("big.png", png(rgb8), "image/png")})
         assert made.status_code == 201, made.text

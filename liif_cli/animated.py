@@ -13,9 +13,11 @@ one on/off transparency per frame. WebP output is lossless unless a quality is g
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import os
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image, ImageSequence
 
@@ -31,6 +33,9 @@ from .imageio import (
     open_pillow,
 )
 
+if TYPE_CHECKING:
+    from .api import Upscaler
+
 FORMATS = {".gif": "GIF", ".png": "PNG", ".apng": "PNG", ".webp": "WEBP"}
 """Output extension -> Pillow format (an animated .png is an APNG)."""
 
@@ -44,7 +49,15 @@ class Animation:
     disposals: list[int]  # 0/1 keep, 2 background, 3 previous (GIF and APNG numbering differ; kept as read)
     blends: list[int] | None  # APNG only
     loop: int | None  # 0 forever, n times, None: no loop information in the file
-    format: str
+    format: str | None  # Pillow's name: GIF, PNG, WEBP
+
+    def add(self, frame: Image.Image, duration: int, disposal: int, blend: int | None) -> None:
+        """One more frame (its blend kept only where the animation keeps blends: APNG)."""
+        self.frames.append(frame)
+        self.durations.append(duration)
+        self.disposals.append(disposal)
+        if self.blends is not None:
+            self.blends.append(blend or 0)
 
 
 def is_animated(path: str | Path) -> bool:
@@ -63,7 +76,7 @@ def _frame_info(im: Image.Image) -> tuple[int, int, int | None]:
 
 
 def iter_animation(
-    path: str | Path, *, max_pixels: int | None = DEFAULT_MAX_INPUT_PIXELS, warn=None
+    path: str | Path, *, max_pixels: int | None = DEFAULT_MAX_INPUT_PIXELS, warn: Callable[[str], None] | None = None
 ) -> Iterator[tuple[Image.Image, int, int, int | None]]:
     """(composed frame, duration ms, disposal, blend) one at a time, RGB or RGBA; every frame's size is
     checked against `max_pixels` (a GIF frame may extend the canvas); InputError for a corrupt file."""
@@ -83,7 +96,7 @@ def iter_animation(
             yield rgb, duration, disposal, blend
 
 
-def read_loop(path: str | Path) -> tuple[str, int | None]:
+def read_loop(path: str | Path) -> tuple[str | None, int | None]:
     """(Pillow format, loop count or None when the file says nothing)."""
     with open_image(path, max_pixels=None) as im:
         return im.format, im.info.get("loop")
@@ -92,13 +105,10 @@ def read_loop(path: str | Path) -> tuple[str, int | None]:
 def read_animation(path: str | Path) -> Animation:
     """All frames in memory: for tests and small files (upscale_animation streams through them instead)."""
     fmt, loop = read_loop(path)
-    frames, durations, disposals, blends = [], [], [], []
+    animation = Animation([], [], [], [] if fmt == "PNG" else None, loop, fmt)
     for frame, duration, disposal, blend in iter_animation(path):
-        frames.append(frame)
-        durations.append(duration)
-        disposals.append(disposal)
-        blends.append(blend)
-    return Animation(frames, durations, disposals, blends if fmt == "PNG" else None, loop, fmt)
+        animation.add(frame, duration, disposal, blend)
+    return animation
 
 
 def palettize(frame: Image.Image) -> Image.Image:
@@ -115,17 +125,17 @@ def palettize(frame: Image.Image) -> Image.Image:
 
 
 def upscale_animation(
-    upscaler,
+    upscaler: Upscaler,
     src: str | Path,
     dst: str | Path,
     *,
     size: Callable[[tuple[int, int]], tuple[int, int]],
     quality: int | None = None,
     overwrite: bool = False,
-    protect=None,
+    protect: InputGuard | Iterable[str | os.PathLike] | None = None,
     progress: Callable[[int, int | None], None] | None = None,
     max_pixels: int | None = DEFAULT_MAX_INPUT_PIXELS,
-    warn=None,
+    warn: Callable[[str], None] | None = None,
 ) -> Path:
     """Upscale every frame of an animated GIF / WebP / APNG into `dst` (.gif, .webp, .png or .apng).
 
@@ -145,19 +155,18 @@ def upscale_animation(
     guard = protect if isinstance(protect, InputGuard) else InputGuard(protect or ())
     guard.add(src)
     with atomic_target(dst, overwrite=overwrite, protect=guard) as tmp:  # checks the output before the work
-        frames, durations, disposals, blends = [], [], [], []
+        out = Animation([], [], [], [], loop, fmt)
         for i, (frame, duration, disposal, _blend) in enumerate(iter_animation(src, max_pixels=max_pixels, warn=warn)):
             big = upscaler.upscale(frame, size=(out_hw[1], out_hw[0]))
-            frames.append(palettize(big) if fmt == "GIF" else big)
-            durations.append(duration)
-            disposals.append(_disposal_for(in_fmt, fmt, disposal))
-            blends.append(0)  # whole composed frames replace the canvas (APNG_BLEND_OP_SOURCE)
+            assert isinstance(big, Image.Image), "a Pillow image in, a Pillow image out"
+            # whole composed frames replace the canvas: blend 0 (APNG_BLEND_OP_SOURCE)
+            out.add(palettize(big) if fmt == "GIF" else big, duration, _disposal_for(in_fmt, fmt, disposal), 0)
             if progress is not None:
                 progress(i + 1, total)
-        if not frames:
+        if not out.frames:
             raise InputError(f"{src}: the animation holds no decodable frame")
-        frames[0].save(tmp, format=fmt, **_save_options(fmt, frames, durations, disposals, blends, loop, quality))
-        _verify(tmp, dst, len(frames))
+        out.frames[0].save(tmp, format=fmt, **_save_options(out, quality))
+        _verify(tmp, dst, len(out.frames))
     return dst
 
 
@@ -172,16 +181,17 @@ def _verify(tmp: Path, dst: Path, frames: int) -> None:
         raise OutputError(f"{dst}: the written animation holds {found} of its {frames} frames; not kept")
 
 
-def _save_options(fmt, frames, durations, disposals, blends, loop, quality) -> dict:
-    options: dict = {"save_all": True, "append_images": frames[1:], "duration": durations}
-    if loop is not None:
-        options["loop"] = loop
-    if fmt == "GIF":
-        options["disposal"] = disposals
+def _save_options(anim: Animation, quality: int | None) -> dict[str, Any]:
+    """Pillow's `save` keywords for the animation (Pillow's options are untyped keywords)."""
+    options: dict[str, Any] = {"save_all": True, "append_images": anim.frames[1:], "duration": anim.durations}
+    if anim.loop is not None:
+        options["loop"] = anim.loop
+    if anim.format == "GIF":
+        options["disposal"] = anim.disposals
         options["optimize"] = False
-    elif fmt == "PNG":
-        options["disposal"] = disposals
-        options["blend"] = blends
+    elif anim.format == "PNG":
+        options["disposal"] = anim.disposals
+        options["blend"] = anim.blends
         options["default_image"] = False
     else:
         options.update({"lossless": quality is None, "quality": quality or 100})

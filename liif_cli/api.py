@@ -17,16 +17,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from .encoding import Encoding
+    from .registry import ModelEntry
+    from .video import Frame, VideoResult
 
 import numpy as np
 from PIL import Image
 
 from . import decoded, geometry
-from .errors import OutputError, UsageError
+from .errors import LiifError, ModelError, UsageError, first_line
 from .imageio import DecodedImage, as_float
 from .load_options import LoadOptions, load_options
-from .sizes import check_region, output_size, region_span
+from .sizes import SizeArgs, window_output_size
+from .sizes import output_size as output_size  # re-exported: liif_cli.output_size
 
 ProgressCallback = Callable[[int, int], None]  # (output pixels done, total)
 
@@ -62,14 +67,14 @@ class Upscaler:
     def precision(self) -> str:
         return self.renderer.precision  # the working one: fp32 after a non-finite half-precision result
 
-    def upscale_video(self, src: str | Path, dst: str | Path, **options):
+    def upscale_video(self, src: str | Path, dst: str | Path, **options: Any) -> VideoResult:
         """Upscale a video file into `dst`, streaming; options and errors as `liif_cli.video.upscale_video`
         (out_hw= or size=, codec=, crf=, pix_fmt=, frames=, time=, progress=, warn=, overwrite=...)."""
         from .video import upscale_video
 
         return upscale_video(self, src, dst, **options)
 
-    def iter_video(self, src: str | Path, **options):
+    def iter_video(self, src: str | Path, **options: Any) -> Iterator[tuple[Frame, np.ndarray]]:
         """(decoded frame, upscaled pixels) pairs, one at a time: `liif_cli.video.iter_upscaled` with this model."""
         from .video import iter_upscaled
 
@@ -128,19 +133,20 @@ class Upscaler:
         """
         kind = decoded.alpha_kind(img.alpha, alpha)
         geometry.check_region(region, img.hw)
+        a = img.alpha
         source: decoded.AlphaSource = {
             "none": None,
-            "constant": None if img.alpha is None else float(img.alpha.min()),
-            "model": None if kind != "model" else self._plane(np.repeat(img.alpha[..., None], 3, axis=2), region),
-            "bicubic": img.alpha,
+            "constant": None if a is None else float(a.min()),
+            "model": None if kind != "model" or a is None else self._plane(np.repeat(a[..., None], 3, axis=2), region),
+            "bicubic": a,
         }[kind]
         colour = self._plane(as_float(img.rgb), region)
         return decoded.upscale_decoded(img, img.hw, out_hw, colour, source, region=region, progress=progress)
 
-    def _plane(self, rgb: np.ndarray, region) -> decoded.PlaneRenderer:
+    def _plane(self, rgb: np.ndarray, region: geometry.Region | None) -> decoded.PlaneRenderer:
         rgb = np.ascontiguousarray(rgb, dtype=np.float32)
 
-        def render(out_hw, sink, progress) -> None:
+        def render(out_hw: tuple[int, int], sink: decoded.Sink, progress: ProgressCallback | None) -> None:
             self.renderer.render_with_fallback(rgb, out_hw, sink, progress, region=region)
 
         return render
@@ -167,26 +173,23 @@ class Upscaler:
 
         The size is one of scale / size (w, h) / width / height, relative to the region if given.
         """
+        kw: SizeArgs = {"scale": scale, "size": size, "width": width, "height": height}
         if isinstance(image, np.ndarray):
             array = np.asarray(image)
-            out_hw = self._out_hw(array.shape[:2], region, scale, size, width, height)
+            out_hw = window_output_size((array.shape[0], array.shape[1]), region, **kw)
             if array.dtype in (np.uint8, np.uint16):  # integer pixels in, the same integers out
                 top = np.float32(np.iinfo(array.dtype).max)
                 floats = array.astype(np.float32) / top
                 return self.upscale_array(floats, out_hw, dtype=array.dtype, region=region, progress=progress)
             return self.upscale_array(array, out_hw, region=region, progress=progress)
         img = to_decoded(image)
-        out_hw = self._out_hw(img.hw, region, scale, size, width, height)
+        out_hw = window_output_size(img.hw, region, **kw)
         result = self.upscale_image(img, out_hw, alpha=alpha, region=region, progress=progress)
         return decoded.to_pil(result) if isinstance(image, Image.Image) else result
 
-    @staticmethod
-    def _out_hw(in_hw, region, scale, size, width, height) -> tuple[int, int]:
-        return output_size(
-            region_span(check_region(region, in_hw), in_hw), scale=scale, size=size, width=width, height=height
-        )
-
-    def encode(self, image: Image.Image | np.ndarray | str | os.PathLike | DecodedImage, *, alpha: str = "model"):
+    def encode(
+        self, image: Image.Image | np.ndarray | str | os.PathLike | DecodedImage, *, alpha: str = "model"
+    ) -> Encoding:
         """The image's latent grid(s), to render later at any size or region: see `liif_cli.encoding`."""
         from .encoding import encode_image
 
@@ -237,7 +240,6 @@ def load_model(
     exported once into the cache (that first time needs torch). It runs fp32 only.
     """
     from .onnxrt import is_export
-    from .registry import load_registry, resolve_weights
 
     opts = load_options(options, **fields)
     if is_export(model):
@@ -245,8 +247,7 @@ def load_model(
             raise UsageError(f"{model}: an ONNX export folder runs with {{backend}} onnxruntime", param="backend")
         path, entry = Path(model), None
     else:
-        path = resolve_weights(model, allow_unverified=opts.allow_unverified, offline=opts.offline, progress=progress)
-        entry = load_registry().get(str(model)) if not Path(str(model)).expanduser().is_file() else None
+        path, entry = _weights(model, allow_unverified=opts.allow_unverified, offline=opts.offline, progress=progress)
     normalization = entry.normalization if entry else None
     if opts.backend == "onnxruntime":
         from . import onnxrt
@@ -268,14 +269,66 @@ def load_model(
     devices.set_threads(opts.threads)
     torch_device = devices.resolve_device(opts.device)
     resolved_precision = devices.resolve_precision(opts.precision, torch_device)
-    loaded = load_checkpoint(path, normalization=normalization)
+    checkpoint = load_checkpoint(path, normalization=normalization)
     render = engine.RenderOptions(torch_device, resolved_precision, opts.tile, opts.batch_size)
-    return Upscaler(loaded, render, name=str(model))
+    return Upscaler(checkpoint, render, name=str(model))
+
+
+def _weights(
+    model: str | Path, *, allow_unverified: bool, offline: bool | None, progress: bool
+) -> tuple[Path, ModelEntry | None]:
+    """A registry name or checkpoint path -> (the local weights file, downloaded and verified if need be; the
+    registry entry, None for a file)."""
+    from .registry import load_registry, resolve_weights
+
+    path = resolve_weights(model, allow_unverified=allow_unverified, offline=offline, progress=progress)
+    entry = load_registry().get(str(model)) if not Path(str(model)).expanduser().is_file() else None
+    return path, entry
+
+
+class LazyModel:
+    """`load_model(model, options)` on the first `get()`, once, for a batch or a server worker: a batch whose
+    files are all skipped or broken never loads (or downloads) it. Building one imports no torch.
+
+        lazy = LazyModel("edsr-baseline", LoadOptions(device="cpu"))
+        up = lazy.get()            # loads now; later calls return the same Upscaler
+
+    `loads` counts the loads (0 or 1). Every load error is a LiifError (a ModelError for the model itself; a
+    bad device is a UsageError); an OSError reading the weights becomes a ModelError.
+    """
+
+    def __init__(
+        self, model: str | Path = "edsr-baseline", options: LoadOptions | None = None, *, progress: bool = False
+    ) -> None:
+        self.model = model
+        self.options = options or LoadOptions()
+        self.progress = progress
+        self._upscaler: Upscaler | None = None
+        self.loads = 0
+
+    @property
+    def loaded(self) -> bool:
+        return self._upscaler is not None
+
+    def get(self) -> Upscaler:
+        if self._upscaler is None:
+            self.loads += 1
+            try:
+                self._upscaler = load_model(self.model, self.options, progress=self.progress)
+            except LiifError:  # CheckpointError included (a ModelError)
+                raise
+            except OSError as exc:
+                raise ModelError(f"cannot load the model: {first_line(exc)}") from None
+        return self._upscaler
+
+    def estimate(self, in_hw: tuple[int, int], out_hw: tuple[int, int]) -> str:
+        """`Upscaler.estimate` of the model (loading it if need be)."""
+        return self.get().estimate(in_hw, out_hw)
 
 
 def load_encoding(
     path: str | os.PathLike,
-    model: Upscaler | str | os.PathLike | None = None,
+    model: Upscaler | str | Path | None = None,
     options: LoadOptions | None = None,
     *,
     progress: bool = False,
@@ -300,27 +353,25 @@ def load_encoding(
 
 
 def planning_model(
-    model: str | Path = "edsr-baseline",
-    *,
-    device: str = "auto",
-    precision: str = "auto",
-    tile: int | None = None,
-    batch_size: int | None = None,
-    **_load_options: object,
+    model: str | Path = "edsr-baseline", options: LoadOptions | None = None, **fields: Any
 ) -> tuple[Upscaler, str]:
     """An Upscaler of the model's architecture with untrained weights, for `Upscaler.estimate` without reading,
     downloading or loading the checkpoint (`--dry-run`), and the encoder it assumed: the registry's for a
-    name, edsr-baseline for a file (which is not opened). Its pixels mean nothing; its timings and sizes do."""
+    name, edsr-baseline for a file (which is not opened). Device, precision, tile and batch size are taken from
+    `options` (or its fields as keywords), as `load_model` takes them. Its pixels mean nothing; its timings and
+    sizes do."""
     from . import devices, engine
     from .models import LoadedModel, Normalization, build_liif
     from .registry import ModelEntry, check_model_ref
 
+    opts = load_options(options, **fields)
     ref = check_model_ref(model)
     encoder = ref.encoder if isinstance(ref, ModelEntry) else "edsr-baseline"
-    torch_device = devices.resolve_device(device)
-    options = engine.RenderOptions(torch_device, devices.resolve_precision(precision, torch_device), tile, batch_size)
+    torch_device = devices.resolve_device(opts.device)
+    precision = devices.resolve_precision(opts.precision or "auto", torch_device)
+    render = engine.RenderOptions(torch_device, precision, opts.tile, opts.batch_size)
     loaded = LoadedModel(build_liif(encoder), encoder, Normalization.named("half"), "untrained")
-    return Upscaler(loaded, options, name=f"{model} (not loaded)"), encoder
+    return Upscaler(loaded, render, name=f"{model} (not loaded)"), encoder
 
 
 def upscale(
@@ -358,15 +409,15 @@ def export_model(
 ) -> Path:
     """Write a registry model or checkpoint (any layout) as an ONNX export folder (three graphs and a
     manifest, docs/onnx.md) or as weights-only `.safetensors`. `normalization` overrides the model's."""
-    from .registry import load_registry, resolve_weights, sha256_file
+    from .imageio.target import exists
+    from .registry import sha256_file
 
     if format not in EXPORT_FORMATS:
         raise UsageError(f"unknown export format {format!r} (use {' or '.join(EXPORT_FORMATS)})")
     out = Path(output)
     if out.exists() and not overwrite:
-        raise OutputError(f"{out}: already exists (use --overwrite to replace it)")
-    path = resolve_weights(model, allow_unverified=allow_unverified, offline=offline, progress=progress)
-    entry = load_registry().get(str(model)) if not Path(str(model)).expanduser().is_file() else None
+        raise exists(out)
+    path, entry = _weights(model, allow_unverified=allow_unverified, offline=offline, progress=progress)
     normalization = normalization or (entry.normalization if entry else None)
     if format == "safetensors":
         from .train import export_safetensors

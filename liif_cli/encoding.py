@@ -25,7 +25,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 import numpy as np
 
@@ -69,10 +69,10 @@ class Encoding:
             + extra
         )
 
-    def output_size(self, *, scale=None, size=None, width=None, height=None, region=None) -> tuple[int, int]:
-        """The (h, w) a render with these arguments makes (relative to the region if given)."""
-        span = sizes.region_span(sizes.check_region(region, self.in_hw), self.in_hw)
-        return sizes.output_size(span, scale=scale, size=size, width=width, height=height)
+    def output_size(self, *, region: geometry.Region | None = None, **size: Unpack[sizes.SizeArgs]) -> tuple[int, int]:
+        """The (h, w) a render with these arguments (scale=, size=, width= or height=) makes (relative to the
+        region if given)."""
+        return sizes.window_output_size(self.in_hw, region, **size)
 
     def render(
         self,
@@ -101,18 +101,22 @@ class Encoding:
         )
 
     def render_array(
-        self, out_hw: tuple[int, int], *, region: geometry.Region | None = None, progress=None
+        self,
+        out_hw: tuple[int, int],
+        *,
+        region: geometry.Region | None = None,
+        progress: ProgressCallback | None = None,
     ) -> np.ndarray:
         """The colour alone as float32 (h, w, 3) in [0, 1], unrounded: the official math."""
         region = geometry.check_region(region, self.in_hw)
         return decoded.render_plane(self._plane(self.features, region), out_hw, np.float32, progress)
 
-    def _plane(self, feat, region) -> decoded.PlaneRenderer:
+    def _plane(self, feat: Any, region: geometry.Region | None) -> decoded.PlaneRenderer:
         if self.upscaler is None:
             raise EncodingError("this encoding has no model to render it: load it with a model (load_encoding)")
         renderer = self.upscaler.renderer
 
-        def render(out_hw, sink, progress) -> None:
+        def render(out_hw: tuple[int, int], sink: decoded.Sink, progress: ProgressCallback | None) -> None:
             renderer.with_fallback(lambda: renderer.render_features(feat, out_hw, sink, progress, region=region))
 
         return render
@@ -134,26 +138,27 @@ class Encoding:
         """Write a `.liif` file atomically (temp file in the target folder, then rename): an interrupted
         save leaves no partial file. An existing file is refused unless `overwrite`."""
         plane = None if self.alpha_plane is None else np.ascontiguousarray(self.alpha_plane, dtype=np.float32)
-        if isinstance(self.features, np.ndarray):
-            from safetensors.numpy import save_file
-
-            tensors = {"rgb": np.ascontiguousarray(self.features)}
-            if self.alpha_features is not None:
-                tensors["alpha"] = np.ascontiguousarray(self.alpha_features)
-            if plane is not None:
-                tensors["alpha_plane"] = plane
-        else:
-            import torch
-            from safetensors.torch import save_file
-
-            tensors = {"rgb": self.features.contiguous()}
-            if self.alpha_features is not None:
-                tensors["alpha"] = self.alpha_features.contiguous()
-            if plane is not None:
-                tensors["alpha_plane"] = torch.from_numpy(plane)
         metadata = {"liif": json.dumps(self.meta, sort_keys=True)}
         with atomic_target(Path(path), overwrite=overwrite) as tmp:
-            save_file(tensors, str(tmp), metadata=metadata)
+            if isinstance(self.features, np.ndarray):
+                from safetensors.numpy import save_file as save_arrays
+
+                arrays = {"rgb": np.ascontiguousarray(self.features)}
+                if self.alpha_features is not None:
+                    arrays["alpha"] = np.ascontiguousarray(self.alpha_features)
+                if plane is not None:
+                    arrays["alpha_plane"] = plane
+                save_arrays(arrays, str(tmp), metadata=metadata)
+            else:
+                import torch
+                from safetensors.torch import save_file as save_tensors
+
+                tensors = {"rgb": self.features.contiguous()}
+                if self.alpha_features is not None:
+                    tensors["alpha"] = self.alpha_features.contiguous()
+                if plane is not None:
+                    tensors["alpha_plane"] = torch.from_numpy(plane)
+                save_tensors(tensors, str(tmp), metadata=metadata)
         return Path(path)
 
 
@@ -162,12 +167,13 @@ def encode_image(upscaler: Upscaler, img: DecodedImage, *, alpha: str = "model")
     kind = decoded.alpha_kind(img.alpha, alpha)
     renderer = upscaler.renderer
 
-    def encode(rgb: np.ndarray):
+    def encode(rgb: np.ndarray) -> Any:  # a torch tensor, or numpy with onnxruntime
         rgb = np.ascontiguousarray(rgb, dtype=np.float32)
         return renderer.with_fallback(lambda: renderer.encode(rgb))
 
     features = encode(as_float(img.rgb))
-    alpha_features = encode(np.repeat(img.alpha[..., None], 3, axis=2)) if kind == "model" else None
+    a = img.alpha
+    alpha_features = encode(np.repeat(a[..., None], 3, axis=2)) if kind == "model" and a is not None else None
     norm = upscaler.loaded.normalization
     meta = {
         "format_version": FORMAT_VERSION,
@@ -178,7 +184,7 @@ def encode_image(upscaler: Upscaler, img: DecodedImage, *, alpha: str = "model")
         "input_size": [img.hw[1], img.hw[0]],
         "precision": upscaler.precision,
         "alpha": kind,
-        "alpha_constant": float(img.alpha.min()) if kind == "constant" else None,
+        "alpha_constant": float(a.min()) if kind == "constant" and a is not None else None,
         "mode": img.mode,
         "bits": img.bits,
         "source_mode": img.source_mode,

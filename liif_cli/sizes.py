@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TypedDict, Unpack
 
 from .choices import MAX_SIDE
 from .errors import UsageError
@@ -42,7 +43,13 @@ def region_span(region: Region | None, in_hw: tuple[int, int]) -> tuple[float, f
     return in_hw if region is None else (region[3], region[2])
 
 
-def exact_size(in_hw: tuple[float, float], scale: Scale | None, size, width, height) -> tuple[float, float]:
+def exact_size(
+    in_hw: tuple[float, float],
+    scale: Scale | None,
+    size: tuple[int, int] | None,
+    width: int | None,
+    height: int | None,
+) -> tuple[float, float]:
     """The output (h, w) before rounding, for exactly one of scale (S or (SX, SY)), size (w, h), width or height."""
     exactly_one(scale=scale, size=size, width=width, height=height)
     h, w = in_hw
@@ -145,11 +152,10 @@ class SizeSpec:
         or the region is not inside the input."""
         check_region(self.region, in_hw)
         span = region_span(self.region, in_hw)
-        kw = {"scale": self.scale, "size": self.size, "width": self.width, "height": self.height}
-        est = exact_size(span, *kw.values())
+        est = exact_size(span, self.scale, self.size, self.width, self.height)
         if max(est) > MAX_SIDE:
             raise UsageError(f"output of about {est[1]:.0f}x{est[0]:.0f} is too large (at most {MAX_SIDE} px a side)")
-        out = output_size(span, **kw)
+        out = output_size(span, scale=self.scale, size=self.size, width=self.width, height=self.height)
         check_output_pixels(out[1], out[0], max_out_pixels)
         return out
 
@@ -167,6 +173,21 @@ def specs_of(
     values = {"scale": tuple(scale), "size": tuple(size), "width": tuple(width), "height": tuple(height)}
     key = exactly_one(several=True, **values)
     return tuple(SizeSpec(**{key: v}, region=region) for v in dict.fromkeys(values[key]))  # type: ignore[arg-type]
+
+
+class SizeArgs(TypedDict, total=False):
+    """The four size keywords of the API (exactly one given): scale (S or (SX, SY)), size (w, h), width, height."""
+
+    scale: Scale | None
+    size: tuple[int, int] | None
+    width: int | None
+    height: int | None
+
+
+def window_output_size(in_hw: tuple[int, int], region: Region | None, **size: Unpack[SizeArgs]) -> tuple[int, int]:
+    """The output (h, w) for an input (h, w), or for the window `region` of it (checked to lie inside), from
+    exactly one size keyword: what `Upscaler.upscale` and `Encoding.render` make."""
+    return output_size(region_span(check_region(region, in_hw), in_hw), **size)
 
 
 def check_region(region: Region | None, in_hw: tuple[int, int]) -> Region | None:

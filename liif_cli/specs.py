@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
+from typing import TypeVar
 
 from .choices import MAX_SIDE
 from .errors import UsageError
@@ -131,12 +133,15 @@ def parse_bytes(text: str, param: str) -> int:
     return value
 
 
-def _range(text: str, param: str, number) -> tuple:
+_N = TypeVar("_N", int, float)
+
+
+def _range(text: str, param: str, number: Callable[[str], _N]) -> tuple[_N, _N | None]:
     s = str(text).strip()
     if s.count(":") != 1:
         raise UsageError(f"{_ph(param)} must be START:END (END may be left out: START:), got {text!r}", param=param)
     a, b = (part.strip() for part in s.split(":"))
-    start = number(a) if a else 0
+    start: _N = number(a) if a else 0
     end = number(b) if b else None
     if start < 0 or (end is not None and end <= start):
         raise UsageError(f"{_ph(param)} {text!r} is empty or negative (END must be after START)", param=param)
@@ -171,7 +176,9 @@ def parse_time(text: str, param: str = "time") -> tuple[float, float | None]:
     return _range(text, param, number)
 
 
-def parse_size_spec(scale=None, size=None, width=None, height=None) -> SizeSpec:
+def parse_size_spec(
+    scale: str | None = None, size: str | None = None, width: str | None = None, height: str | None = None
+) -> SizeSpec:
     """The SizeSpec of exactly one of the four size values given as text (e.g. from a web form)."""
     return SizeSpec(
         scale=None if scale is None else parse_scale(scale),

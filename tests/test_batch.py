@@ -21,6 +21,7 @@ from liif_cli.batch import (
 )
 from liif_cli.errors import BatchError, InputError, ModelError, OutputError, UsageError, flag_name
 from liif_cli.imageio import DecodedImage
+from liif_cli.load_options import LoadOptions
 from liif_cli.specs import parse_int, parse_pixels, parse_scale, parse_size
 
 RNG = np.random.default_rng(7)
@@ -171,11 +172,11 @@ def test_plan_skips_existing_refuses_inputs_and_collisions(tmp_path):
     save(tmp_path / "a_x2.png")  # existing output, and also an earlier output of this command
     opts = BatchOptions(spec=SizeSpec(scale=2.0), ext="png")
     jobs = plan_batch([a, b], opts)
-    assert jobs[0].skip and "exists" in jobs[0].skip
+    assert jobs[0].skip and "exists" in str(jobs[0].skip)
     assert isinstance(jobs[1].error, OutputError) and "also the output" in str(jobs[1].error)
     jobs = plan_batch([tmp_path], BatchOptions(spec=SizeSpec(scale=2.0), overwrite=True))
     by_name = {j.input.name: j for j in jobs}
-    assert by_name["a_x2.png"].skip and "looks like an output" in by_name["a_x2.png"].skip
+    assert by_name["a_x2.png"].skip and "looks like an output" in str(by_name["a_x2.png"].skip)
     assert by_name["a.png"].skip is None and by_name["a.png"].error is None  # a_x2.png is not an input
     jobs = plan_batch([a], BatchOptions(spec=SizeSpec(scale=2.0), suffix="", overwrite=True))
     assert isinstance(jobs[0].error, OutputError) and "overwrite an input" in str(jobs[0].error)
@@ -206,10 +207,7 @@ def test_all_bad_or_skipped_batch_never_loads_the_model(tmp_path):
     opts = BatchOptions(spec=SizeSpec(scale=2.0))
     jobs = plan_batch([tmp_path / "bad.png", tmp_path / "empty.jpg", tmp_path / "done.png"], opts)
 
-    def loader():
-        raise AssertionError("the model must not be loaded")
-
-    lazy = LazyModel(loader)
+    lazy = LazyModel(tmp_path / "no-such-weights.pth", LoadOptions(device="cpu"))  # loading it would fail
     results = run_batch(jobs, opts, lazy, Recorder())
     assert [r.status for r in results] == ["failed", "failed", "skipped"]
     assert lazy.loads == 0
@@ -223,13 +221,8 @@ def test_model_load_errors_stop_the_batch(tmp_path):
     a = save(tmp_path / "a.png")
     opts = BatchOptions(spec=SizeSpec(scale=2.0))
 
-    def loader():
-        from liif_cli.api import load_model
-
-        return load_model(tmp_path / "no-such-weights.pth", device="cpu")
-
     with pytest.raises(ModelError):
-        run_batch(plan_batch([a], opts), opts, LazyModel(loader))
+        run_batch(plan_batch([a], opts), opts, LazyModel(tmp_path / "no-such-weights.pth", LoadOptions(device="cpu")))
     assert not (tmp_path / "a_x2.png").exists()
 
 
@@ -255,13 +248,11 @@ def test_upscale_image_modes_and_alpha_methods(upscaler):
 
 
 def test_run_batch_writes_and_loads_once(tmp_path, model_path):
-    from liif_cli.api import load_model
-
     files = [save(tmp_path / f"{i}.png", mode=m) for i, m in enumerate(["RGB", "RGBA", "L", "LA"])]
     (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
     files.insert(2, tmp_path / "broken.png")
     opts = BatchOptions(spec=SizeSpec(scale=1.5), alpha="bicubic")
-    lazy = LazyModel(lambda: load_model(model_path, device="cpu"))
+    lazy = LazyModel(model_path, LoadOptions(device="cpu"))
     rec = Recorder()
     results = run_batch(plan_batch(files, opts), opts, lazy, rec)
     assert [r.status for r in results] == ["written", "written", "failed", "written", "written"]
@@ -283,3 +274,48 @@ def test_rgb_results_are_quantized_tile_by_tile_like_quantize(upscaler):
         assert np.array_equal(out.rgb, expected)
     gray = upscaler.upscale_image(DecodedImage(rgb=rgb, mode="L"), (20, 24))
     assert gray.rgb.dtype == np.float32
+
+
+# --- the library's text names parameters; the CLI names them as flags --------------------------------
+
+
+def test_batch_messages_name_parameters_and_the_cli_names_flags(tmp_path):
+    from liif_cli.batch import VideoOptions
+
+    with pytest.raises(UsageError) as lossless:
+        VideoOptions(codec="ffv1", crf=3)
+    assert str(lossless.value) == "ffv1 is lossless and takes no crf"
+    assert lossless.value.render(flag_name) == "ffv1 is lossless and takes no --crf"
+    a = save(tmp_path / "a.png")
+    with pytest.raises(UsageError) as video_only:
+        plan_batch([a], BatchOptions(spec=SizeSpec(scale=2.0), video=VideoOptions(codec="h264", crf=20)))
+    assert video_only.value.render(flag_name) == "--codec, --crf apply to videos only, and no input is a video"
+    save(tmp_path / "a_x2.png")
+    (job,) = plan_batch([a], BatchOptions(spec=SizeSpec(scale=2.0)))
+    assert str(job.skip) == f"{tmp_path / 'a_x2.png'}: already exists (use overwrite to replace it)"
+    assert job.skip.render(flag_name) == f"{tmp_path / 'a_x2.png'}: already exists (use --overwrite to replace it)"
+    (result,) = run_batch([job], BatchOptions(spec=SizeSpec(scale=2.0)), LazyModel(tmp_path / "none.pth"))
+    assert result.status == "skipped" and result.describe(flag_name).endswith("(use --overwrite to replace it)")
+
+
+def test_library_error_texts_speak_of_no_flags():
+    """Every string in a raise or an error built by the library modules: no `--flag` and no `-o`."""
+    import ast
+    import re
+
+    from conftest import ROOT
+
+    flag = re.compile(r"(^|\s|\()(--[a-z][a-z-]*|-o)(\s|$|\)|:|,)")
+    files = [ROOT / "liif_cli" / name for name in ("api.py", "sources.py", "encoding.py", "specs.py", "sizes.py")]
+    files += [*(ROOT / "liif_cli" / "batch").glob("*.py"), *(ROOT / "liif_cli" / "imageio").glob("*.py")]
+    found = []
+    for path in files:
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            built = isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", ""))
+            if not (isinstance(node, ast.Raise) or (built and (built.endswith("Error") or built in ("exists",)))):
+                continue
+            for text in ast.walk(node):
+                if isinstance(text, ast.Constant) and isinstance(text.value, str) and flag.search(text.value):
+                    found.append(f"{path.name}:{text.lineno}: {text.value!r}")
+    assert found == []

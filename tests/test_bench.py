@@ -26,7 +26,8 @@ from liif_cli.bench import datasets as ds
 from liif_cli.bench import protocols as pr
 from liif_cli.bench import published as pub
 from liif_cli.bench import report
-from liif_cli.bench.runner import parse_scales, run_bench
+from liif_cli.bench.plan import BenchPlan, parse_scales
+from liif_cli.bench.runner import run_bench
 from liif_cli.cli import main
 from liif_cli.errors import DownloadError, InputError, OfflineError, UsageError, flag_name
 from liif_cli.imageio import quantize
@@ -501,9 +502,8 @@ class _Bicubic:
 
 def test_run_bench_api_with_stub_model(tmp_path):
     _write_layout(tmp_path, "Set14")
-    res = run_bench(
-        ["set14"], ["mmagic-edsr"], protocol="mmagic", scales=[2, 3], data_dir=tmp_path, loader=lambda m: _Bicubic()
-    )
+    plan = BenchPlan(["set14"], ["mmagic-edsr"], protocol="mmagic", scales=[2, 3], data_dir=tmp_path)
+    res = run_bench(plan, loader=lambda m: _Bicubic())
     assert [(r.scale, r.images) for r in res.rows] == [(2, 3), (3, 3)]
     row = res.rows[0]
     assert row.published_psnr == 31.5579 and row.published_ssim_blue == 0.8889 and row.published_ssim_rgb is None
@@ -515,16 +515,20 @@ def test_run_bench_api_with_stub_model(tmp_path):
     # paper protocol: provided LR where the set has it, PIL bicubic (and a note) where it does not
     _write_layout(tmp_path / "two", "Set5", scales=(2,))
     res = run_bench(
-        ["set5"], ["m"], protocol="paper", scales=[2, 3], data_dir=tmp_path / "two", loader=lambda m: _Bicubic()
+        BenchPlan(["set5"], ["m"], protocol="paper", scales=[2, 3], data_dir=tmp_path / "two"),
+        loader=lambda m: _Bicubic(),
     )
     assert [r.lr_source for r in res.rows] == ["provided", "bicubic"]
     assert any("Set5 x3: no provided LR" in line for line in report.notes(res))
     assert not any("x2: no provided" in line for line in report.notes(res))
     with pytest.raises(UsageError, match="unknown protocol"):
-        run_bench(["set5"], ["m"], protocol="matlab", data_dir=tmp_path / "two", loader=lambda m: _Bicubic())
+        BenchPlan(["set5"], ["m"], protocol="matlab", data_dir=tmp_path / "two")
     (tmp_path / "two" / "Set5" / "LR_bicubic" / "X2" / "betax2.png").unlink()
     with pytest.raises(InputError, match="no LR image for beta.png"):
-        run_bench(["set5"], ["m"], protocol="paper", scales=[2], data_dir=tmp_path / "two", loader=lambda m: _Bicubic())
+        run_bench(
+            BenchPlan(["set5"], ["m"], protocol="paper", scales=[2], data_dir=tmp_path / "two"),
+            loader=lambda m: _Bicubic(),
+        )
 
 
 def test_cli_end_to_end_tiny(tmp_path, model_path):
@@ -567,9 +571,8 @@ def test_acceptance_paper_protocol_set5():
     """The official code's Set5 numbers (NOTES "Reference results") within 0.002 dB at every scale."""
     from liif_cli.load_options import LoadOptions
 
-    res = run_bench(
-        ["set5"], [str(WEIGHTS)], protocol="paper", data_dir=DATASETS, load=LoadOptions(device="cpu", precision="fp32")
-    )
+    load = LoadOptions(device="cpu", precision="fp32")
+    res = run_bench(BenchPlan(["set5"], [str(WEIGHTS)], protocol="paper", data_dir=DATASETS, load=load))
     got = {r.scale: r.psnr for r in res.rows}
     expected = {2: 37.9877, 3: 34.3997, 4: 32.2375, 6: 28.9551, 8: 26.9824}
     assert set(got) == set(expected)
@@ -593,7 +596,9 @@ def test_bf16_is_within_a_hundredth_of_a_db_of_fp32_on_set5():
     rows = {}
     for precision in ("fp32", "bf16"):
         load = LoadOptions(device="cpu", precision=precision)
-        res = run_bench(["set5"], [str(WEIGHTS)], protocol="paper", scales=[2, 4], data_dir=DATASETS, load=load)
+        res = run_bench(
+            BenchPlan(["set5"], [str(WEIGHTS)], protocol="paper", scales=[2, 4], data_dir=DATASETS, load=load)
+        )
         assert [r.scale for r in res.rows] == [2, 4] and all(r.images == 5 for r in res.rows)
         rows[precision] = {r.scale: r.psnr for r in res.rows}
     for scale, fp32 in rows["fp32"].items():

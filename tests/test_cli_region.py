@@ -229,7 +229,7 @@ def test_plan_gives_one_job_per_size_in_order_and_region_names(tmp_path):
     assert spec.resolve((1500, 2000)) == (960, 1280)
     jobs = plan_batch([tmp_path], BatchOptions(spec=[SizeSpec(width=10), SizeSpec(width=20)]))
     earlier = [j for j in jobs if j.input.name == "b_w20.png"]  # an earlier output: no input, reported once
-    assert len(earlier) == 1 and earlier[0].earlier_output and earlier[0].skip.endswith("(name ends in _w20)")
+    assert len(earlier) == 1 and earlier[0].earlier_output and str(earlier[0].skip).endswith("(name ends in _w20)")
     assert [j.output.name for j in jobs if not j.earlier_output] == ["a_w10.png", "a_w20.png", "b_w10.png", "b_w20.png"]
 
 

@@ -495,5 +495,5 @@ def test_a_video_with_no_frame_encoded_is_not_renamed_into_place(tmp_path, model
             out.mux(p)
     result = run(clip, "--scale", "2", "--time", "1:", "-q", *model)
     assert result.exit_code == 2, result.stderr
-    assert "selects no frame; nothing written" in result.stderr
+    assert f"error: {clip}: the --time range selects no frame; nothing written\n" == result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["short.mkv"]

@@ -506,3 +506,59 @@ def test_tiff_that_pillow_cannot_open_goes_through_tifffile(tmp_path):
     bad.write_bytes(b"II*\x00" + b"\xff" * 50)
     with pytest.raises(InputError, match="bad.tif"):
         read_image(bad)
+
+
+# --- header_size: the one header reader ------------------------------------------------------------
+
+
+def _header_size_files(tmp_path: Path) -> dict[str, Path]:
+    """Real files of every kind header_size meets, each 9 x 14 stored (h x w)."""
+    a = rgb8(9, 14)
+    files = {"png": tmp_path / "a.png", "tiff": tmp_path / "a.tif", "png16": tmp_path / "a16.png"}
+    Image.fromarray(a).save(files["png"])
+    Image.fromarray(a).save(files["tiff"])
+    png.from_array((a.astype(np.uint16) * 257).reshape(9, -1), "RGB;16").save(str(files["png16"]))
+    for orientation in (3, 6, 8):  # 180 degrees keeps the sides; 6 and 8 turn them
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        files[f"jpeg-o{orientation}"] = tmp_path / f"o{orientation}.jpg"
+        Image.fromarray(a).save(files[f"jpeg-o{orientation}"], exif=exif.tobytes())
+    la = (RNG.random((9, 14, 2)) * 65535).astype(np.uint16)  # a layout only tifffile reads, turned by its tag
+    files["tiff-la16-o6"] = tmp_path / "la16.tif"
+    kw = {"photometric": "minisblack", "extrasamples": ["unassalpha"], "planarconfig": "contig"}
+    tifffile.imwrite(files["tiff-la16-o6"], la, extratags=[(274, "H", 1, 6, True)], **kw)
+    return files
+
+
+def test_header_size_is_the_decoded_size_with_exif_orientation(tmp_path):
+    from liif_cli.imageio import header_size
+
+    files = _header_size_files(tmp_path)
+    expected = {"png": (14, 9), "tiff": (14, 9), "png16": (14, 9), "jpeg-o3": (14, 9)}
+    expected |= {"jpeg-o6": (9, 14), "jpeg-o8": (9, 14), "tiff-la16-o6": (9, 14)}
+    for name, path in files.items():
+        img = read_image(path)
+        h, w = img.hw
+        assert header_size(path) == (w, h) == expected[name], name
+    assert read_image(files["png16"]).bits == 16 and read_image(files["tiff-la16-o6"]).mode == "LA"
+
+
+def test_header_size_reads_no_pixels_and_keeps_the_input_doors_errors(tmp_path):
+    from liif_cli.imageio import header_size
+
+    files = _header_size_files(tmp_path)
+    truncated = tmp_path / "truncated.png"  # the header is whole, the pixels are not: only a decode would fail
+    truncated.write_bytes(files["png"].read_bytes()[:60])
+    with pytest.raises(InputError):
+        read_image(truncated)
+    assert header_size(truncated) == (14, 9)
+    for path in (files["png"], files["tiff-la16-o6"]):
+        with pytest.raises(InputError, match="126 pixels"):
+            header_size(path, max_pixels=125)
+        assert header_size(path, max_pixels=None) == header_size(path)
+    for bad, why in ((tmp_path / "missing.png", "not found|no such|does not exist"), (tmp_path, "folder|directory")):
+        with pytest.raises(InputError, match=why):
+            header_size(bad)
+    (tmp_path / "text.png").write_text("not an image")
+    with pytest.raises(InputError, match="not an image"):
+        header_size(tmp_path / "text.png")

@@ -19,6 +19,8 @@ from conftest import DATASETS, ROOT, needs_datasets
 from PIL import Image
 
 from liif_cli.bench import bicubic, protocols, strips
+from liif_cli.bench.html_report import write_report
+from liif_cli.bench.plan import BenchPlan
 from liif_cli.bench.runner import run_bench
 from liif_cli.cli import main
 from liif_cli.errors import OutputError, UsageError
@@ -34,7 +36,7 @@ SET5 = ["baby", "bird", "butterfly", "head", "woman"]
 @needs_shared
 def test_bicubic_is_the_standard_row_on_set5_paper():
     """Acceptance 2: 33.66 / 30.39 / 28.42 (the SR literature's bicubic row) within 0.05 dB."""
-    res = run_bench(["set5"], ["bicubic"], protocol="paper", scales=[2, 3, 4], data_dir=DATASETS)
+    res = run_bench(BenchPlan(["set5"], ["bicubic"], protocol="paper", scales=[2, 3, 4], data_dir=DATASETS))
     got = {r.scale: r.psnr for r in res.rows}
     standard = {2: 33.66, 3: 30.39, 4: 28.42}
     for s, value in standard.items():
@@ -197,14 +199,9 @@ def test_report_adds_bicubic_and_handles_two_datasets_in_mmagic(tmp_path):
     out = tmp_path / "m.html"
     data = _tiny_sets(tmp_path / "data")
     res = run_bench(
-        ["set5", "set14"],
-        ["bicubic"],
-        protocol="mmagic",
-        scales=[3],
-        data_dir=data,
-        limit=1,
-        report=out,
+        BenchPlan(["set5", "set14"], ["bicubic"], protocol="mmagic", scales=[3], data_dir=data, limit=1, strips=True)
     )
+    write_report(res, out)
     assert res.models == ["bicubic"] and len(res.rows) == 2
     doc = _parse(out)
     _assert_self_contained(out, doc)
@@ -213,26 +210,57 @@ def test_report_adds_bicubic_and_handles_two_datasets_in_mmagic(tmp_path):
     assert "where bicubic does worst" in out.read_text(encoding="utf-8")
 
     # a model without bicubic: bicubic joins (first), through the stub loader used for any other name
-    res = run_bench(
-        ["set5"],
-        ["stub"],
-        protocol="paper",
-        scales=[4],
-        data_dir=data,
-        limit=1,
-        report=out,
-        loader=lambda m: bicubic.BicubicUpscaler(),
-    )
-    assert res.models == ["bicubic", "stub"]
+    plan = BenchPlan(["set5"], ["stub"], protocol="paper", scales=[4], data_dir=data, limit=1, strips=True)
+    assert plan.models == ("bicubic", "stub")
+    res = run_bench(plan, loader=lambda m: bicubic.BicubicUpscaler())
+    assert res.models == ["bicubic", "stub"] and len(res.strips) == 1
 
 
 def test_report_target_errors(tmp_path):
-    with pytest.raises(OutputError, match="is a folder"):
-        run_bench(["set5"], ["bicubic"], data_dir=tmp_path, report=tmp_path)
-    with pytest.raises(UsageError, match="needs a file name"):
-        run_bench(["set5"], ["bicubic"], data_dir=tmp_path, report="-")
+    res = run_bench(BenchPlan(["set5"], ["bicubic"], scales=[3], data_dir=_tiny_set5(tmp_path / "data"), limit=1))
+    with pytest.raises(OutputError, match="is a folder") as caught:
+        write_report(res, tmp_path)
+    assert caught.value.param == "report" and "--" not in str(caught.value)
+    with pytest.raises(UsageError, match="report needs a file name"):
+        write_report(res, "-")
     result = CliRunner().invoke(main, ["bench", "--dataset", "set5", "--report", str(tmp_path), "-q"])
     assert result.exit_code != 0 and "Traceback" not in result.output
+
+
+def test_cli_report_is_written_after_the_run_from_the_result(tmp_path, model_path):
+    """`liif bench --report` with a real (random-weight) checkpoint: the CLI asks for the report after the run;
+    bicubic joins the models, one strip per image and scale, the file named on stderr."""
+    data = _tiny_set5(tmp_path / "data", names=("baby",), side=48)
+    out = tmp_path / "r.html"
+    args = ["bench", "--dataset", "set5", "--data-dir", str(data), "--model", str(model_path), "--protocol", "paper"]
+    args += ["--scales", "2,3", "--report", str(out), "--json", str(tmp_path / "r.json"), "-q"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines()[-1] == f"wrote {out}"
+    doc = _parse(out)
+    _assert_self_contained(out, doc)
+    assert doc.strips == [3, 3]  # x2 and x3: bicubic, the model, the ground truth
+    text = out.read_text(encoding="utf-8")
+    assert re.findall(r"<h4>x(\d+)</h4>", text) == ["2", "3"] and f"where {model_path.name} gains most" in text
+    assert "--" not in re.sub(r"<style>.*?</style>", "", text, flags=re.S).replace("<!--", "")  # no flags in the page
+
+
+@pytest.mark.parametrize(
+    ("target", "code", "message"),
+    [
+        ("file/r.html", OutputError.exit_code, "error: --report {tmp}/file/r.html: {tmp}/file is not a folder"),
+        ("-", UsageError.exit_code, "error: --report needs a file name (the report is HTML, not for stdout)"),
+    ],
+)
+def test_cli_bad_report_target_fails_before_any_work(tmp_path, target, code, message):
+    """Checked before the plan, the sets and the model: here the data folder and the model do not exist, and the
+    error is still the report's."""
+    (tmp_path / "file").write_bytes(b"not a folder")
+    report = str(tmp_path / target) if target != "-" else target
+    args = ["bench", "--dataset", "set5", "--data-dir", str(tmp_path / "none"), "--model", str(tmp_path / "no.pth")]
+    result = CliRunner().invoke(main, [*args, "--report", report, "-q"])
+    assert result.exit_code == code
+    assert result.output.strip().splitlines() == [message.format(tmp=tmp_path)]
 
 
 def test_plotting_leaves_matplotlib_settings_alone():

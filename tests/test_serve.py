@@ -8,7 +8,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -23,6 +22,7 @@ from click.testing import CliRunner
 from conftest import MODEL_PATH as WEIGHTS
 from conftest import ROOT, one_line_error
 from PIL import Image
+from serving import CHROMIUM, TILES_SETTLED, needs_chromium, png_bytes, running, serve_config
 
 from liif_cli.cli import main
 
@@ -32,19 +32,13 @@ pytestmark = pytest.mark.usefixtures("model_path")  # MODEL_PATH: a random-weigh
 
 from fastapi.testclient import TestClient  # noqa: E402
 
-from liif_cli.serve.app import ServeConfig, create_app  # noqa: E402
+from liif_cli.serve.app import create_app  # noqa: E402
 from liif_cli.serve.cache import ByteLRU, Evicted, TooLarge, Unknown  # noqa: E402
 from liif_cli.serve.jobs import JobQueue, QueueFull  # noqa: E402
 
 RNG = np.random.default_rng(15)
 UPLOAD_LIMIT = 200_000  # bytes: small, so that an oversize upload is cheap to send
-CONFIG = ServeConfig(model=str(WEIGHTS), devices=("cpu",), precision="fp32", max_upload_bytes=UPLOAD_LIMIT)
-
-
-def png_bytes(array: np.ndarray, mode: str | None = None) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(array, mode).save(buf, "PNG")
-    return buf.getvalue()
+CONFIG = serve_config(WEIGHTS, max_upload_bytes=UPLOAD_LIMIT)
 
 
 def png16_bytes(array: np.ndarray) -> bytes:
@@ -166,6 +160,109 @@ def test_hostile_request_is_a_4xx_one_line_and_the_server_goes_on(client, case):
     assert ok.status_code == 200 and client.get("/healthz").json()["status"] == "ok"
 
 
+# Every error the server can answer, in the server's words: each library error class it can hit (the input
+# and output pixel limits, bad scale / size / width / height / region / format / quality, a format that cannot
+# hold the size, unknown and evicted encodings, the byte limit, IIIF's own errors), with the server's limits
+# small enough that each is cheap to reach. No text may name a CLI flag or give advice only the operator can
+# follow; a limit is named as the server's setting, a value as the field the client sent.
+
+SMALL_LIMITS = {"max_pixels": 300, "max_out_pixels": 40_000, "max_upload_bytes": 20_000}
+TINY = png_bytes(RNG.integers(0, 256, (9, 11, 3), dtype=np.uint8))  # 99 pixels: under every limit
+OVER = png_bytes(RNG.integers(0, 256, (20, 20, 3), dtype=np.uint8))  # 400 pixels: over max_pixels
+
+
+@pytest.fixture(scope="module")
+def limited(tmp_path_factory):
+    """A server with small limits, an image folder (one image under the pixel limit, one over) and one
+    encoding; also the id of an encoding that was deleted."""
+    folder = tmp_path_factory.mktemp("limited")
+    (folder / "tiny.png").write_bytes(TINY)
+    (folder / "over.png").write_bytes(OVER)
+    with TestClient(create_app(serve_config(WEIGHTS, images=folder, **SMALL_LIMITS))) as c:
+        made = c.post("/v1/encodings", files={"image": ("t.png", TINY)}).json()["id"]
+        gone = c.post("/v1/encodings", files={"image": ("t.png", TINY)}).json()["id"]
+        assert c.delete(f"/v1/encodings/{gone}").status_code == 204
+        yield c, made, gone
+
+
+def up(fields: dict, image: bytes = TINY) -> tuple:
+    return ("post", "/v1/upscale", {"files": {"image": ("a.png", image)}, "data": fields})
+
+
+def render(params: dict, key: str = "{id}") -> tuple:
+    return ("get", f"/v1/encodings/{key}/render", {"params": params})
+
+
+EVERY_ERROR = {
+    # InputError: an upload over the server's pixel limit, a folder image over it, a file that is no image
+    "upscale: input over max-pixels": (up({"scale": "2"}, OVER), 422, "the server's max-pixels setting"),
+    "encode: input over max-pixels": (
+        ("post", "/v1/encodings", {"files": {"image": ("a.png", OVER)}}),
+        422,
+        "the server's max-pixels setting",
+    ),
+    "iiif: folder image over max-pixels": (("get", "/iiif/3/over/info.json", {}), 422, "over.png: image of 20x20"),
+    "iiif: folder image over max-pixels, magnified": (
+        ("get", "/iiif/3/over@4x/0,0,8,8/^64,/0/default.png", {}),
+        422,
+        "the server's max-pixels setting",
+    ),
+    "upscale: not an image": (up({"scale": "2"}, b"not an image"), 422, "a.png"),
+    # UsageError: the output over the server's limit, every size field, the exactly-one rule, format, quality
+    "upscale: output over max-out-pixels": (up({"scale": "30"}), 400, "the server's max-out-pixels setting"),
+    "upscale: size over max-out-pixels": (up({"size": "300x300"}), 400, "the server's max-out-pixels setting"),
+    "upscale: bad scale": (up({"scale": "-1"}), 400, "scale must be"),
+    "upscale: scale not a number": (up({"scale": "x2"}), 400, "scale must be"),
+    "upscale: absurd scale": (up({"scale": "1e9"}), 400, "scale"),
+    "upscale: bad size": (up({"size": "big"}), 400, "size must be"),
+    "upscale: bad width": (up({"width": "0"}), 400, "width"),
+    "upscale: bad height": (up({"height": "tall"}), 400, "height"),
+    "upscale: two size fields": (up({"scale": "2", "width": "30"}), 400, "exactly one of scale, size, width"),
+    "upscale: no size field": (up({}), 400, "exactly one of scale, size, width"),
+    "upscale: bad format": (up({"scale": "2", "format": "gif"}), 400, "format must be"),
+    "upscale: bad quality": (up({"scale": "2", "quality": "0"}), 400, "quality"),
+    "upscale: unknown field": (up({"scale": "2", "tile": "64"}), 400, "unknown field 'tile'"),
+    # OutputError: a format that cannot hold the size (WebP: 16383 pixels a side)
+    "upscale: webp too wide": (up({"size": "16384x2", "format": "webp"}), 400, "cannot hold"),
+    "render: webp too wide": (render({"size": "16384x2", "format": "webp"}), 400, "cannot hold"),
+    # the render of an encoding: region, sizes, limits, unknown and deleted ids
+    "render: region outside": (render({"region": "10,5,8,8", "scale": "2"}), 400, "region"),
+    "render: negative region": (render({"region": "-1,0,4,4", "scale": "2"}), 400, "region"),
+    "render: region not numbers": (render({"region": "a,b,c,d", "scale": "2"}), 400, "region must be"),
+    "render: output over max-out-pixels": (render({"scale": "30"}), 400, "the server's max-out-pixels setting"),
+    "render: bad scale": (render({"scale": "0"}), 400, "scale must be"),
+    "render: bad size": (render({"size": "12"}), 400, "size must be"),
+    "render: two size fields": (render({"width": "20", "height": "20"}), 400, "exactly one"),
+    "render: bad format": (render({"scale": "2", "format": "bmp"}), 400, "format must be"),
+    "render: unknown parameter": (render({"scale": "2", "device": "cuda"}), 400, "unknown parameter 'device'"),
+    "render: unknown id": (render({"scale": "2"}, "never-made"), 404, "no encoding never-made"),
+    "render: deleted id": (render({"scale": "2"}, "{gone}"), 404, "deleted"),
+    # the server's own: the byte limit, the queue's and IIIF's errors, the estimate
+    "upload over max-upload": (
+        up({"scale": "2"}, os.urandom(20_001)),
+        413,
+        "upload larger than the limit of 20000 bytes (the server's max-upload setting)",
+    ),
+    "iiif: region outside": (("get", "/iiif/3/tiny/20,0,5,5/max/0/default.png", {}), 400, "outside"),
+    "iiif: size over maxArea": (("get", "/iiif/3/tiny/full/^1000,/0/default.png", {}), 400, "maxArea"),
+    "iiif: no such image": (("get", "/iiif/3/nothing/info.json", {}), 404, "no image"),
+    "estimate: bad size": (("get", "/v1/estimate", {"params": {"input": "9x9", "output": "big"}}), 400, "output"),
+}
+
+
+@pytest.mark.parametrize("case", EVERY_ERROR)
+def test_every_error_speaks_the_servers_words_never_a_cli_flag(limited, case):
+    client, made, gone = limited
+    (method, url, kwargs), status, needle = EVERY_ERROR[case]
+    r = getattr(client, method)(url.format(id=made, gone=gone), **kwargs)
+    assert r.status_code == status, r.text
+    message = one_line_error(r)
+    assert needle in message, message
+    assert not re.search(r"(^|\W)--?[a-z]", message), message  # no CLI flag, long or short
+    assert "raise it" not in message and "liif " not in message, message  # no advice only the operator can follow
+    assert "/tmp" not in message and str(ROOT) not in message, message  # nor a path on the server
+
+
 def test_an_upload_name_with_folders_names_nothing_on_the_server(client, tmp_path):
     target = tmp_path / "evil_x2.png"
     name = f"../../../../{tmp_path}/evil.png"
@@ -282,38 +379,10 @@ def test_serve_without_the_extra_says_how_to_install_it():
 # --- a real server: load, disconnect, the page, Ctrl-C ---------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    import httpx
-
-    port = free_port()
-    log = tmp_path_factory.mktemp("serve") / "stderr.log"
-    cmd = [sys.executable, "-m", "liif_cli", "serve", "--port", str(port), "--model", str(WEIGHTS)]
-    cmd += ["--device", "cpu", "--precision", "fp32", "--queue", "8"]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
-    with open(log, "w") as err:
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=env, cwd=ROOT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        assert proc.poll() is None, log.read_text()
-        try:
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline, "the server did not come up"
-        time.sleep(0.3)
-    yield {"url": url, "proc": proc, "log": log}
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait()
+    with running(WEIGHTS, tmp_path_factory.mktemp("serve") / "stderr.log", "--queue", "8") as started:
+        yield started
 
 
 def peak_rss_mib(pid: int) -> float:
@@ -330,7 +399,7 @@ def test_load_200_requests_from_20_clients_all_answered_200_or_429(server):
     per_client = 10
 
     def client(k: int) -> None:
-        with httpx.Client(base_url=server["url"], timeout=120) as c:
+        with httpx.Client(base_url=server.url, timeout=120) as c:
             for i in range(per_client):
                 files = {"image": (f"c{k}-{i}.png", images[(k + i) % len(images)], "image/png")}
                 try:
@@ -351,7 +420,7 @@ def test_load_200_requests_from_20_clients_all_answered_200_or_429(server):
         t.join()
     seconds = time.perf_counter() - t0
     counts = {s: statuses.count(s) for s in set(statuses)}
-    rss = peak_rss_mib(server["proc"].pid)
+    rss = peak_rss_mib(server.proc.pid)
     print(
         f"\nload: {counts} in {seconds:.1f} s = {len(statuses) / seconds:.1f} answers/s, "
         f"{counts.get(200, 0) / seconds:.1f} upscales/s; server peak RSS {rss:.0f} MiB"
@@ -359,7 +428,7 @@ def test_load_200_requests_from_20_clients_all_answered_200_or_429(server):
     assert len(statuses) == 200 and set(counts) <= {200, 429}, counts
     assert counts.get(200, 0) > 0
     assert rss < 2048
-    assert httpx.get(f"{server['url']}/healthz").json()["queue"]["waiting"] == 0
+    assert httpx.get(f"{server.url}/healthz").json()["queue"]["waiting"] == 0
 
 
 def test_a_client_that_disconnects_cancels_its_job(server):
@@ -368,28 +437,25 @@ def test_a_client_that_disconnects_cancels_its_job(server):
     data = png_bytes(RNG.integers(0, 256, (48, 48, 3), dtype=np.uint8))
     with pytest.raises(httpx.ReadTimeout):  # a 3000x3000 render takes far longer than this
         httpx.post(
-            f"{server['url']}/v1/upscale",
+            f"{server.url}/v1/upscale",
             files={"image": ("s.png", data)},
             data={"size": "3000x3000"},
             timeout=httpx.Timeout(60, read=1.5),
         )
     t0 = time.monotonic()
-    while httpx.get(f"{server['url']}/healthz").json()["queue"]["running"]:
+    while httpx.get(f"{server.url}/healthz").json()["queue"]["running"]:
         assert time.monotonic() - t0 < 10, "the job kept running after its client left"
         time.sleep(0.1)
     records = [
         json.loads(line.split(" INFO ", 1)[1])
-        for line in server["log"].read_text().splitlines()
+        for line in server.log.read_text().splitlines()
         if "liif.serve.access" in line
     ]
     assert any(r["path"] == "/v1/upscale" and r["status"] == 499 for r in records)
     assert {"method", "path", "status", "bytes", "ms", "client"} <= set(records[0])
 
 
-CHROMIUM = Path("/usr/bin/chromium")
-
-
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs the system Chromium (apt-get install -y chromium)")
+@needs_chromium
 def test_page_in_chromium_upload_result_slider_zoom(server, tmp_path):
     import httpx
 
@@ -404,7 +470,7 @@ def test_page_in_chromium_upload_result_slider_zoom(server, tmp_path):
         page.on("pageerror", lambda e: errors.append(str(e)))
         renders: list[str] = []
         page.on("request", lambda r: renders.append(r.url) if "/iiif/3/" in r.url else None)
-        page.goto(server["url"] + "/")
+        page.goto(server.url + "/")
         page.set_input_files("#file", str(src))
         page.select_option("#mode", "scale")
         page.fill("#value", "4")
@@ -440,12 +506,7 @@ def test_page_in_chromium_upload_result_slider_zoom(server, tmp_path):
         page.mouse.move(box["x"] + box["width"] / 2 + 40, box["y"] + box["height"] / 2 + 30, steps=4)
         page.mouse.up()
         assert page.text_content("#zoom-factor") == "16x"
-        settled = """() => {
-            const tiles = [...document.querySelectorAll('#zoom-tiles img')];
-            return tiles.length > 0 && tiles.every(t => t.complete && t.naturalWidth > 0)
-                && !document.getElementById('zoom-status').textContent.includes('loading');
-        }"""
-        page.wait_for_function(settled, timeout=120_000)
+        page.wait_for_function(TILES_SETTLED, timeout=120_000)
         tiles = page.eval_on_selector_all("#zoom-tiles img", "ts => ts.map(t => [t.naturalWidth, t.naturalHeight])")
         # 32x24 at 16x is 512x384 screen pixels: four tiles, 256 wide, 256 and 128 high
         why = page.eval_on_selector("#zoom-viewer", "v => v.innerText")
@@ -468,7 +529,7 @@ def test_page_in_chromium_upload_result_slider_zoom(server, tmp_path):
         assert pixels.std() > 20 and len(np.unique(pixels.reshape(-1, 3), axis=0)) > 100  # not blank
     assert errors == []
     # What the screen shows at 16x is the server's render of the whole image at scale 16, tiles and all.
-    whole = httpx.get(f"{server['url']}/v1/encodings/{encoding}/render", params={"scale": "16"}, timeout=120)
+    whole = httpx.get(f"{server.url}/v1/encodings/{encoding}/render", params={"scale": "16"}, timeout=120)
     expected = np.asarray(Image.open(io.BytesIO(whole.content)).convert("RGB"), dtype=np.int16)
     (x0, y0), screen = origin, np.asarray(Image.open(zoomed).convert("RGB"), dtype=np.int16)
     assert np.abs(screen[y0 : y0 + 384, x0 : x0 + 512] - expected).max() <= 2
@@ -477,7 +538,7 @@ def test_page_in_chromium_upload_result_slider_zoom(server, tmp_path):
 def test_ctrl_c_stops_the_server_cleanly_even_mid_render(server):
     import httpx
 
-    url, proc = server["url"], server["proc"]
+    url, proc = server.url, server.proc
     data = png_bytes(RNG.integers(0, 256, (48, 48, 3), dtype=np.uint8))
     answers: list = []
 
@@ -499,7 +560,7 @@ def test_ctrl_c_stops_the_server_cleanly_even_mid_render(server):
     proc.send_signal(signal.SIGINT)
     proc.wait(timeout=40)  # uvicorn's grace period (10 s), then the render is cancelled at its next block
     t.join(60)
-    log = server["log"].read_text()
+    log = server.log.read_text()
     assert "Traceback" not in log, log
     assert proc.returncode in (0, 130), log
     assert answers == [503]  # the render was stopped and answered, not finished

@@ -9,16 +9,13 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
-from pathlib import Path
+import json
+import re
 
 import numpy as np
 import pytest
-from conftest import ROOT
 from PIL import Image
+from serving import CHROMIUM, needs_chromium, running, serve_config
 
 pytest.importorskip("fastapi")
 pytest.importorskip("multipart")
@@ -28,30 +25,20 @@ from fastapi.testclient import TestClient  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from schemathesis.checks import positive_data_acceptance  # noqa: E402
 
-from liif_cli.serve.app import ServeConfig, create_app  # noqa: E402
-
-CHROMIUM = Path("/usr/bin/chromium")
+from liif_cli.serve.app import create_app  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def checkpoint(model_path) -> Path:
-    """The suite's random-weight EDSR-baseline (conftest's `model_path`)."""
-    return model_path
-
-
-@pytest.fixture(scope="module")
-def app(checkpoint, tmp_path_factory):
+def app(model_path, tmp_path_factory):
     images = tmp_path_factory.mktemp("images")
     Image.fromarray(np.random.default_rng(3).integers(0, 256, (12, 16, 3), dtype=np.uint8)).save(images / "photo.png")
-    config = ServeConfig(
-        model=str(checkpoint), devices=("cpu",), precision="fp32", images=images, max_out_pixels=20_000
-    )
-    return create_app(config)
+    return create_app(serve_config(model_path, images=images, max_out_pixels=20_000))
 
 
 def test_the_schema_declares_the_error_body_and_every_status(app):
     spec = TestClient(app).get("/openapi.json").json()  # no lifespan: the shared app's job queue stays open
     assert "HTTPValidationError" not in str(spec)
+    assert not re.search(r"(^|\W)--[a-z]", json.dumps(spec))  # described in the API's words: no CLI flag
     assert spec["components"]["schemas"]["ErrorBody"]["required"] == ["error"]
     expected = {
         ("/v1/upscale", "post"): {"200", "400", "401", "413", "422", "429", "503"},
@@ -101,24 +88,12 @@ def test_every_response_conforms_to_the_schema(app):
 
 
 @pytest.fixture(scope="module")
-def server(checkpoint, tmp_path_factory):
-    log = tmp_path_factory.mktemp("docs") / "stderr.log"
-    cmd = [sys.executable, "-m", "liif_cli", "serve", "--port", "0", "--model", str(checkpoint), "--device", "cpu"]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
-    with open(log, "w") as err:
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=env, cwd=ROOT)
-    import re
-
-    deadline = time.monotonic() + 120
-    while not (m := re.search(r"http://127\.0\.0\.1:\d+", log.read_text())):
-        assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
-        time.sleep(0.1)
-    yield m.group(0)
-    proc.terminate()
-    proc.wait(30)
+def server(model_path, tmp_path_factory):
+    with running(model_path, tmp_path_factory.mktemp("docs") / "stderr.log") as started:
+        yield started.url
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs the system Chromium (apt-get install -y chromium)")
+@needs_chromium
 @pytest.mark.parametrize("page_path,ready", [("/docs", ".swagger-ui .opblock"), ("/redoc", "[role=menuitem]")])
 def test_docs_render_offline_with_no_request_off_the_server(server, page_path, ready):
     sync_api = pytest.importorskip("playwright.sync_api")

@@ -8,7 +8,6 @@ server in a subprocess. No mocks: real files, a real model, real HTTP.
 from __future__ import annotations
 
 import io
-import os
 import re
 import shutil
 import subprocess
@@ -20,8 +19,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import ROOT, SHARED, one_line_error
+from conftest import SHARED, one_line_error
 from PIL import Image
+from serving import png_bytes, running, serve_config
 
 pytest.importorskip("fastapi")
 pytest.importorskip("multipart")
@@ -30,7 +30,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from starlette.exceptions import HTTPException  # noqa: E402
 
 from liif_cli.cli import main  # noqa: E402
-from liif_cli.serve.app import ServeConfig, create_app  # noqa: E402
+from liif_cli.serve.app import create_app  # noqa: E402
 from liif_cli.serve.iiif import MAX_MAGNIFICATION, parse_image_request  # noqa: E402
 
 VALIDATOR_ID = "67352ccc-d1b0-11e1-89ae-279075081939"
@@ -126,12 +126,6 @@ def test_a_size_above_the_region_needs_the_caret_also_when_magnified():
 
 
 @pytest.fixture(scope="module")
-def checkpoint(model_path) -> Path:
-    """The suite's random-weight EDSR-baseline (conftest's `model_path`)."""
-    return model_path
-
-
-@pytest.fixture(scope="module")
 def images(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("iiif")
     folder = root / "images"
@@ -149,9 +143,8 @@ def images(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def app(checkpoint, images):
-    config = ServeConfig(model=str(checkpoint), devices=("cpu",), precision="fp32", images=images, max_waiting=4)
-    return create_app(config)
+def app(model_path, images):
+    return create_app(serve_config(model_path, images=images, max_waiting=4))
 
 
 @pytest.fixture(scope="module")
@@ -228,7 +221,7 @@ def test_sizes_at_or_below_the_region_are_the_source_pixels(client):
     assert 'rel="profile"' in r.headers["link"] and "/iiif/3/small/3,2,10,7/5,4/90/default.png>" in r.headers["link"]
 
 
-def test_a_caret_size_above_the_region_is_liif_upscale_region_size(client, checkpoint, images, tmp_path):
+def test_a_caret_size_above_the_region_is_liif_upscale_region_size(client, model_path, images, tmp_path):
     r = client.get("/iiif/3/small/4,3,10,8/^37,29/0/default.png")
     got = png(r)
     out = tmp_path / "out"
@@ -240,7 +233,7 @@ def test_a_caret_size_above_the_region_is_liif_upscale_region_size(client, check
             "-o",
             str(out),
             "--model",
-            str(checkpoint),
+            str(model_path),
             "--device",
             "cpu",
             "--precision",
@@ -297,9 +290,7 @@ def test_errors_have_the_spec_status_and_the_json_body(client, url):
 
 
 def test_an_uploaded_encoding_is_an_identifier_too(client):
-    buf = io.BytesIO()
-    Image.fromarray(SMALL).save(buf, "PNG")
-    made = client.post("/v1/encodings", files={"image": ("u.png", buf.getvalue(), "image/png")}).json()
+    made = client.post("/v1/encodings", files={"image": ("u.png", png_bytes(SMALL), "image/png")}).json()
     info = client.get(f"/iiif/3/{made['id']}/info.json").json()
     assert (info["width"], info["height"]) == (24, 18)
     assert np.array_equal(png(client.get(f"/iiif/3/{made['id']}/full/max/0/default.png")), SMALL)
@@ -334,30 +325,19 @@ def test_requests_that_need_no_model_do_not_wait_behind_model_jobs(app, client):
 
 
 @pytest.mark.skipif(not VALIDATOR_IMAGE.exists(), reason="needs ../shared/fixtures/iiif")
-def test_the_official_iiif_validator_passes_every_level2_test(checkpoint, tmp_path):
+def test_the_official_iiif_validator_passes_every_level2_test(model_path, tmp_path):
     pytest.importorskip("iiif_validator")
     folder = tmp_path / "images"
     folder.mkdir()
     shutil.copyfile(VALIDATOR_IMAGE, folder / VALIDATOR_IMAGE.name)
-    cmd = [sys.executable, "-m", "liif_cli", "serve", "--port", "0", "--images", str(folder)]
-    cmd += ["--model", str(checkpoint), "--device", "cpu", "--precision", "fp32"]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
-    log = tmp_path / "stderr.log"
-    with open(log, "w") as err:
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=env, cwd=ROOT)
-    try:
-        deadline = time.monotonic() + 120
-        while not (m := re.search(r"http://127\.0\.0\.1:(\d+)/", log.read_text())):
-            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.2)
-        port = m.group(1)
+    with running(model_path, tmp_path / "stderr.log", "--images", str(folder)) as server:
         validator = shutil.which("iiif-validate.py", path=str(Path(sys.executable).parent))
         run = subprocess.run(
             [
                 sys.executable,
                 validator,
                 "-s",
-                f"127.0.0.1:{port}",
+                f"127.0.0.1:{server.port}",
                 "-p",
                 "iiif/3",
                 "-i",
@@ -373,6 +353,3 @@ def test_the_official_iiif_validator_passes_every_level2_test(checkpoint, tmp_pa
         print(f"\niiif-validator: {summary}")
         assert run.returncode == 0, run.stderr
         assert re.fullmatch(r"Done \(\d+ tests, 0 failures\)", summary), run.stderr
-    finally:
-        proc.terminate()
-        proc.wait(30)

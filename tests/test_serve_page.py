@@ -8,54 +8,31 @@ its tiles from /iiif/3 (`{id}@8x`), plus a `^` request through that server equal
 from __future__ import annotations
 
 import io
-import os
 import re
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 from conftest import ROOT
 from PIL import Image
+from serving import CHROMIUM, TILES_SETTLED, needs_chromium, running
 
 pytest.importorskip("fastapi")
 pytest.importorskip("multipart")
 
 from liif_cli.cli import main  # noqa: E402
 
-CHROMIUM = Path("/usr/bin/chromium")
-
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    import torch
-
-    from liif_cli.models.checkpoint import build_liif, save_official
-
+def setup(model_path, tmp_path_factory):
     root = tmp_path_factory.mktemp("page")
-    torch.manual_seed(25)
-    model = root / "random-edsr-liif.pth"
-    save_official(build_liif("edsr-baseline"), "edsr-baseline", model)
     images = root / "images"
     images.mkdir()
     photo = Image.open(ROOT / "examples" / "astronaut.png").convert("RGB").crop((90, 40, 122, 64))  # 32x24
     photo.save(images / "suit.png")
-    log = root / "stderr.log"
-    cmd = [sys.executable, "-m", "liif_cli", "serve", "--port", "0", "--model", str(model), "--device", "cpu"]
-    cmd += ["--precision", "fp32", "--images", str(images)]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
-    with open(log, "w") as err:
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=env, cwd=ROOT)
-    deadline = time.monotonic() + 120
-    while not (m := re.search(r"http://127\.0\.0\.1:\d+", log.read_text())):
-        assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
-        time.sleep(0.1)
-    yield {"url": m.group(0), "model": model, "images": images, "root": root}
-    proc.terminate()
-    proc.wait(30)
+    with running(model_path, root / "stderr.log", "--images", str(images)) as server:
+        yield {"url": server.url, "model": model_path, "images": images, "root": root}
 
 
 def test_a_caret_request_through_the_server_is_liif_upscale_region_size(setup, tmp_path):
@@ -73,7 +50,7 @@ def test_a_caret_request_through_the_server_is_liif_upscale_region_size(setup, t
     assert got.shape == (37, 50, 3) and np.array_equal(got, np.asarray(Image.open(written)))
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs the system Chromium (apt-get install -y chromium)")
+@needs_chromium
 def test_page_progress_cancel_compare_and_the_iiif_viewer_at_8x(setup, tmp_path):
     import httpx
 
@@ -126,12 +103,7 @@ def test_page_progress_cancel_compare_and_the_iiif_viewer_at_8x(setup, tmp_path)
         page.locator("#zoom-view").scroll_into_view_if_needed()
         page.evaluate("window.liif.zoomTo(8)")
         assert page.text_content("#zoom-factor") == "8x"
-        settled = """() => {
-            const tiles = [...document.querySelectorAll('#zoom-tiles img')];
-            return tiles.length > 0 && tiles.every(t => t.complete && t.naturalWidth > 0)
-                && !document.getElementById('zoom-status').textContent.includes('loading');
-        }"""
-        page.wait_for_function(settled, timeout=120_000)
+        page.wait_for_function(TILES_SETTLED, timeout=120_000)
         at8 = [u for u in tiles if re.search(r"/iiif/3/[^/]+@8x/\d+,\d+,\d+,\d+/(\^|%5E)\d+,\d+/0/default\.png$", u)]
         assert at8, tiles
         shown = page.eval_on_selector_all("#zoom-tiles img", "ts => ts.map(t => [t.naturalWidth, t.naturalHeight])")
@@ -140,8 +112,8 @@ def test_page_progress_cancel_compare_and_the_iiif_viewer_at_8x(setup, tmp_path)
         page.locator("#zoom-view").screenshot(path=str(shot))
         x0, y0 = page.eval_on_selector("#zoom-backdrop", "b => [parseInt(b.style.left), parseInt(b.style.top)]")
         encoding = re.search(r"/iiif/3/([^/@]+)@8x/", at8[0]).group(1)
-        # What the screen shows at 8x is the server's LIIF render of the whole image at 8x (random weights
-        # make it a near-uniform grey, so "not blank" means: the render, not the view's dark background).
+        # What the screen shows at 8x is the server's LIIF render of the whole image at 8x ("not blank" means:
+        # the render, not the view's dark background).
         whole = httpx.get(f"{url}/iiif/3/{encoding}/full/^256,192/0/default.png", timeout=120)
         expected = np.asarray(Image.open(io.BytesIO(whole.content)).convert("RGB"), dtype=np.int16)
         screen = np.asarray(Image.open(shot).convert("RGB"), dtype=np.int16)[y0 : y0 + 192, x0 : x0 + 256]

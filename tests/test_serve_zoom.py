@@ -14,6 +14,7 @@ import pytest
 from conftest import MODEL_PATH as WEIGHTS
 from conftest import one_line_error
 from PIL import Image
+from serving import png_bytes, serve_config
 
 pytest.importorskip("fastapi")
 pytest.importorskip("multipart")
@@ -21,20 +22,12 @@ pytestmark = pytest.mark.usefixtures("model_path")  # MODEL_PATH: a random-weigh
 
 from fastapi.testclient import TestClient  # noqa: E402
 
-from liif_cli.serve.app import ServeConfig, create_app  # noqa: E402
+from liif_cli.serve.app import create_app  # noqa: E402
 
 RNG = np.random.default_rng(152)
 SIDE = (14, 10)  # (w, h) of the test images: an encoding weighs 256 bytes per input pixel in fp32
 ONE = SIDE[0] * SIDE[1] * 256
-CONFIG = ServeConfig(
-    model=str(WEIGHTS), devices=("cpu",), precision="fp32", max_cache_bytes=int(3.5 * ONE), max_out_pixels=2_000_000
-)
-
-
-def png_bytes(array: np.ndarray, mode: str | None = None) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(array, mode).save(buf, "PNG")
-    return buf.getvalue()
+CONFIG = serve_config(WEIGHTS, max_cache_bytes=int(3.5 * ONE), max_out_pixels=2_000_000)
 
 
 RGB = RNG.integers(0, 256, (SIDE[1], SIDE[0], 3), dtype=np.uint8)

@@ -22,8 +22,17 @@ from conftest import OFFICIAL_SHA256 as WEIGHTS_SHA256
 from PIL import Image
 
 from liif_cli.cli import main
+from liif_cli.errors import OutputError, UsageError, flag_name
 from liif_cli.models import load_checkpoint
-from liif_cli.train import TrainConfig, export_safetensors, load_model, load_safetensors, read_log
+from liif_cli.train import (
+    TrainConfig,
+    export_safetensors,
+    load_model,
+    load_safetensors,
+    read_log,
+    resolve_config,
+    train,
+)
 from liif_cli.train.checkpoint import atomic_save, optimizer_from_official, optimizer_to_official
 from liif_cli.train.config import build_config, read_toml
 from liif_cli.train.data import SRTrainDataset, make_loader, read_rgb, scan_images
@@ -168,6 +177,64 @@ def test_config_file_then_flags(tmp_path):
 def test_bad_options_exit_2(args, message):
     result = _cli("train", *args)
     assert result.exit_code == 2 and message in result.output
+
+
+@pytest.mark.parametrize(
+    "fields, params, shown",
+    [
+        (
+            {"data": None},
+            ("data",),
+            "no training data: --data is not set (give --data DIR, or `data` in the config file)",
+        ),
+        ({"out": None}, ("out",), "no run directory: --out is not set (give --out DIR, or `out` in the config file)"),
+        ({"amp": "fp8"}, ("amp",), "--amp must be one of off, bf16, fp16, got 'fp8'"),
+        ({"val_protocol": "x"}, ("val_protocol",), "--val-protocol must be one of benchmark, div2k, got 'x'"),
+        ({"iters_per_epoch": 0}, ("iters_per_epoch",), "--iters-per-epoch must be >= 1, got 0"),
+        ({"val_max_images": -1}, ("val_max_images",), "--val-max-images must be >= 0, got -1"),
+        ({"lr": float("inf")}, ("lr",), "--lr must be a finite number > 0, got inf"),
+        ({"scale_min": 5.0}, ("scale_min", "scale_max"), "scales must satisfy 1 <= --scale-min <= --scale-max, got 5"),
+        ({"sample_q": 3000}, ("sample_q", "inp_size"), "--sample-q 3000 exceeds the pixels of the smallest HR crop"),
+        ({"val_scales": [1]}, ("val_scales",), "--val-scales must be integers >= 2"),
+    ],
+)
+def test_config_errors_name_parameters_and_the_cli_shows_flags(fields, params, shown):
+    """The library's text speaks of parameters (`sample q`), the CLI of its flags (`--sample-q`)."""
+    with pytest.raises(UsageError) as caught:
+        TrainConfig(**{"data": ".", "out": "x", **fields}).validate()
+    assert caught.value.params == params and "--" not in str(caught.value)
+    assert caught.value.render(flag_name).startswith(shown)
+
+
+def test_train_errors_name_parameters_and_the_cli_shows_flags(tmp_path, model_path):
+    """Errors of a run that cannot start: each names the parameters it is about, and `liif train` prints
+    them as flags (one line, the documented exit code), before any data is read."""
+    with pytest.raises(UsageError) as caught:
+        resolve_config({"resume": "auto"})
+    assert caught.value.params == ("resume", "out") and "--" not in str(caught.value)
+    result = _cli("train", "--data", tmp_path, "--resume")
+    assert (result.exit_code, result.output) == (2, "error: --resume without a path needs --out, the run directory\n")
+
+    result = _cli("train", "--data", tmp_path, "--out", tmp_path / "run", "--resume", tmp_path / "nope", *TINY)
+    assert (result.exit_code, result.output) == (2, f"error: --resume: no checkpoint at {tmp_path / 'nope'}\n")
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "last.pth").write_bytes(b"")
+    with pytest.raises(OutputError) as out_error:
+        train(TrainConfig(data=str(tmp_path), out=str(run), device="cpu"))
+    assert out_error.value.params == ("resume", "overwrite") and "--" not in str(out_error.value)
+    result = _cli("train", "--data", tmp_path, "--out", run, *TINY)
+    assert (result.exit_code, result.output) == (
+        4,
+        f"error: {run} already holds a run (pass --resume to continue it or --overwrite to start over)\n",
+    )
+
+    result = _cli("train", "--data", tmp_path, "--out", run, "--resume", model_path, *TINY)
+    assert (result.exit_code, result.output) == (
+        5,
+        f"error: {model_path}: not a `liif train` checkpoint (to fine-tune from it, use --init)\n",
+    )
 
 
 # --- checkpoint pieces ---------------------------------------------------------------------------------

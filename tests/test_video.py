@@ -22,8 +22,10 @@ av = pytest.importorskip("av")
 
 from liif_cli import load_model  # noqa: E402
 from liif_cli.animated import read_animation, upscale_animation  # noqa: E402
-from liif_cli.errors import INTERRUPTED_EXIT_CODE, InputError, UsageError  # noqa: E402
+from liif_cli.errors import INTERRUPTED_EXIT_CODE, InputError, UsageError, flag_name  # noqa: E402
 from liif_cli.video import iter_frames, probe, upscale_video  # noqa: E402
+from liif_cli.video.reading import check_range, range_check  # noqa: E402
+from liif_cli.video.writing import CODECS, check_crf, check_out_size, choose_codec, choose_pix_fmt  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("model_path")  # MODEL_PATH: a random-weight EDSR-baseline-LIIF
 
@@ -192,6 +194,35 @@ def test_truncated_audio_only_and_absurd_sizes_are_one_line_errors(up, tmp_path)
         upscale_video(up, src, tmp_path / "out.mp4", out_hw=(24, 32), max_pixels=100)
     assert err.value.exit_code == 3
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_video_errors_name_parameters_and_the_cli_shows_flags(tmp_path):
+    """Each check of a video option names its parameter; the library's text speaks of neither face, the CLI's
+    rendering (`render(flag_name)`) names the flags."""
+    info = probe(make_clip(tmp_path / "clip.mp4", n=4, w=16, h=12, rotation=0, audio=False))
+    h264 = CODECS["h264"]
+    cases = [
+        (lambda: range_check((5, 2), None), ("frames",), "--frames range 5:2 is empty or negative"),
+        (lambda: range_check((1, 2), (0.0, 1.0)), ("frames", "time"), "give --frames or --time, not both"),
+        (lambda: check_range(info, (10, None), None), ("frames",), f"{info.path}: --frames 10: selects no frame"),
+        (lambda: check_range(info, None, (100.0, None)), ("time",), f"{info.path}: --time 100: selects no frame"),
+        (lambda: choose_codec("mp4", "x"), ("codec",), "unknown --codec 'x' (use one of h264, h265, vp9, av1, ffv1)"),
+        (lambda: check_crf(CODECS["ffv1"], 3), ("crf",), "ffv1 is lossless and takes no --crf"),
+        (lambda: check_crf(h264, 60), ("crf",), "--crf for h264 must be between 0 and 51, got 60"),
+        (lambda: choose_pix_fmt(h264, info, "rgb9", print), ("pix_fmt",), "h264 cannot encode pixel format 'rgb9'"),
+        (
+            lambda: check_out_size(h264, "yuv420p", (400, 500), 1000),
+            ("max_out_pixels",),
+            "output video 500x400 (0.2 MP) is over the limit of 1000 pixels (raise it with --max-out-pixels)",
+        ),
+    ]
+    for call, params, shown in cases:
+        with pytest.raises(UsageError) as caught:
+            call()
+        assert caught.value.params == params and "--" not in str(caught.value), shown
+        assert caught.value.render(flag_name).startswith(shown)
+    check_crf(h264, None)
+    check_crf(h264, 51)
 
 
 def test_ctrl_c_mid_video_leaves_nothing(tmp_path):

@@ -1,7 +1,7 @@
 """Batches of real files, as library code: plan them (`plan`), then run them (`run`).
 
     jobs = plan_batch(["photos/"], BatchOptions(spec=SizeSpec(scale=2.0), recursive=True))
-    results = run_batch(jobs, options, LazyModel(lambda: load_model("edsr-baseline")))
+    results = run_batch(jobs, options, LazyModel("edsr-baseline", LoadOptions(device="cpu")))
     raise_for_failures(results)
 
 Option values are parsed in `liif_cli.specs` (click types in `liif_cli.cli.options`); the console display
@@ -17,11 +17,11 @@ from .plan import (
     BatchOptions,
     Job,
     collect_inputs,
-    output_extension,
+    output_extension,  # naming's, re-exported
     plan_batch,
 )
 from .results import FileResult, Reporter, record_failure
-from .run import BIG_JOB_PIXELS, LazyModel, raise_for_failures, run_batch
+from .run import BIG_JOB_PIXELS, LazyModel, raise_for_failures, run_batch  # LazyModel: api's, re-exported
 
 __all__ = [
     "ALPHA_METHODS",

@@ -2,34 +2,33 @@
 
     kind = media_kind(Path("clip.mp4"))       # "video", "animation", "still" or "encoding", by content
 
-A batch treats a video or an animation like a still: the same size spec, output names and limits, the same
-lazily loaded model, the same reporter, and a failure in one file does not stop the others. The work itself
-is `liif_cli.video.upscale_video` and `liif_cli.animated.upscale_animation`; this module only picks the kind,
-the output extension and the options, and turns the result into the batch's FileResult.
+A batch treats a video or an animation like a still: the same size spec, output names (`liif_cli.naming`) and
+limits, the same lazily loaded model, the same reporter, and a failure in one file does not stop the others. The
+work itself is `liif_cli.video.upscale_video` and `liif_cli.animated.upscale_animation`; this module only picks
+the kind and the options, and turns the result into the batch's FileResult.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError, LiifError, UsageError
 from ..imageio import DEFAULT_MAX_INPUT_PIXELS, identify
+from ..naming import ANIMATED_SUFFIXES
 from ..video import CONTAINER_FORMATS, VIDEO_EXTENSIONS
 
 if TYPE_CHECKING:
+    from ..api import LazyModel
+    from ..imageio import InputGuard
     from .plan import BatchOptions, Job
     from .results import FileResult, Reporter
-    from .run import LazyModel
 
 
-ANIMATED_SUFFIXES = frozenset({".gif", ".png", ".apng", ".webp"})
-"""Extensions whose files may hold several frames (Pillow tells, by reading the header)."""
 MEDIA_EXTENSIONS = VIDEO_EXTENSIONS | {".apng"}
 """Extensions a folder scan collects beside the still-image ones."""
-ANIMATION_EXTENSIONS = {"png": ".png", "webp": ".webp"}
-"""--ext values an animation can be written as (GIF only through -o NAME.gif or by keeping a GIF's own)."""
 
 
 @dataclass(frozen=True)
@@ -44,22 +43,19 @@ class VideoOptions:
 
     def __post_init__(self) -> None:
         from ..video.reading import range_check
-        from ..video.writing import choose_codec
+        from ..video.writing import check_crf, choose_codec
 
         range_check(self.frames, self.time)
         if self.codec is not None:
-            codec = choose_codec("", self.codec)
-            if self.crf is not None and codec.crf_range is None:
-                raise UsageError(f"--crf: {codec.name} is lossless and takes no crf")
-            if self.crf is not None and not codec.crf_range[0] <= self.crf <= codec.crf_range[1]:
-                lo, hi = codec.crf_range
-                raise UsageError(f"--crf for {codec.name} must be between {lo} and {hi}, got {self.crf}")
+            check_crf(choose_codec("", self.codec), self.crf)
+
+    def fields(self) -> dict[str, Any]:
+        """The options as `video.upscale_video`'s keywords (codec=, crf=, pix_fmt=, frames=, time=)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
     def given(self) -> list[str]:
-        """The options set, as their flags (for the error when no input is a video)."""
-        names = ("--codec", "--crf", "--pix-fmt", "--frames", "--time")
-        values = (self.codec, self.crf, self.pix_fmt, self.frames, self.time)
-        return [n for n, v in zip(names, values, strict=True) if v is not None]
+        """The parameters set (for the error when no input is a video)."""
+        return [name for name, value in self.fields().items() if value is not None]
 
 
 def media_kind(path: Path, *, max_pixels: int | None = DEFAULT_MAX_INPUT_PIXELS) -> str:
@@ -68,27 +64,14 @@ def media_kind(path: Path, *, max_pixels: int | None = DEFAULT_MAX_INPUT_PIXELS)
     return identify(path, max_pixels=max_pixels).kind
 
 
-def media_extension(path: Path, kind: str, ext: str) -> str | None:
-    """The output extension of a video or animation; None when `--ext` names a format it cannot be.
-
-    Videos keep their container (Matroska for one FFmpeg reads but cannot write by that extension); `--ext`
-    is for images and leaves them alone. Animations keep their format unless `--ext png|webp` is given.
-    """
-    suffix = path.suffix.lower()
-    if kind == "video":
-        return suffix if suffix in CONTAINER_FORMATS else ".mkv"
-    if ext == "auto":
-        return suffix if suffix in ANIMATED_SUFFIXES else ".png"
-    return ANIMATION_EXTENSIONS.get(ext)
-
-
 def check_output_file(out: Path, kind: str) -> None:
     """`-o FILE` for a single video or animation: its extension must be one that kind can be written as."""
     suffix = out.suffix.lower()
     if kind == "video" and suffix not in CONTAINER_FORMATS:
-        raise UsageError(f"-o {out}: a video is written as {', '.join(CONTAINER_FORMATS)}")
+        raise UsageError(f"{{output}} {out}: a video is written as {', '.join(CONTAINER_FORMATS)}", param="output")
     if kind == "animation" and suffix not in ANIMATED_SUFFIXES:
-        raise UsageError(f"-o {out}: an animation is written as {', '.join(sorted(ANIMATED_SUFFIXES))}")
+        formats = ", ".join(sorted(ANIMATED_SUFFIXES))
+        raise UsageError(f"{{output}} {out}: an animation is written as {formats}", param="output")
 
 
 def check_video_options(jobs: list[Job], video: VideoOptions) -> None:
@@ -96,11 +79,12 @@ def check_video_options(jobs: list[Job], video: VideoOptions) -> None:
     given = video.given()
     if given and not any(j.kind == "video" for j in jobs):
         verb = "applies" if len(given) == 1 else "apply"
-        raise UsageError(f"{', '.join(given)} {verb} to videos only, and no input is a video")
+        named = ", ".join("{" + p + "}" for p in given)
+        raise UsageError(f"{named} {verb} to videos only, and no input is a video", param=given)
 
 
 def run_media_job(
-    job: Job, options: BatchOptions, model: LazyModel, rep: Reporter, guard, res: FileResult
+    job: Job, options: BatchOptions, model: LazyModel, rep: Reporter, guard: InputGuard, res: FileResult
 ) -> FileResult:
     """Upscale one video or animation into `job.output`; errors are recorded in `res` (the batch goes on).
 
@@ -108,9 +92,12 @@ def run_media_job(
     files never loads it. KeyboardInterrupt and model-loading errors propagate, as for stills.
     """
     try:
-        spec = job.spec or options.spec
+        spec = job.spec or options.specs[0]
         if spec.region is not None:
-            raise UsageError(f"{job.input}: --region renders a window of a still image, not of a video or animation")
+            raise UsageError(
+                f"{job.input}: {{region}} renders a window of a still image, not of a video or animation",
+                param="region",
+            )
         in_hw = _input_size(job, options)
         out_hw = spec.resolve(in_hw, options.max_out_pixels)
     except LiifError as exc:
@@ -121,16 +108,11 @@ def run_media_job(
     rep.file_sizes(in_hw, out_hw)
     try:
         if job.kind == "video":
-            v = options.video
             result = upscaler.upscale_video(
                 job.input,
                 job.output,
                 out_hw=out_hw,
-                codec=v.codec,
-                crf=v.crf,
-                pix_fmt=v.pix_fmt,
-                frames=v.frames,
-                time=v.time,
+                **options.video.fields(),
                 progress=rep.frames,
                 warn=rep.warn,
                 overwrite=options.overwrite,
@@ -172,7 +154,7 @@ def run_media_job(
 
 
 def _input_size(job: Job, options: BatchOptions) -> tuple[int, int]:
-    """(h, w) of the stored frames, checked against --max-pixels (and a video's frame or time range against
+    """(h, w) of the stored frames, checked against `max_pixels` (and a video's frame or time range against
     its length); InputError for a file that cannot be read."""
     if job.kind == "video":
         from ..video import probe

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import naming
 from ..choices import ALPHA_METHODS, EXT_CHOICES
 from ..errors import InputError, LiifError, OutputError, UsageError
 from ..imageio import (
@@ -24,8 +25,10 @@ from ..imageio import (
     check_destination,
     format_for_path,
 )
+from ..imageio.target import exists
+from ..naming import looks_like_output, output_extension, upscale_name
 from ..sizes import SizeSpec, exactly_one
-from .media import MEDIA_EXTENSIONS, VideoOptions, check_output_file, check_video_options, media_extension, media_kind
+from .media import MEDIA_EXTENSIONS, VideoOptions, check_output_file, check_video_options, media_kind
 
 # --- planning-------------------------------------------------------------------------------------
 
@@ -74,8 +77,8 @@ class BatchOptions:
 @dataclass
 class Job:
     input: Path
-    output: Path | None
-    skip: str | None = None  # why the file is skipped
+    output: Path
+    skip: LiifError | None = None  # why the file is skipped (an error's text and parameters, not a failure)
     error: LiifError | None = None  # why the file fails before it is read
     earlier_output: bool = False  # found in a folder, named like an output of this command: not an input
     spec: SizeSpec | None = None  # the size this output is rendered at (None: the options' one spec)
@@ -84,9 +87,7 @@ class Job:
 
 def _looks_like_output(path: Path, root: Path | None, suffixes: Sequence[str]) -> str | None:
     """The suffix of this command's outputs that a file found in a folder ends in, if any."""
-    if root is None:
-        return None
-    return next((s for s in suffixes if s and path.stem.endswith(f"_{s}")), None)
+    return None if root is None else looks_like_output(path, suffixes)
 
 
 def collect_inputs(
@@ -126,13 +127,6 @@ def collect_inputs(
     return out
 
 
-def output_extension(input_path: Path, ext: str) -> str:
-    if ext == "auto":
-        suffix = input_path.suffix.lower()
-        return suffix if suffix in WRITE_FORMATS else ".png"
-    return "." + ext
-
-
 def _kind(path: Path, options: BatchOptions) -> tuple[str, LiifError | None]:
     """The input's kind by its content, or why it is refused (a file's own failure: the batch goes on)."""
     if not options.media:
@@ -150,7 +144,7 @@ def plan_batch(paths: Sequence[str | os.PathLike], options: BatchOptions) -> lis
     """One Job per input and size (`options.specs`; consecutive for one input): its output path, or why it
     is skipped or fails.
 
-    Output: beside the input as `<stem>_<suffix>.<ext>` by default; `options.output` is a file when
+    Output: beside the input as `<stem>_<suffix>.<ext>` by default (`liif_cli.naming`); `options.output` is a file when
     there is exactly one input file and it has an image extension (and is not an existing folder),
     otherwise a folder, where files found in input folders keep their path relative to that folder.
     An existing output is skipped unless `overwrite`; an output that is an input, or that two inputs
@@ -162,7 +156,7 @@ def plan_batch(paths: Sequence[str | os.PathLike], options: BatchOptions) -> lis
     items = collect_inputs(paths, options.recursive, options.media)
     if not items:
         raise InputError(f"no image or video files found in {', '.join(str(p) for p in paths)}")
-    suffixes = [spec.tag() if options.suffix is None else options.suffix for spec in options.specs]
+    suffixes = naming.suffixes(options.specs, options.suffix)
     out = options.output
     out_is_file = False
     kinds, refusals = zip(*(_kind(p, options) for p, _root in items), strict=True)
@@ -196,9 +190,7 @@ def plan_batch(paths: Sequence[str | os.PathLike], options: BatchOptions) -> lis
     for ((path, root), kind, refused), (spec, suffix) in itertools.product(
         zip(items, kinds, refusals, strict=True), targets
     ):
-        name = f"{path.stem}_{suffix}" if suffix else path.stem
-        media_ext = media_extension(path, kind, options.ext) if kind != "still" else None
-        name += media_ext or output_extension(path, options.ext)
+        name, fits = upscale_name(path, kind, suffix, options.ext)
         if out is None:
             target = path.parent / name
         elif out_is_file:
@@ -213,11 +205,11 @@ def plan_batch(paths: Sequence[str | os.PathLike], options: BatchOptions) -> lis
         if earlier is not None and spec is not options.specs[0]:
             continue  # an earlier output is reported once, not once per size
         if earlier is not None:
-            job.skip = f"looks like an output of this command (name ends in _{earlier})"
+            job.skip = InputError(f"looks like an output of this command (name ends in _{earlier})")
             job.earlier_output = True
         elif refused is not None:
             job.error = refused
-        elif kind == "animation" and media_ext is None and not out_is_file:
+        elif not fits and not out_is_file:
             job.error = UsageError(f"{path}: an animation cannot be written as .{options.ext} (use png or webp)")
         elif guard.covers(target):
             job.error = OutputError(
@@ -232,7 +224,7 @@ def plan_batch(paths: Sequence[str | os.PathLike], options: BatchOptions) -> lis
         elif target.is_dir():
             job.error = OutputError(f"{target}: output path is a folder")
         elif target.exists() and not options.overwrite:
-            job.skip = f"{target} exists (use --overwrite)"
+            job.skip = exists(target)
         else:
             try:
                 check_destination(target)  # now, not after the upscaling

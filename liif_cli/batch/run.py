@@ -1,10 +1,10 @@
 """Running a planned batch: load the model once (lazily), upscale each file, write it atomically, record.
 
-    results = run_batch(jobs, options, LazyModel(lambda: load_model("edsr-baseline")))
+    results = run_batch(jobs, options, LazyModel("edsr-baseline", LoadOptions(device="cpu")))
     raise_for_failures(results)
 
 The model is loaded once for the whole batch, and lazily: only when the first file that really needs
-it has been read and checked, so a batch whose files are all skipped or all broken never loads (or
+it has been read and checked (`api.LazyModel`), so a batch whose files are all skipped or all broken never loads (or
 downloads) it. A bad file is recorded and the batch goes on; a model that cannot be loaded stops it.
 What the user sees is up to the `Reporter` the caller passes (the CLI's prints to the console).
 """
@@ -19,7 +19,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import BatchError, LiifError, ModelError
+from ..api import LazyModel
+from ..errors import BatchError, LiifError
 from ..imageio import DecodedImage, InputGuard, check_output_size, format_for_path, read_image, write_image
 from .media import run_media_job
 from .plan import BatchOptions, Job
@@ -33,31 +34,9 @@ BIG_JOB_PIXELS = 16_000_000
 """Outputs at least this large get an estimate of time and memory before they start (when available)."""
 
 Progress = Callable[[int, int], None]
+Estimate = Callable[[tuple[int, int], tuple[int, int]], "str | None"]
+"""(input hw, output hw) -> a line forecasting time and memory, or None."""
 log = logging.getLogger(__name__)
-
-
-class LazyModel:
-    """Loads the model on the first `get()`, once; `loads` counts loads. Load errors are ModelErrors."""
-
-    def __init__(self, loader: Callable[[], Upscaler]):
-        self._loader = loader
-        self._upscaler: Upscaler | None = None
-        self.loads = 0
-
-    @property
-    def loaded(self) -> bool:
-        return self._upscaler is not None
-
-    def get(self) -> Upscaler:
-        if self._upscaler is None:
-            self.loads += 1
-            try:
-                self._upscaler = self._loader()
-            except LiifError:  # CheckpointError included (a ModelError)
-                raise
-            except OSError as exc:
-                raise ModelError(f"cannot load the model: {exc}") from None
-        return self._upscaler
 
 
 def run_batch(
@@ -66,7 +45,7 @@ def run_batch(
     model: LazyModel,
     reporter: Reporter | None = None,
     *,
-    estimate: Callable[[tuple[int, int], tuple[int, int]], str | None] | None = None,
+    estimate: Estimate | None = None,
     protect: Sequence[Job] | None = None,
 ) -> list[FileResult]:
     """Process every job; a failing file is recorded and the batch goes on.
@@ -92,7 +71,7 @@ def run_batch(
         if job.error is not None:
             res.message, res.error = str(job.error), job.error
         elif job.skip is not None:
-            res.status, res.message = "skipped", job.skip
+            res.status, res.message, res.error = "skipped", str(job.skip), job.skip
         elif job.kind != "still":
             res = run_media_job(job, options, model, rep, guard, res)
         else:
@@ -117,7 +96,7 @@ class _SharedEncodings:
 
     @staticmethod
     def _shares(job: Job, options: BatchOptions) -> bool:
-        return job.error is None and job.skip is None and (job.spec or options.spec).region is None
+        return job.error is None and job.skip is None and (job.spec or options.specs[0]).region is None
 
     def wants(self, job: Job) -> bool:
         return self._left[job.input] > 1 or job.input in self._kept
@@ -143,14 +122,23 @@ class _SharedEncodings:
             self._kept.pop(job.input, None)
 
 
-def _run_job(job, options, model, rep, guard, estimate, res: FileResult, shared: _SharedEncodings) -> FileResult:
+def _run_job(
+    job: Job,
+    options: BatchOptions,
+    model: LazyModel,
+    rep: Reporter,
+    guard: InputGuard,
+    estimate: Estimate | None,
+    res: FileResult,
+    shared: _SharedEncodings,
+) -> FileResult:
     def warn(msg: str) -> None:
         rep.warn(msg)
 
     def read() -> DecodedImage:
         return read_image(job.input, max_pixels=options.max_pixels, warn=warn)
 
-    spec = job.spec or options.spec
+    spec = job.spec or options.specs[0]
     several = shared.wants(job)
     try:
         img, fresh = shared.image(job, read) if several else (read(), True)
@@ -191,7 +179,7 @@ def _run_job(job, options, model, rep, guard, estimate, res: FileResult, shared:
     return res
 
 
-def _safe_estimate(estimate, in_hw, out_hw) -> str | None:
+def _safe_estimate(estimate: Estimate, in_hw: tuple[int, int], out_hw: tuple[int, int]) -> str | None:
     try:
         return estimate(in_hw, out_hw)
     except Exception:

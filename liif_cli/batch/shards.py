@@ -1,6 +1,6 @@
 """A batch under torchrun or srun: one plan, a share per process balanced by output pixels, one merged summary.
 
-    outcome = run_shards(["photos/"], options, lambda device: load_model("edsr-baseline", device=device))
+    outcome = run_shards(["photos/"], options, "edsr-baseline", LoadOptions(device="cuda"))
     # outcome.results: this process's files; outcome.summaries: every rank's (on rank 0 when merged)
 
 Every process runs the same command. Rank 0 plans (`plan_batch`) and weighs each job by the output pixels it
@@ -33,7 +33,7 @@ from .results import FileResult, Reporter
 from .run import LazyModel, raise_for_failures, run_batch
 
 if TYPE_CHECKING:
-    from ..api import Upscaler
+    from ..load_options import LoadOptions
 
 
 class JobFailed(LiifError):
@@ -114,32 +114,24 @@ def output_pixels(job: Job, options: BatchOptions) -> int:
         return 0
     try:
         frames, hw = _input_frames_hw(job.input)
-        out_h, out_w = options.spec.resolve(hw, None)
+        out_h, out_w = (job.spec or options.specs[0]).resolve(hw, None)
     except Exception:  # whatever keeps the header from being read also fails the file, quickly: it weighs nothing
         return 0
     return frames * out_h * out_w
 
 
 def _input_frames_hw(path: Path) -> tuple[int, tuple[int, int]]:
-    """(frames, (h, w)) to upscale: a video (by its content) goes whole, every frame at its stored size."""
-    from ..imageio import identify
+    """(frames, (h, w)) to upscale: a video (by its content) goes whole, every frame at its stored size; an
+    image at its size as decoded (`imageio.header_size`: after the EXIF rotation)."""
+    from ..imageio import header_size, identify
 
     if identify(path, max_pixels=None).kind == "video":
         from ..video import probe
 
         info = probe(path, max_pixels=None)
         return info.frames or 1, (info.height, info.width)
-    return 1, _input_hw(path)
-
-
-def _input_hw(path: Path) -> tuple[int, int]:
-    """(h, w) as decoded, i.e. after the EXIF rotation (which swaps the sides for orientations 5 to 8)."""
-    from ..imageio import open_image
-    from ..imageio.metadata import _orientation
-
-    with open_image(path, max_pixels=None) as im:
-        w, h = im.size
-        return (w, h) if _orientation(im) >= 5 else (h, w)
+    w, h = header_size(path, max_pixels=None)
+    return 1, (h, w)
 
 
 def weigh(jobs: Sequence[Job], options: BatchOptions, *, count_skipped: bool = False) -> list[int]:
@@ -178,16 +170,18 @@ def _terminate_as_interrupt() -> Iterator[None]:
 def run_shards(
     paths: Sequence[str],
     options: BatchOptions,
-    load: Callable[[str], Upscaler],
+    model: str | Path,
+    load: LoadOptions,
     reporter: Reporter | None = None,
     *,
-    device: str | None = "auto",
+    progress: bool = False,
     on_group: Callable[[distributed.Group], None] | None = None,
     on_outcome: Callable[[ShardOutcome], None] | None = None,
 ) -> ShardOutcome:
     """This process's part of a batch launched several times (torchrun, srun); see the module's docstring.
 
-    `load(device)` loads the model on this rank's device (lazily, as `run_batch` does). `on_group(group)` is
+    `model` is loaded as `load` says, on this rank's device (`load.device` picks the kind; lazily, as `run_batch`
+    does; `progress`: show a download's progress). `on_group(group)` is
     called once the group is formed (or known to be impossible), before planning: e.g. to say why not.
     `on_outcome(outcome)` is called on every rank while the group still stands, e.g. for rank 0 to print the
     job's summary: no rank exits before every rank has returned from it (torchrun stops the other processes
@@ -197,20 +191,18 @@ def run_shards(
     """
     import time
 
-    with _terminate_as_interrupt(), distributed.process_group(device) as group:
+    with _terminate_as_interrupt(), distributed.process_group(load.device) as group:
         if on_group is not None:
             on_group(group)
         jobs, weights = distributed.plan_once(group, lambda: _plan(list(paths), options, not group.formed))
         indices = distributed.shard_by_weight(weights, group.world_size)[group.rank]
         mine = [jobs[i] for i in indices]
-        model = LazyModel(lambda: load(group.device))
+        lazy = LazyModel(model, load.replace(device=group.device), progress=progress)
         t0 = time.monotonic()
         results: list[FileResult] = []
         stopped, code = None, 0
         try:
-            results = run_batch(
-                mine, options, model, reporter, estimate=lambda i, o: model.get().estimate(i, o), protect=jobs
-            )
+            results = run_batch(mine, options, lazy, reporter, estimate=lazy.estimate, protect=jobs)
             raise_for_failures(results, single_input=len(jobs) == 1)
         except LiifError as exc:
             code = exc.exit_code

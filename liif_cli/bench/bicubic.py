@@ -34,7 +34,7 @@ class BicubicUpscaler:
     device = "cpu"
     precision = "uint8 (Pillow)"
 
-    def upscale_array(self, rgb: np.ndarray, out_hw: tuple[int, int], **_) -> np.ndarray:
+    def upscale_array(self, rgb: np.ndarray, out_hw: tuple[int, int], **_: object) -> np.ndarray:
         # the runner hands over uint8 / 255; rounding gives back exactly the uint8 LR the protocol made
         out = bicubic_upscale(quantize(rgb, 8), out_hw)
         return out.astype(np.float32) / np.float32(255)

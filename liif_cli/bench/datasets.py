@@ -18,15 +18,17 @@ EXIF rotation), into uint8 (H, W, 3) arrays.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
 import tarfile
 import zipfile
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import IO
 
 import numpy as np
 
@@ -43,15 +45,31 @@ MAX_UNPACKED_BYTES = 8 << 30
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    key: str  # what `--dataset` takes
+    key: str  # what a plan's `datasets` (the CLI's `--dataset`) takes
     name: str  # the folder name in the standard layout
     repo_id: str  # Hugging Face dataset repo
     revision: str  # branch, tag or commit passed to hf_hub_download
     hr_archive: str
     lr_archive: str  # "{s}" is the scale
     lr_scales: tuple[int, ...]  # scales with provided (MATLAB-bicubic) LR images
-    aliases: tuple[str, ...] = ()  # other folder names accepted under --data-dir
+    aliases: tuple[str, ...] = ()  # other folder names accepted under a data_dir
     description: str = ""
+
+
+def _published_set(key: str, name: str, repo: str, description: str, aliases: tuple[str, ...] = ()) -> DatasetSpec:
+    """A set as the `eugenesiow` dataset repos publish it: `data/<Repo>_HR.tar.gz`, `data/<Repo>_LR_x{s}.tar.gz`
+    with MATLAB-bicubic LR at x2, x3 and x4."""
+    return DatasetSpec(
+        key,
+        name,
+        f"eugenesiow/{repo}",
+        "main",
+        f"data/{repo}_HR.tar.gz",
+        f"data/{repo}_LR_x{{s}}.tar.gz",
+        (2, 3, 4),
+        aliases=aliases,
+        description=description,
+    )
 
 
 # The revisions are branch names: the repos' commits were not available when this was written. Pin a commit
@@ -59,47 +77,10 @@ class DatasetSpec:
 DATASETS: dict[str, DatasetSpec] = {
     spec.key: spec
     for spec in (
-        DatasetSpec(
-            "set5",
-            "Set5",
-            "eugenesiow/Set5",
-            "main",
-            "data/Set5_HR.tar.gz",
-            "data/Set5_LR_x{s}.tar.gz",
-            (2, 3, 4),
-            description="Set5 (5 images)",
-        ),
-        DatasetSpec(
-            "set14",
-            "Set14",
-            "eugenesiow/Set14",
-            "main",
-            "data/Set14_HR.tar.gz",
-            "data/Set14_LR_x{s}.tar.gz",
-            (2, 3, 4),
-            description="Set14 (14 images)",
-        ),
-        DatasetSpec(
-            "b100",
-            "B100",
-            "eugenesiow/BSD100",
-            "main",
-            "data/BSD100_HR.tar.gz",
-            "data/BSD100_LR_x{s}.tar.gz",
-            (2, 3, 4),
-            aliases=("BSD100", "BSDS100"),
-            description="B100 / BSD100 (100 images)",
-        ),
-        DatasetSpec(
-            "urban100",
-            "Urban100",
-            "eugenesiow/Urban100",
-            "main",
-            "data/Urban100_HR.tar.gz",
-            "data/Urban100_LR_x{s}.tar.gz",
-            (2, 3, 4),
-            description="Urban100 (100 images)",
-        ),
+        _published_set("set5", "Set5", "Set5", "Set5 (5 images)"),
+        _published_set("set14", "Set14", "Set14", "Set14 (14 images)"),
+        _published_set("b100", "B100", "BSD100", "B100 / BSD100 (100 images)", aliases=("BSD100", "BSDS100")),
+        _published_set("urban100", "Urban100", "Urban100", "Urban100 (100 images)"),
         DatasetSpec(
             "div2k",
             "DIV2K",
@@ -139,7 +120,7 @@ class Dataset:
     root: Path
     hr_dir: Path
     lr_dirs: dict[int, Path] = field(default_factory=dict)
-    origin: str = "local"  # "local" (--data-dir) or "cache"
+    origin: str = "local"  # "local" (a data_dir) or "cache"
 
     @property
     def key(self) -> str:
@@ -191,7 +172,7 @@ def find_local(spec: DatasetSpec, data_dir: Path) -> Dataset:
     """Find `spec` under `data_dir` (which holds `<Name>/` folders, or is the set's folder itself)."""
     data_dir = Path(data_dir).expanduser()
     if not data_dir.is_dir():
-        raise InputError(f"--data-dir {data_dir}: not a folder")
+        raise InputError(f"{{data_dir}} {data_dir}: not a folder", param="data_dir")
     names = (spec.name, *spec.aliases)
     candidates = [data_dir / n for n in names]
     if data_dir.name.lower() in {n.lower() for n in names}:
@@ -330,8 +311,6 @@ def _extract_images(archive: Path, out: Path, scale: int | None) -> list[Path]:
     total = 0
     try:
         for name, size, reader in _members(archive):
-            if size is None:  # a directory
-                continue
             pure = PurePosixPath(name)
             base = pure.name
             if not _is_image_name(base) or base.startswith("._") or "__MACOSX" in pure.parts:
@@ -358,8 +337,8 @@ def _extract_images(archive: Path, out: Path, scale: int | None) -> list[Path]:
     return written
 
 
-def _members(archive: Path) -> Iterator[tuple[str, int | None, object]]:
-    """(name, size or None for a directory, opener) for every member, rejecting unsafe ones."""
+def _members(archive: Path) -> Iterator[tuple[str, int, Callable[[], IO[bytes]]]]:
+    """(name, size, opener) for every regular file, rejecting unsafe members (folders are passed over)."""
     if zipfile.is_zipfile(archive):
         with zipfile.ZipFile(archive) as zf:
             for info in zf.infolist():
@@ -367,20 +346,23 @@ def _members(archive: Path) -> Iterator[tuple[str, int | None, object]]:
                 mode = info.external_attr >> 16
                 if mode and (mode & 0o170000) not in (0, 0o100000, 0o040000):
                     raise DownloadError(f"{archive.name}: member {info.filename} is a link or special file")
-                if info.is_dir():
-                    yield info.filename, None, None
-                else:
-                    yield info.filename, info.file_size, (lambda i=info: zf.open(i))
+                if not info.is_dir():
+                    yield info.filename, info.file_size, functools.partial(zf.open, info)
         return
     with tarfile.open(archive, mode="r:*") as tf:
         for member in tf:
             _check_member_name(archive, member.name)
-            if member.isdir():
-                yield member.name, None, None
-            elif member.isfile():
-                yield member.name, member.size, (lambda m=member: tf.extractfile(m))
-            else:
+            if member.isfile():
+                yield member.name, member.size, functools.partial(_tar_member, archive, tf, member)
+            elif not member.isdir():
                 raise DownloadError(f"{archive.name}: member {member.name} is a link or special file")
+
+
+def _tar_member(archive: Path, tf: tarfile.TarFile, member: tarfile.TarInfo) -> IO[bytes]:
+    reader = tf.extractfile(member)
+    if reader is None:  # tarfile gives no reader for anything but a regular file
+        raise DownloadError(f"{archive.name}: member {member.name} is not a regular file")
+    return reader
 
 
 def _check_member_name(archive: Path, name: str) -> None:

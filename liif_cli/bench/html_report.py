@@ -1,5 +1,9 @@
 """`liif bench --report FILE.html`: the run as one self-contained HTML page (tables, plots, comparison strips).
 
+Drawn from a `BenchResult` alone, after the run: `write_report(run_bench(BenchPlan(..., strips=True)), path)`;
+the runner knows nothing of it. The command line calls `check_target` before the run, so that a bad target
+fails before any work, and `write_report` after it.
+
 One file that opens from disk anywhere: no network, no relative paths. Plots are matplotlib SVGs and crops are
 PNGs, both inlined as `data:` URIs; the style sheet is inline. Sections:
 
@@ -23,9 +27,9 @@ import html
 import io
 import math
 import platform
-from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 from ..errors import OutputError, UsageError
 from . import published as pub
@@ -57,26 +61,30 @@ ul.notes { color: #555; }
 
 
 def check_target(path: str | Path) -> None:
-    """Fail before any model runs if the report cannot be a file at `path` or cannot be drawn."""
+    """Fail before any model runs if the report cannot be a file at `path` or cannot be drawn (the errors name
+    the parameter `report`)."""
     import importlib.util
 
     if importlib.util.find_spec("matplotlib") is None:
-        raise UsageError("--report draws its plots with matplotlib: pip install 'liif-cli[report]'")
+        raise UsageError("{report} draws its plots with matplotlib: pip install 'liif-cli[report]'", param="report")
     if str(path) == "-":
-        raise UsageError("--report needs a file name (the report is HTML, not for stdout)")
+        raise UsageError("{report} needs a file name (the report is HTML, not for stdout)", param="report")
     p = Path(path)
     if p.is_dir():
-        raise OutputError(f"--report {p}: is a folder")
+        raise OutputError(f"{{report}} {p}: is a folder", param="report")
     if p.parent.exists() and not p.parent.is_dir():
-        raise OutputError(f"--report {p}: {p.parent} is not a folder")
+        raise OutputError(f"{{report}} {p}: {p.parent} is not a folder", param="report")
 
 
-def write_report(result: BenchResult, strips: Sequence[Strip], path: str | Path) -> None:
-    """Write the report atomically (temp file beside it, then rename)."""
-    write_output(path, build_html(result, strips))
+def write_report(result: BenchResult, path: str | Path) -> None:
+    """Write the report of `result` atomically (temp file beside it, then rename), after `check_target`.
+
+    The comparison crops are `result.strips`: a run collects them when its plan says `strips=True`."""
+    check_target(path)
+    write_output(path, build_html(result))
 
 
-def build_html(result: BenchResult, strips: Sequence[Strip]) -> str:
+def build_html(result: BenchResult) -> str:
     e = html.escape
     title = f"liif bench: {', '.join(_title(d) for d in result.datasets)} ({result.protocol} protocol)"
     parts = [
@@ -88,8 +96,8 @@ def build_html(result: BenchResult, strips: Sequence[Strip]) -> str:
         '<h2 id="results">Results</h2>',
     ]
     parts.append(
-        "<p>As papers print them: models by scales, PSNR / SSIM per cell (the same as the terminal's, "
-        "<code>--markdown</code> and <code>--latex</code>).</p>"
+        "<p>As papers print them: models by scales, PSNR / SSIM per cell (the same as the terminal's and the "
+        "Markdown and LaTeX tables).</p>"
     )
     for ds in result.datasets:
         parts.append(_grid_html(result, ds))
@@ -116,9 +124,11 @@ def build_html(result: BenchResult, strips: Sequence[Strip]) -> str:
         f"model gains most over bicubic; shown at {ZOOM}x, pixelated. Under each panel: the crop's PSNR and, in "
         "brackets, the whole image's score.</p>"
     )
+    if not result.strips:
+        parts.append("<p>This run collected no comparison crops (its plan did not ask for strips).</p>")
     by_image: dict[tuple[str, str], list[Strip]] = {}
     order = {d: i for i, d in enumerate(result.datasets)}
-    for s in sorted(strips, key=lambda s: (order.get(s.dataset, len(order)), s.dataset, s.image, s.scale)):
+    for s in sorted(result.strips, key=lambda s: (order.get(s.dataset, len(order)), s.dataset, s.image, s.scale)):
         by_image.setdefault((s.dataset, s.image), []).append(s)
     for (ds, image), group in by_image.items():
         parts.append(f"<h3>{e(_title(ds))} / {e(image)}</h3>")
@@ -239,7 +249,7 @@ def _plot(rows: list[Row], metric: str, ylabel: str, title: str) -> bytes:
             pts = sorted((r.scale, getattr(r, metric)) for r in rows if r.model == m and getattr(r, metric) is not None)
             if not pts:
                 continue
-            style = {"color": "#666", "linestyle": "--"} if m == BICUBIC else {}
+            style: dict[str, Any] = {"color": "#666", "linestyle": "--"} if m == BICUBIC else {}  # Line2D's
             ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=m, **style)
         ax.set_xscale("log", base=2)
         ax.xaxis.set_major_locator(FixedLocator(scales))

@@ -116,7 +116,7 @@ class Protocol:
         raise NotImplementedError
 
     def output_uint8(self, pred: np.ndarray) -> np.ndarray:
-        """What `--save-images` writes: the rounded uint8 image."""
+        """What `save_images` writes: the rounded uint8 image."""
         return quantize(pred, 8)
 
 

@@ -41,94 +41,46 @@ class Figure:
     source: str
 
 
-def _series(scales, psnrs, ssims=None):
-    ssims = ssims or [None] * len(scales)
-    return {s: (p, q) for s, p, q in zip(scales, psnrs, ssims, strict=True)}
-
-
 _PAPER_T2 = (2, 3, 4, 6, 8)
 _PAPER_T1 = (2, 3, 4, 6, 12, 18, 24, 30)
 _MMAGIC = (2, 3, 4, 6, 18, 30)
 
-# (source model, protocol, dataset) -> {scale: (psnr, ssim)}, plus the source text
-_TABLES: dict[tuple[str, str, str], tuple[str, str | None, dict[int, tuple[float | None, float | None]]]] = {
-    ("edsr-baseline", "paper", "set5"): (
-        OFFICIAL_CODE,
-        None,
-        _series(_PAPER_T2, [37.9877, 34.3997, 32.2375, 28.9551, 26.9824]),
-    ),
-    ("edsr-baseline", "paper", "div2k"): (
-        f"{PAPER}, Table 1",
-        None,
-        _series(_PAPER_T1, [34.67, 30.96, 29.00, 26.75, 23.71, 22.17, 21.18, 20.48]),
-    ),
-    ("rdn", "paper", "div2k"): (
-        f"{PAPER}, Table 1",
-        None,
-        _series(_PAPER_T1, [34.99, 31.26, 29.27, 26.99, 23.89, 22.34, 21.31, 20.59]),
-    ),
+Series = dict[int, tuple[float | None, float | None]]
+"""scale -> (PSNR, SSIM); every published SSIM is MMEditing 0.x's (the blue channel alone)."""
+
+# One row per (source model, protocol, dataset): where the figures come from, at which scales, the PSNR per scale
+# and, where published, the SSIM per scale.
+# fmt: off
+_ROWS: tuple[tuple[str, str, str, str, tuple[int, ...], tuple[float, ...], tuple[float, ...] | None], ...] = (
+    ("edsr-baseline", "paper", "set5", OFFICIAL_CODE, _PAPER_T2, (37.9877, 34.3997, 32.2375, 28.9551, 26.9824), None),
+    ("edsr-baseline", "paper", "div2k", f"{PAPER}, Table 1", _PAPER_T1, (34.67, 30.96, 29.00, 26.75, 23.71, 22.17, 21.18, 20.48), None),
+    ("rdn", "paper", "div2k", f"{PAPER}, Table 1", _PAPER_T1, (34.99, 31.26, 29.27, 26.99, 23.89, 22.34, 21.31, 20.59), None),
     # MATLAB bicubic of the provided LR images, Y PSNR with shave = scale (NOTES "Reference results")
-    ("bicubic", "paper", "set5"): (BICUBIC_ROW, None, _series((2, 3, 4), [33.66, 30.39, 28.42])),
-    ("bicubic", "paper", "set14"): (BICUBIC_ROW, None, _series((2, 3, 4), [30.24, 27.55, 26.00])),
-    ("rdn", "paper", "set5"): (f"{PAPER}, Table 2", None, _series(_PAPER_T2, [38.17, 34.68, 32.50, 29.15, 27.14])),
-    ("rdn", "paper", "set14"): (f"{PAPER}, Table 2", None, _series(_PAPER_T2, [33.97, 30.53, 28.80, 26.64, 25.15])),
-    ("rdn", "paper", "b100"): (f"{PAPER}, Table 2", None, _series(_PAPER_T2, [32.32, 29.26, 27.74, 25.98, 24.91])),
-    ("rdn", "paper", "urban100"): (f"{PAPER}, Table 2", None, _series(_PAPER_T2, [32.87, 28.82, 26.68, 24.20, 22.79])),
-    ("mmagic-edsr", "mmagic", "set5"): (
-        MMAGIC_CARD,
-        "blue",
-        _series(
-            _MMAGIC,
-            [35.7131, 32.3805, 30.2748, 27.1187, 20.8516, 18.8467],
-            [0.9366, 0.8915, 0.8509, 0.7774, 0.5406, 0.5010],
-        ),
-    ),
-    ("mmagic-edsr", "mmagic", "set14"): (
-        MMAGIC_CARD,
-        "blue",
-        _series(
-            _MMAGIC,
-            [31.5579, 28.4605, 26.8415, 24.7461, 20.0096, 18.1321],
-            [0.8889, 0.8039, 0.7381, 0.6444, 0.4525, 0.3963],
-        ),
-    ),
-    ("mmagic-edsr", "mmagic", "div2k"): (
-        MMAGIC_CARD,
-        "blue",
-        _series(
-            _MMAGIC,
-            [34.6647, 30.9808, 29.0245, 26.7770, 22.1987, 20.5050],
-            [0.9355, 0.8724, 0.8187, 0.7425, 0.5955, 0.5577],
-        ),
-    ),
-    ("mmagic-rdn", "mmagic", "set5"): (
-        MMAGIC_CARD,
-        "blue",
-        _series(
-            _MMAGIC,
-            [35.7874, 32.4992, 30.3835, 27.1914, 20.8913, 18.9354],
-            [0.9366, 0.8923, 0.8513, 0.7751, 0.5329, 0.4864],
-        ),
-    ),
-    ("mmagic-rdn", "mmagic", "set14"): (
-        MMAGIC_CARD,
-        "blue",
-        _series(
-            _MMAGIC,
-            [31.6866, 28.4905, 26.8734, 24.7824, 20.1077, 18.1448],
-            [0.8896, 0.8037, 0.7373, 0.6434, 0.4537, 0.3942],
-        ),
-    ),
-    ("mmagic-rdn", "mmagic", "div2k"): (
-        MMAGIC_CARD,
-        "blue",
-        _series(
-            _MMAGIC,
-            [34.7548, 31.0744, 29.1101, 26.8693, 22.2972, 20.5663],
-            [0.9356, 0.8731, 0.8197, 0.7437, 0.5950, 0.5560],
-        ),
-    ),
+    ("bicubic", "paper", "set5", BICUBIC_ROW, (2, 3, 4), (33.66, 30.39, 28.42), None),
+    ("bicubic", "paper", "set14", BICUBIC_ROW, (2, 3, 4), (30.24, 27.55, 26.00), None),
+    ("rdn", "paper", "set5", f"{PAPER}, Table 2", _PAPER_T2, (38.17, 34.68, 32.50, 29.15, 27.14), None),
+    ("rdn", "paper", "set14", f"{PAPER}, Table 2", _PAPER_T2, (33.97, 30.53, 28.80, 26.64, 25.15), None),
+    ("rdn", "paper", "b100", f"{PAPER}, Table 2", _PAPER_T2, (32.32, 29.26, 27.74, 25.98, 24.91), None),
+    ("rdn", "paper", "urban100", f"{PAPER}, Table 2", _PAPER_T2, (32.87, 28.82, 26.68, 24.20, 22.79), None),
+    ("mmagic-edsr", "mmagic", "set5", MMAGIC_CARD, _MMAGIC, (35.7131, 32.3805, 30.2748, 27.1187, 20.8516, 18.8467), (0.9366, 0.8915, 0.8509, 0.7774, 0.5406, 0.5010)),
+    ("mmagic-edsr", "mmagic", "set14", MMAGIC_CARD, _MMAGIC, (31.5579, 28.4605, 26.8415, 24.7461, 20.0096, 18.1321), (0.8889, 0.8039, 0.7381, 0.6444, 0.4525, 0.3963)),
+    ("mmagic-edsr", "mmagic", "div2k", MMAGIC_CARD, _MMAGIC, (34.6647, 30.9808, 29.0245, 26.7770, 22.1987, 20.5050), (0.9355, 0.8724, 0.8187, 0.7425, 0.5955, 0.5577)),
+    ("mmagic-rdn", "mmagic", "set5", MMAGIC_CARD, _MMAGIC, (35.7874, 32.4992, 30.3835, 27.1914, 20.8913, 18.9354), (0.9366, 0.8923, 0.8513, 0.7751, 0.5329, 0.4864)),
+    ("mmagic-rdn", "mmagic", "set14", MMAGIC_CARD, _MMAGIC, (31.6866, 28.4905, 26.8734, 24.7824, 20.1077, 18.1448), (0.8896, 0.8037, 0.7373, 0.6434, 0.4537, 0.3942)),
+    ("mmagic-rdn", "mmagic", "div2k", MMAGIC_CARD, _MMAGIC, (34.7548, 31.0744, 29.1101, 26.8693, 22.2972, 20.5663), (0.9356, 0.8731, 0.8197, 0.7437, 0.5950, 0.5560)),
+)
+# fmt: on
+
+
+def _series(scales: tuple[int, ...], psnrs: tuple[float, ...], ssims: tuple[float, ...] | None) -> Series:
+    return {s: (p, q) for s, p, q in zip(scales, psnrs, ssims or (None,) * len(scales), strict=True)}
+
+
+_TABLES: dict[tuple[str, str, str], tuple[str, Series]] = {
+    (model, protocol, dataset): (text, _series(scales, psnrs, ssims))
+    for model, protocol, dataset, text, scales, psnrs, ssims in _ROWS
 }
+"""(source model, protocol, dataset) -> (source text, {scale: (PSNR, SSIM)})."""
 
 
 def source_model(model: str | Path) -> str | None:
@@ -167,8 +119,8 @@ def published_figure(source: str | None, protocol: str, dataset: str, scale: int
     if source is None:
         return None
     entry = _TABLES.get((source, protocol, dataset))
-    if entry is not None and scale in entry[2]:
-        text, _kind, series = entry  # every published SSIM is MMEditing 0.x (blue)
+    if entry is not None and scale in entry[1]:
+        text, series = entry  # every published SSIM is MMEditing 0.x (blue)
         p, s = series[scale]
         return Figure(p, s, None, text)
     notes = _NOTES_MMAGIC_SSIM.get((source, protocol, dataset))

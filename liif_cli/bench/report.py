@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console, Group
+from rich.console import Console, Group, JustifyMethod
 from rich.table import Table
 from rich.text import Text
 
@@ -176,7 +176,7 @@ def write_latex(result: BenchResult, path: str | Path) -> None:
 
 def throughput_table(result: BenchResult) -> Table:
     table = Table(title="throughput", title_justify="left")
-    for col, just in (
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
         ("model", "left"),
         ("dataset", "left"),
         ("images", "right"),
@@ -185,7 +185,8 @@ def throughput_table(result: BenchResult) -> Table:
         ("upscale s", "right"),
         ("Mpx/s", "right"),
         ("wall s", "right"),
-    ):
+    )
+    for col, just in columns:
         table.add_column(col, justify=just)
     for run in result.runs:
         table.add_row(

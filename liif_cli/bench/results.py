@@ -1,15 +1,19 @@
 """What a benchmark run returns: per-image scores, one `Row` per model, dataset and scale, per-dataset runs
-and the whole `BenchResult`.
+and the whole `BenchResult` (with the comparison strips, when the plan asked for them).
 
 The bottom of `liif_cli.bench`: the runner fills these, the console/JSON/CSV report (`report`) and the HTML
-report (`html_report`) read them; none of them imports the others to know what a result is.
+report (`html_report`) read them; none of them imports the others to know what a result is. A result holds
+everything its reports need, so a report is drawn from it alone: `write_report(run_bench(plan), "r.html")`.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .strips import Strip
 
 
 @dataclass
@@ -106,6 +110,7 @@ class BenchResult:
     wall_s: float
     settings: dict[str, Any] = field(default_factory=dict)
     rank: int = 0  # under a launcher every rank holds the merged result; only rank 0 should print or write it
+    strips: list[Strip] = field(default_factory=list)  # comparison crops (`BenchPlan.strips`; rank 0's); not in JSON
 
     def to_dict(self) -> dict[str, Any]:
         return {

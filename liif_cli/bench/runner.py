@@ -1,167 +1,100 @@
 """Run a benchmark: models x datasets x scales under one protocol; collect scores, timings and comparisons.
 
-`run_bench(...)` is the whole API: it returns a `BenchResult` whose rows (one per model, dataset and scale)
-carry our mean scores, the per-image scores, timings and the published figure where one exists. Rendering
-(rich table, JSON, CSV) lives in `report.py`; the command line only parses options and calls both.
+`run_bench(plan)` is the whole API: it takes one `BenchPlan` (`plan.py`) and returns a `BenchResult` whose rows
+(one per model, dataset and scale) carry our mean scores, the per-image scores, timings and the published figure
+where one exists, and, when the plan asks for them, the comparison strips of the HTML report. Drawing lives in
+`report.py` (rich table, JSON, CSV...) and `html_report.py` (the HTML file), which read the result alone: the
+command line parses options into a plan, runs it, and asks for what the user wants written.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from PIL import Image
 
 from .. import distributed
 from ..atomic import atomic_path
-from ..errors import InputError, OutputError, UsageError
+from ..errors import InputError, OutputError
 from ..load_options import LoadOptions
 from . import published as pub
-from .bicubic import NAME as BICUBIC
 from .bicubic import BicubicUpscaler, is_bicubic
 from .datasets import Dataset, open_dataset, read_rgb
-from .protocols import Protocol, default_scales, get_protocol
+from .plan import BenchPlan
+from .protocols import get_protocol
 from .results import BenchResult, DatasetRun, ImageScore, Row
 
 ProgressHook = Callable[[str, dict[str, Any]], None]
 """Called as hook("start", {"total": n, "description": ...}), hook("advance", {...}), hook("end", {})."""
 
 
-def parse_scales(text: str | Sequence[int] | None) -> list[int] | None:
-    """ "2,3,4" -> [2, 3, 4]; integers >= 1 only (crop borders and provided LR are per integer scale)."""
-    if text is None:
-        return None
-    items = text.split(",") if isinstance(text, str) else list(text)
-    scales: list[int] = []
-    for item in items:
-        item = str(item).strip()
-        if not item:
-            continue
-        try:
-            value = float(item)
-        except ValueError:
-            raise UsageError(f"--scales: {item!r} is not a number") from None
-        if not value.is_integer() or value < 1:
-            raise UsageError(f"--scales: {item!r} is not an integer scale >= 1")
-        if int(value) not in scales:
-            scales.append(int(value))
-    if not scales:
-        raise UsageError("--scales: no scale given")
-    return scales
+class BenchModel(Protocol):
+    """What the runner calls: a loaded model (`api.Upscaler`), the bicubic baseline, or a loader's stand-in."""
+
+    def upscale_array(self, rgb: np.ndarray, out_hw: tuple[int, int]) -> np.ndarray: ...
 
 
-def _load(model: str, load: LoadOptions, device: str):
+Loader = Callable[[str], BenchModel]
+"""How a model name becomes a `BenchModel` (default: `api.load_model` with the plan's load options)."""
+
+
+def _load(model: str, load: LoadOptions, device: str) -> BenchModel:
     """The model on this process's device; fp32 (the reference math) unless another precision was asked for."""
     from ..api import load_model
 
     return load_model(model, load.replace(device=device, precision=load.precision or "fp32"))
 
 
-def run_bench(
-    datasets: Sequence[str],
-    models: Sequence[str] = ("edsr-baseline",),
-    *,
-    protocol: str | Protocol = "mmagic",
-    scales: Sequence[int] | None = None,
-    data_dir: str | Path | None = None,
-    limit: int | None = None,
-    save_images: str | Path | None = None,
-    load: LoadOptions | None = None,
-    progress: ProgressHook | None = None,
-    loader: Callable[[str], Any] | None = None,
-    report: str | Path | None = None,
-) -> BenchResult:
-    """Benchmark every model on every dataset at every scale under `protocol` ("mmagic" or "paper").
+def run_bench(plan: BenchPlan, *, progress: ProgressHook | None = None, loader: Loader | None = None) -> BenchResult:
+    """Benchmark every model of `plan` on every dataset at every scale under its protocol.
 
-    scales: None for the protocol's defaults (per dataset). data_dir: a local copy in the standard layout
-    (never downloads); None fetches into the cache. limit: first N images (sorted by name) of each set.
-    save_images: write each uint8 output to `DIR/<model>/<dataset>/x<s>/<image>.png`.
-    load: how models are loaded and run (`LoadOptions`: backend torch or onnxruntime, device...; precision fp32,
-    the reference math, unless given); its `offline` applies to the datasets too.
-    loader: how to turn a model name into an object with `upscale_array(rgb, (h, w))` (default: load_model).
-    `bicubic` is always the Pillow-bicubic baseline (bench/bicubic.py), never looked up.
-    report: also write the self-contained HTML report there (bench/html_report.py); bicubic joins the models
-    if it is not among them, and comparison strips are collected as the run goes (small crops only).
+    progress: called as the images are scored (see `ProgressHook`). loader: how to turn a model name into an
+    object with `upscale_array(rgb, (h, w))` (default: `load_model`); `bicubic` is always the Pillow-bicubic
+    baseline (bench/bicubic.py), never looked up. Every set is found (or fetched) before any model runs.
 
     Under torchrun or srun each rank scores its share of every set's images (balanced by pixels) on its own
     device and the per-image scores are merged in name order, so the figures equal a one-process run's;
-    upscale_s is then the slowest rank's, so Mpx/s is the whole job's rate.
+    upscale_s is then the slowest rank's, so Mpx/s is the whole job's rate. Strips are rank 0's share.
     """
-    load = load or LoadOptions()
-    with distributed.process_group(load.device) as group:
-        return _run(
-            group,
-            datasets,
-            models,
-            protocol=protocol,
-            scales=scales,
-            data_dir=data_dir,
-            limit=limit,
-            save_images=save_images,
-            load=load,
-            progress=progress,
-            loader=loader,
-            report=report if group.is_main else None,  # rank 0 writes it (its share of the strips)
-        )
+    with distributed.process_group(plan.load.device) as group:
+        return _run(group, plan, progress=progress, loader=loader)
 
 
 def _run(
-    group,
-    datasets,
-    models,
-    *,
-    protocol,
-    scales,
-    data_dir,
-    limit,
-    save_images,
-    load,
-    progress,
-    loader,
-    report,
+    group: distributed.Group, plan: BenchPlan, *, progress: ProgressHook | None, loader: Loader | None
 ) -> BenchResult:
     """`run_bench` in one process of the job (the only one when not launched): `group` says which."""
     device = group.device
-    try:
-        proto = get_protocol(protocol) if isinstance(protocol, str) else protocol
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    if not datasets:
-        raise UsageError("give at least one --dataset")
-    if limit is not None and limit < 1:
-        raise UsageError("--limit must be >= 1")
-    plan = {key.lower(): list(scales) if scales else list(default_scales(proto.name, key.lower())) for key in datasets}
-    save_root = Path(save_images) if save_images else None
+    load = plan.load
+    proto = get_protocol(plan.protocol)
+    scales = {key: plan.scales_for(key) for key in plan.datasets}
+    save_root = Path(plan.save_images) if plan.save_images else None
     if save_root is not None and save_root.exists() and not save_root.is_dir():
-        raise OutputError(f"--save-images {save_root}: exists and is not a folder")
-
+        raise OutputError(f"{{save_images}} {save_root}: exists and is not a folder", param="save_images")
     strips = None
-    if report is not None:
-        from .html_report import check_target
+    if plan.strips and group.is_main:  # rank 0 keeps them (its share of the images), as it writes the report
         from .strips import StripCollector
 
-        check_target(report)
         strips = StripCollector(proto)
-        if not any(is_bicubic(m) for m in models):
-            models = [BICUBIC, *models]
 
     # find / fetch every dataset before any model runs, so a missing set fails fast
+    data_dir = Path(plan.data_dir) if plan.data_dir else None
     sets: dict[str, Dataset] = {}
-    for key, sc in plan.items():
+    for key, sc in scales.items():
         lr_scales = [s for s in sc if proto.needs_provided_lr(key, s)]
-        sets[key] = open_dataset(
-            key, data_dir=Path(data_dir) if data_dir else None, lr_scales=lr_scales, offline=load.offline
-        )
+        sets[key] = open_dataset(key, data_dir=data_dir, lr_scales=lr_scales, offline=load.offline)
 
     t_all = time.perf_counter()
     rows: list[Row] = []
     runs: list[DatasetRun] = []
     engines: dict[str, dict[str, str]] = {}
-    for model in models:
+    for model in map(str, plan.models):
+        up: BenchModel
         if is_bicubic(model):
             up = BicubicUpscaler()
         else:
@@ -172,9 +105,9 @@ def _run(
         }
         source = pub.source_model(model)
         label = _model_label(model)
-        for key, sc in plan.items():
+        for key, sc in scales.items():
             ds = sets[key]
-            all_files = ds.images(limit)
+            all_files = ds.images(plan.limit)
             files = group.share(all_files, [_pixels(p) for p in all_files]) if group.formed else all_files
             t_ds = time.perf_counter()
             hr_cache = {p: read_rgb(p) for p in files}
@@ -265,9 +198,9 @@ def _run(
                 )
             )
     settings = {
-        "scales": {k: v for k, v in plan.items()},
-        "data_dir": str(data_dir) if data_dir else None,
-        "limit": limit,
+        "scales": {k: list(v) for k, v in scales.items()},
+        "data_dir": str(plan.data_dir) if plan.data_dir else None,
+        "limit": plan.limit,
         "device": device,
         "precision": load.precision or "fp32",
         "threads": load.threads,
@@ -275,13 +208,10 @@ def _run(
         "processes": group.world_size,
         "distributed_warning": group.warning and "no process group, so every process scored every image",
     }
-    labels = [_model_label(m) for m in models]
-    result = BenchResult(proto.name, labels, list(plan), rows, runs, time.perf_counter() - t_all, settings, group.rank)
-    if report is not None:
-        from .html_report import write_report
-
-        write_report(result, strips.strips(), report)
-    return result
+    labels = [_model_label(m) for m in plan.models]
+    wall_s = time.perf_counter() - t_all
+    kept = strips.strips() if strips is not None else []
+    return BenchResult(proto.name, labels, list(scales), rows, runs, wall_s, settings, group.rank, kept)
 
 
 def _model_label(model: str | Path) -> str:
@@ -303,12 +233,12 @@ def _verified(per_rank: list[str | None]) -> str | None:
     return None if not known else "differs" if "differs" in known else "match"
 
 
-def _mean(values) -> float:
+def _mean(values: Iterable[float]) -> float:
     v = list(values)
     return float(np.mean(v)) if v else math.nan
 
 
-def _mean_opt(values) -> float | None:
+def _mean_opt(values: Iterable[float | None]) -> float | None:
     v = [x for x in values if x is not None]
     return float(np.mean(v)) if v else None
 

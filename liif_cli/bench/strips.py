@@ -113,7 +113,15 @@ class StripCollector:
                 return
         strip.panels[model] = self._panel(model, strip, pred, pair.hr, dataset, image_psnr)
 
-    def _start(self, model, dataset, pair, pred, image_psnr, previous: Strip | None) -> Strip:
+    def _start(
+        self,
+        model: str,
+        dataset: str,
+        pair: Pair,
+        pred: np.ndarray,
+        image_psnr: float | None,
+        previous: Strip | None,
+    ) -> Strip:
         gt = pair.hr.astype(np.float64) / 255
         bic = bicubic_upscale(pair.lr, pair.hr.shape[:2])
         bic_err = self._sq_error(bic.astype(np.float32) / 255, gt, dataset)
@@ -129,7 +137,9 @@ class StripCollector:
         strip.panels["GT"] = Panel("ground truth", _png(pair.hr[top : top + side, left : left + side]), None)
         return strip
 
-    def _panel(self, label, strip, pred, hr, dataset, image_psnr) -> Panel:
+    def _panel(
+        self, label: str, strip: Strip, pred: np.ndarray, hr: np.ndarray, dataset: str, image_psnr: float | None
+    ) -> Panel:
         top, left, side = strip.box
         p = pred[top : top + side, left : left + side]
         g = hr[top : top + side, left : left + side].astype(np.float64) / 255

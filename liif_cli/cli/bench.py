@@ -2,10 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
 import click
 
 from .app import handle_errors, main
 from .options import load_options
+
+if TYPE_CHECKING:
+    from ..load_options import LoadOptions
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _written(flag: str, dest: str, what: str, dir_okay: bool = True) -> Callable[[F], F]:
+    """An option naming a file the results are written to ('-' for stdout): --json, --csv, --markdown, --latex."""
+    return click.option(
+        flag,
+        dest,
+        type=click.Path(allow_dash=True, dir_okay=dir_okay),
+        default=None,
+        help=f"Write {what} ('-' for stdout).",
+    )
 
 
 @main.command("bench", short_help="Score models on standard SR benchmark sets (PSNR/SSIM).")
@@ -33,7 +52,7 @@ from .options import load_options
 )
 @click.option(
     "--protocol",
-    type=click.Choice(["mmagic", "paper"]),
+    type=click.Choice(["mmagic", "paper"], case_sensitive=False),
     default="mmagic",
     show_default=True,
     help="mmagic: GTmod12, PIL-bicubic LR, uint8 output, RGB PSNR/SSIM. paper: official test.py, Y-channel PSNR.",
@@ -45,34 +64,10 @@ from .options import load_options
     help="Local sets in the standard layout (<Name>/HR, <Name>/LR_bicubic/X{s}); never downloads.",
 )
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N images of each set.")
-@click.option(
-    "--json",
-    "json_path",
-    type=click.Path(allow_dash=True),
-    default=None,
-    help="Write results (with per-image scores) as JSON ('-' for stdout).",
-)
-@click.option(
-    "--csv",
-    "csv_path",
-    type=click.Path(allow_dash=True),
-    default=None,
-    help="Write one CSV row per model, dataset and scale ('-' for stdout).",
-)
-@click.option(
-    "--markdown",
-    "markdown_path",
-    type=click.Path(allow_dash=True, dir_okay=False),
-    default=None,
-    help="Write the models x scales tables (PSNR / SSIM per cell) as Markdown ('-' for stdout).",
-)
-@click.option(
-    "--latex",
-    "latex_path",
-    type=click.Path(allow_dash=True, dir_okay=False),
-    default=None,
-    help="Write the models x scales tables as LaTeX booktabs tabulars ('-' for stdout).",
-)
+@_written("--json", "json_path", "results (with per-image scores) as JSON")
+@_written("--csv", "csv_path", "one CSV row per model, dataset and scale")
+@_written("--markdown", "markdown_path", "the models x scales tables (PSNR / SSIM per cell) as Markdown", False)
+@_written("--latex", "latex_path", "the models x scales tables as LaTeX booktabs tabulars", False)
 @click.option(
     "--save-images",
     type=click.Path(file_okay=False),
@@ -89,20 +84,20 @@ from .options import load_options
 )
 @handle_errors
 def bench_cmd(
-    datasets,
-    models,
-    scales,
-    protocol,
-    data_dir,
-    limit,
-    json_path,
-    csv_path,
-    markdown_path,
-    latex_path,
-    save_images,
-    load,
-    bench_quiet,
-    report,
+    datasets: tuple[str, ...],
+    models: tuple[str, ...],
+    scales: str | None,
+    protocol: str,
+    data_dir: str | None,
+    limit: int | None,
+    json_path: str | None,
+    csv_path: str | None,
+    markdown_path: str | None,
+    latex_path: str | None,
+    save_images: str | None,
+    load: LoadOptions,
+    bench_quiet: bool,
+    report: str | None,
 ) -> None:
     """Score models on standard SR benchmark sets under the mmagic or the paper protocol.
 
@@ -113,9 +108,24 @@ def bench_cmd(
     from rich.console import Console
     from rich.progress import TextColumn
 
-    from ..bench import parse_scales, run_bench
+    from ..bench import BenchPlan, run_bench
+    from ..bench.html_report import check_target, write_report
     from ..bench.report import render, write_csv, write_json, write_latex, write_markdown
     from ..progress import work_progress
+
+    if report is not None:
+        check_target(report)  # before any work: a report that cannot be written fails now, not after the run
+    plan = BenchPlan(
+        datasets,
+        models,
+        protocol=protocol,
+        scales=scales,  # the text as given: the plan parses and checks it
+        data_dir=data_dir,
+        limit=limit,
+        save_images=save_images,
+        load=load,
+        strips=report is not None,
+    )
 
     err = Console(stderr=True)
     progress = work_progress(TextColumn("{task.fields[item]}"), console=err, disable=bench_quiet)
@@ -131,18 +141,7 @@ def bench_cmd(
             progress.remove_task(tasks[-1])
 
     with progress:
-        result = run_bench(
-            [d.lower() for d in datasets],
-            list(models),
-            protocol=protocol,
-            scales=parse_scales(scales),
-            data_dir=data_dir,
-            limit=limit,
-            save_images=save_images,
-            load=load,
-            progress=hook,
-            report=report,
-        )
+        result = run_bench(plan, progress=hook)
     if result.rank != 0:  # under torchrun/srun rank 0 prints and writes the merged result
         return
     outputs = {json_path: write_json, csv_path: write_csv, markdown_path: write_markdown, latex_path: write_latex}
@@ -157,4 +156,5 @@ def bench_cmd(
             if str(path) != "-":
                 err.print(f"wrote {path}", highlight=False, markup=False)
     if report is not None:
+        write_report(result, report)
         err.print(f"wrote {report}", highlight=False, markup=False)

@@ -6,6 +6,9 @@ The two share the output checks, hence one module; their model options are the o
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import click
 
 from .app import handle_errors, main
@@ -21,10 +24,14 @@ from .options import (
     size_options,
 )
 
+if TYPE_CHECKING:
+    from ..load_options import LoadOptions
+    from ..sizes import Region, Scale
+
 quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress output; warnings and errors only.")
 
 
-def _refuse_existing(path, overwrite: bool) -> None:
+def _refuse_existing(path: Path, overwrite: bool) -> None:
     """Checked before any work: an existing output without --overwrite, or a folder that cannot take it, is
     exit 4, as `write_image` would say."""
     from ..errors import OutputError
@@ -50,7 +57,16 @@ def _refuse_existing(path, overwrite: bool) -> None:
 @load_options()
 @quiet_option
 @handle_errors
-def encode_cmd(input_path, output, model, alpha, max_pixels, overwrite, load, quiet) -> None:
+def encode_cmd(
+    input_path: str,
+    output: str | None,
+    model: str,
+    alpha: str,
+    max_pixels: int | None,
+    overwrite: bool,
+    load: LoadOptions,
+    quiet: bool,
+) -> None:
     """Run the encoder over INPUT once and save its latent grid (safetensors) to render later.
 
     \b
@@ -61,15 +77,15 @@ def encode_cmd(input_path, output, model, alpha, max_pixels, overwrite, load, qu
     the model. Alpha, gray and 16-bit inputs render as `liif upscale` makes them.
     """
     import time
-    from pathlib import Path
 
     from .. import api, registry
     from ..errors import UsageError
     from ..imageio import read_image
+    from ..naming import ENCODING_EXTENSION, encoding_path
 
     src = Path(input_path)
-    out = Path(output) if output else src.with_suffix(".liif")
-    if out.suffix.lower() != ".liif":
+    out = Path(output) if output else encoding_path(src)
+    if out.suffix.lower() != ENCODING_EXTENSION:
         raise UsageError(f"-o {out}: an encoding is written as a .liif file")
     _refuse_existing(out, overwrite)
     registry.check_model_ref(model)
@@ -104,22 +120,22 @@ def encode_cmd(input_path, output, model, alpha, max_pixels, overwrite, load, qu
 @dry_run_option
 @handle_errors
 def render_cmd(
-    encoding_path,
-    scale,
-    size,
-    width,
-    height,
-    region,
-    output,
-    model,
-    quality,
-    lossless,
-    max_out_pixels,
-    overwrite,
-    load,
-    quiet,
-    progress_mode,
-    dry_run,
+    encoding_path: str,
+    scale: tuple[Scale, ...],
+    size: tuple[tuple[int, int], ...],
+    width: tuple[int, ...],
+    height: tuple[int, ...],
+    region: Region | None,
+    output: str | None,
+    model: str | None,
+    quality: int,
+    lossless: bool,
+    max_out_pixels: int | None,
+    overwrite: bool,
+    load: LoadOptions,
+    quiet: bool,
+    progress_mode: str,
+    dry_run: bool,
 ) -> None:
     """Render ENCODING (made by `liif encode`) without the input image or the encoder.
 
@@ -132,7 +148,6 @@ def render_cmd(
     weights is refused (exit 10); a corrupt, truncated or newer-format file too (exit 9).
     """
     import time
-    from pathlib import Path
 
     from ..api import load_encoding, planning_model
     from ..batch import FileResult, Job
@@ -161,8 +176,7 @@ def render_cmd(
         meta = encoding_info(src)
         w, h = meta["input_size"]
         name = model or meta.get("model") or "edsr-baseline"
-        fields = {k: getattr(load, k) for k in ("device", "tile", "batch_size")}
-        planner, encoder = planning_model(name, precision=load.precision or meta.get("precision", "auto"), **fields)
+        planner, encoder = planning_model(name, load.replace(precision=load.precision or meta.get("precision")))
         span = (h, w) if region is None else (int(-(-region[3] // 1)), int(-(-region[2] // 1)))
         for out, spec, fmt in zip(targets, specs, formats, strict=True):
             out_hw = spec.resolve((h, w), max_out_pixels)
@@ -198,12 +212,13 @@ def render_cmd(
     reporter.finish(results, time.monotonic() - t_start)
 
 
-def _render_targets(src, output, tags: list[str]) -> list:
+def _render_targets(src: Path, output: Path | None, tags: list[str]) -> list[Path]:
     """One output path per size: `<name>_<tag>.png` beside the encoding (or in the folder -o names); -o may
     name a file only when there is one size."""
     from ..errors import UsageError
+    from ..naming import render_name
 
-    names = [f"{src.stem}_{tag}.png" for tag in tags]
+    names = [render_name(src, tag) for tag in tags]
     if output is None:
         return [src.with_name(name) for name in names]
     if output.is_dir() or not output.suffix:

@@ -18,7 +18,8 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, overload
 
 from ..batch import FileResult, Job, Reporter
 from ..errors import flag_name
@@ -83,7 +84,11 @@ class ConsoleReporter(Reporter):
 
     # --- output ---
 
-    def _show(self, path: Any) -> str | None:
+    @overload
+    def _show(self, path: Path) -> str: ...
+    @overload
+    def _show(self, path: Path | None) -> str | None: ...
+    def _show(self, path: Path | None) -> str | None:
         return None if path is None else self.aliases.get(path, str(path))
 
     def _print(self, text: str, style: str | None = None) -> None:
@@ -141,7 +146,7 @@ class ConsoleReporter(Reporter):
                 self._progress.update(self._files_task, description=f"{self._index}/{self._total} {job.input.name}")
             self._progress.reset(self._tiles_task, description=self._name.rsplit("/", 1)[-1], total=1, visible=False)
 
-    def file_sizes(self, in_hw, out_hw) -> None:
+    def file_sizes(self, in_hw: tuple[int, int], out_hw: tuple[int, int]) -> None:
         if self._progress is not None:
             desc = f"{in_hw[1]}x{in_hw[0]} → {out_hw[1]}x{out_hw[0]}"
             if self._files_task is None:  # one file: its one bar says which

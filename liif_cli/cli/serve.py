@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from .app import handle_errors, main
 from .options import BYTES, load_options, max_out_pixels_option, max_pixels_option
+
+if TYPE_CHECKING:
+    from ..load_options import LoadOptions
 
 
 @main.command("serve", short_help="A local web page and HTTP API for upscaling and zooming.")
@@ -70,20 +74,20 @@ from .options import BYTES, load_options, max_out_pixels_option, max_pixels_opti
 @click.option("--open", "open_browser", is_flag=True, help="Open the page in a browser once the server listens.")
 @handle_errors
 def serve_cmd(
-    host,
-    port,
-    model,
-    load,
-    max_waiting,
-    max_pixels,
-    max_out_pixels,
-    max_upload,
-    images,
-    token,
-    no_auth,
-    cors_origins,
-    log_format,
-    open_browser,
+    host: str,
+    port: int,
+    model: str,
+    load: LoadOptions,
+    max_waiting: int,
+    max_pixels: int | None,
+    max_out_pixels: int | None,
+    max_upload: int,
+    images: Path | None,
+    token: str | None,
+    no_auth: bool,
+    cors_origins: tuple[str, ...],
+    log_format: str,
+    open_browser: bool,
 ) -> None:
     """Serve the upscaler as a local web page and an HTTP API (docs at /docs).
 
@@ -99,11 +103,7 @@ def serve_cmd(
     config = ServeConfig(
         model=model,
         devices=devices,
-        precision=load.precision or "auto",
-        allow_unverified=load.allow_unverified,
-        offline=load.offline,
         load=load,
-        backend=load.backend,
         max_waiting=max_waiting,
         max_pixels=max_pixels,
         max_out_pixels=max_out_pixels,
@@ -113,5 +113,8 @@ def serve_cmd(
         no_auth=no_auth,
         cors_origins=tuple(cors_origins),
     )
-    echo = lambda line: click.echo(line, err=True)  # noqa: E731
+
+    def echo(line: str) -> None:
+        click.echo(line, err=True)
+
     serve(config, host=host, port=port, open_browser=open_browser, echo=echo, log_format=log_format)

@@ -4,11 +4,16 @@ processes). Every option defaults to None so that a --config file can set it; th
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import click
 
 from ..encoders import ENCODER_NAMES, NORMALIZATION_NAMES
 from .app import handle_errors, main
 from .options import load_options
+
+if TYPE_CHECKING:
+    from ..load_options import LoadOptions
 
 TRAIN_HAS_NOT = ("backend", "precision", "tile", "batch_size", "allow_unverified", "offline")
 """Of the shared model-loading block, train takes --device and --threads: it trains in --amp, its --batch-size
@@ -94,7 +99,9 @@ def _dflt(name: str) -> str:
 @click.option("-q", "--quiet", "train_quiet", is_flag=True, help="No progress bar.")
 @click.pass_context
 @handle_errors
-def train_cmd(ctx: click.Context, config_file, train_quiet, load, **options) -> None:
+def train_cmd(
+    ctx: click.Context, config_file: str | None, train_quiet: bool, load: LoadOptions, **options: Any
+) -> None:
     """Train LIIF from scratch, or fine-tune with --init, with the official recipe as defaults.
 
     Every setting can also come from --config FILE (TOML); flags override it. Under
@@ -107,9 +114,9 @@ def train_cmd(ctx: click.Context, config_file, train_quiet, load, **options) -> 
     from ..train.config import parse_list
 
     if options.get("lr_milestones") is not None:
-        options["lr_milestones"] = parse_list(options["lr_milestones"], int, "--lr-milestones")
+        options["lr_milestones"] = parse_list(options["lr_milestones"], int, "lr_milestones")
     if options.get("val_scales") is not None:
-        options["val_scales"] = parse_list(options["val_scales"], int, "--val-scales")
+        options["val_scales"] = parse_list(options["val_scales"], int, "val_scales")
     options["batch_size"] = options.pop("batch_size", None)
     for name in ("device", "threads"):  # the shared block's flags; absent ones leave the config file's value
         given = ctx.get_parameter_source(name) not in (None, click.core.ParameterSource.DEFAULT)

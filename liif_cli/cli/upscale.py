@@ -4,6 +4,8 @@ process takes its share and rank 0 prints the summary.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from .app import handle_errors, main
@@ -22,6 +24,13 @@ from .options import (
     quality_option,
     size_options,
 )
+
+if TYPE_CHECKING:
+    from ..batch import BatchOptions
+    from ..batch.shards import ShardOutcome
+    from ..distributed import Group
+    from ..load_options import LoadOptions
+    from ..sizes import Region, Scale
 
 
 @main.command("upscale", short_help="Upscale image files and folders to any size.")
@@ -71,33 +80,33 @@ from .options import (
 @dry_run_option
 @handle_errors
 def upscale_cmd(
-    inputs,
-    more_inputs,
-    scale,
-    size,
-    width,
-    height,
-    region,
-    output,
-    model,
-    load,
-    alpha,
-    ext,
-    quality,
-    lossless,
-    suffix,
-    recursive,
-    overwrite,
-    max_pixels,
-    max_out_pixels,
-    codec,
-    crf,
-    pix_fmt,
-    frame_range,
-    time_range,
-    quiet,
-    progress_mode,
-    dry_run,
+    inputs: tuple[str, ...],
+    more_inputs: tuple[str, ...],
+    scale: tuple[Scale, ...],
+    size: tuple[tuple[int, int], ...],
+    width: tuple[int, ...],
+    height: tuple[int, ...],
+    region: Region | None,
+    output: str | None,
+    model: str,
+    load: LoadOptions,
+    alpha: str,
+    ext: str,
+    quality: int,
+    lossless: bool,
+    suffix: str | None,
+    recursive: bool,
+    overwrite: bool,
+    max_pixels: int | None,
+    max_out_pixels: int | None,
+    codec: str | None,
+    crf: int | None,
+    pix_fmt: str | None,
+    frame_range: tuple[int, int | None] | None,
+    time_range: tuple[float, float | None] | None,
+    quiet: bool,
+    progress_mode: str,
+    dry_run: bool,
 ) -> None:
     """Upscale image files and folders (PNG, JPEG, WebP, TIFF, BMP, GIF... in; PNG, JPEG, WebP, TIFF out),
     videos (MP4, MKV, MOV, WebM, AVI; same container out) and animated GIF, WebP and APNG.
@@ -125,10 +134,10 @@ def upscale_cmd(
     from .pipes import STDIN_NAMES, spool_stdin, stdout_target, write_stdout
     from .report import ConsoleReporter
 
-    inputs = list(inputs) + list(more_inputs)
-    if not inputs:
+    paths = list(inputs) + list(more_inputs)
+    if not paths:
         raise click.UsageError("missing INPUT: give one or more files or folders (or -i PATH; '-' reads stdin)")
-    if output is None and any(i in STDIN_NAMES for i in inputs):
+    if output is None and any(i in STDIN_NAMES for i in paths):
         raise click.UsageError(
             "an input read from stdin has no folder to write beside: give -o FILE, or -o - for stdout"
         )
@@ -136,11 +145,11 @@ def upscale_cmd(
     spec = specs_of(scale=scale, size=size, width=width, height=height, region=region)
     to_stdout = output == "-"
     if to_stdout:
-        output, ext = stdout_target(inputs, spec, ext, Path(pipe_dir.name))
+        output, ext = stdout_target(paths, spec, ext, Path(pipe_dir.name))
     if dry_run:
-        inputs = [i for i in inputs if i not in STDIN_NAMES] or inputs  # stdin is not read for a plan
+        paths = [i for i in paths if i not in STDIN_NAMES] or paths  # stdin is not read for a plan
     else:
-        inputs = [str(spool_stdin(Path(pipe_dir.name))) if i in STDIN_NAMES else i for i in inputs]
+        paths = [str(spool_stdin(Path(pipe_dir.name))) if i in STDIN_NAMES else i for i in paths]
     options = BatchOptions(
         spec=spec,
         output=Path(output) if output else None,
@@ -168,39 +177,32 @@ def upscale_cmd(
         if dry_run:
             from .plan import print_plan
 
-            fields = {"device": load.device, "precision": load.precision or "auto", "tile": load.tile}
-            return print_plan(inputs, options, model, {**fields, "batch_size": load.batch_size})
+            return print_plan(paths, options, model, load)
         if distributed.detect_launch().distributed:  # under torchrun or srun (docs/scale-out.md)
-            return _upscale_shards(list(inputs), options, model, load, quiet)
-        jobs = plan_batch(list(inputs), options)
+            return _upscale_shards(list(paths), options, model, load, quiet)
+        jobs = plan_batch(list(paths), options)
         if to_stdout:
             reporter.aliases[options.output] = "stdout"
         for job in jobs:
             if job.input.parent == Path(pipe_dir.name):
                 reporter.aliases[job.input] = "stdin"
         try:
-
-            def load_model():
-                from .. import api  # torch: imported only when a file needs the model
-
-                return api.load_model(model, load, progress=progress)
-
-            lazy = LazyModel(load_model)
-            results = run_batch(jobs, options, lazy, reporter, estimate=lambda i, o: lazy.get().estimate(i, o))
+            lazy = LazyModel(model, load, progress=progress)  # torch: imported only when a file needs the model
+            results = run_batch(jobs, options, lazy, reporter, estimate=lazy.estimate)
         finally:
             reporter.close()
         raise_for_failures(results, single_input=len({job.input for job in jobs}) == 1)
-        if to_stdout:
+        if to_stdout and options.output is not None:
             write_stdout(options.output)
 
 
-def _upscale_shards(inputs: list[str], options, model: str, load, quiet: bool) -> None:
+def _upscale_shards(inputs: list[str], options: BatchOptions, model: str, load: LoadOptions, quiet: bool) -> None:
     """`liif upscale` as one of several processes: this rank's share, then rank 0 prints the job's summary."""
     import os
     import signal
     import sys
 
-    from .. import api, distributed
+    from .. import distributed
     from ..batch.shards import run_shards
     from ..errors import LiifError
     from .report import ConsoleReporter, print_job_summary
@@ -208,11 +210,11 @@ def _upscale_shards(inputs: list[str], options, model: str, load, quiet: bool) -
     rank = distributed.detect_launch().rank
     reporter = ConsoleReporter(quiet=quiet, interactive=False, label=f"rank {rank}: ")  # no live bars: N consoles
 
-    def say_why_not_merged(group) -> None:
+    def say_why_not_merged(group: Group) -> None:
         if group.warning and group.is_main:  # said once, by rank 0
             reporter.warn(group.warning)
 
-    def summarize(outcome) -> None:
+    def summarize(outcome: ShardOutcome) -> None:
         """Say everything while the ranks still wait for each other: torchrun stops the other processes
         as soon as one exits with an error, so a rank may get SIGTERM as soon as this returns."""
         reporter.close()
@@ -228,9 +230,10 @@ def _upscale_shards(inputs: list[str], options, model: str, load, quiet: bool) -
         outcome = run_shards(
             inputs,
             options,
-            lambda dev: api.load_model(model, load.replace(device=dev), progress=not quiet),
+            model,
+            load,
             reporter,
-            device=load.device,
+            progress=not quiet,
             on_group=say_why_not_merged,
             on_outcome=summarize,
         )

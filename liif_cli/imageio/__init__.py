@@ -9,7 +9,8 @@ conversion used everywhere.
 Pillow reads 16-bit RGB(A) PNG and TIFF as 8-bit and cannot write them, so 16-bit PNG goes through
 `pypng` and 16-bit TIFF through `tifffile`; everything else goes through Pillow.
 
-Size limits are checked on the header's declared size before any pixel is decoded.
+Size limits are checked on the header's declared size before any pixel is decoded; `header_size(path)` is the
+(width, height) `read_image` would give (EXIF orientation applied), from the header alone.
 
 `identify(path)` says what a user's file is by its content (still, animation, video, `.liif` encoding), and
 `inputs` is the one door every user file comes through (see its docstring).
@@ -34,7 +35,7 @@ from .image import (
 )
 from .inputs import Identified, decoding, identify, open_container, open_image, open_pillow
 from .metadata import apply_orientation
-from .read import decode_pil, read_image, read_size
+from .read import decode_pil, header_size, read_image
 from .target import InputGuard, atomic_target, check_destination
 from .write import check_output_size, format_for_path, write_image
 
@@ -60,8 +61,8 @@ __all__ = [
     "atomic_target",
     "check_pixels",
     "format_for_path",
+    "header_size",
     "quantize",
     "read_image",
-    "read_size",
     "write_image",
 ]

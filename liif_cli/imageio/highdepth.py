@@ -9,15 +9,19 @@ header sniffing that decides whether a file takes this path is here as well.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 
 from ..errors import InputError
-from .image import _gray_to_rgb, _u8, _u16, check_pixels
+from .image import check_pixels, from_u8, from_u16, gray_to_rgb
+
+if TYPE_CHECKING:
+    import tifffile
 
 
-def _png_header(path: Path) -> tuple[int, int] | None:
+def png_header(path: Path) -> tuple[int, int] | None:
     """(bit depth, colour type) from a PNG's IHDR, or None if the file is not a PNG."""
     with open(path, "rb") as f:
         head = f.read(29)
@@ -26,7 +30,12 @@ def _png_header(path: Path) -> tuple[int, int] | None:
     return head[24], head[25]
 
 
-def _tiff_bits(im: Image.Image) -> int:
+def tiff_bits(im: Image.Image) -> int:
+    """The largest bits per sample a TIFF declares (8 when it says nothing readable)."""
+    from PIL.TiffImagePlugin import TiffImageFile
+
+    if not isinstance(im, TiffImageFile):
+        return 8
     try:
         bits = im.tag_v2.get(258)
         bits = bits if isinstance(bits, tuple | list) else (bits,)
@@ -40,7 +49,7 @@ def _is_tiff(path: Path) -> bool:
         return f.read(4) in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 
 
-def _decode_png16(path: Path) -> tuple[np.ndarray, np.ndarray | None, str]:
+def decode_png16(path: Path) -> tuple[np.ndarray, np.ndarray | None, str]:
     import png  # pypng
 
     reader = png.Reader(filename=str(path))
@@ -52,28 +61,46 @@ def _decode_png16(path: Path) -> tuple[np.ndarray, np.ndarray | None, str]:
     a = a.reshape(h, w, planes)
     alpha = None
     if info.get("alpha"):
-        alpha = _u16(a[..., -1])
+        alpha = from_u16(a[..., -1])
         a = a[..., :-1]
     elif info.get("transparent") is not None:  # tRNS: one fully transparent colour
         key = np.array(info["transparent"], dtype=np.uint16).reshape(1, 1, -1)
         alpha = (~np.all(a == key, axis=2)).astype(np.float32)
-    f = _u16(a)
+    f = from_u16(a)
     gray = bool(info.get("greyscale"))
-    rgb = _gray_to_rgb(f[..., 0]) if gray else f
+    rgb = gray_to_rgb(f[..., 0]) if gray else f
     mode = ("LA" if gray else "RGBA") if alpha is not None else ("L" if gray else "RGB")
     return rgb, alpha, mode
 
 
-def _tiff_page_size(page) -> tuple[int, int]:
+def _tiff_page_size(page: tifffile.TiffPage) -> tuple[int, int]:
     return int(page.imagewidth), int(page.imagelength)
 
 
-def _decode_tiff(path: Path, max_pixels: int | None = None) -> tuple[np.ndarray, np.ndarray | None, str, int]:
+def tiff_size(path: Path) -> tuple[int, int]:
+    """(width, height) as stored, of a TIFF's first page, from its header through tifffile (no pixel read)."""
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        return _tiff_page_size(_first_page(tif))
+
+
+def _first_page(tif: tifffile.TiffFile) -> tifffile.TiffPage:
+    """pages[0] as a TiffPage (a TiffFrame only refers to its key page)."""
+    import tifffile
+
+    page = tif.pages[0]
+    if not isinstance(page, tifffile.TiffPage):  # a TiffFrame: only when frames are asked for, never here
+        raise InputError(f"{tif.filename}: no first TIFF page")
+    return page
+
+
+def decode_tiff(path: Path, max_pixels: int | None = None) -> tuple[np.ndarray, np.ndarray | None, str, int]:
     """8- or 16-bit gray / RGB TIFF (with alpha) through tifffile -> (rgb, alpha, mode, bits)."""
     import tifffile
 
     with tifffile.TiffFile(path) as tif:
-        page = tif.pages[0]
+        page = _first_page(tif)
         w, h = _tiff_page_size(page)
         check_pixels(w, h, max_pixels, f"{path}: image of")
         photometric = int(page.photometric)
@@ -102,7 +129,7 @@ def _decode_tiff(path: Path, max_pixels: int | None = None) -> tuple[np.ndarray,
     colour = 3 if photometric == 2 else 1
     if data.shape[2] < colour:
         raise InputError(f"{path}: TIFF has {data.shape[2]} samples, expected at least {colour}")
-    f = _u16(data) if bits == 16 else _u8(data)
+    f = from_u16(data) if bits == 16 else from_u8(data)
     col = f[..., :colour]
     if photometric == 0:
         col = 1.0 - col
@@ -113,20 +140,20 @@ def _decode_tiff(path: Path, max_pixels: int | None = None) -> tuple[np.ndarray,
             col = np.where(alpha[..., None] > 0, col / np.maximum(alpha[..., None], 1e-12), 0.0)
             col = np.clip(col, 0.0, 1.0).astype(np.float32)
     gray = colour == 1
-    rgb = _gray_to_rgb(col[..., 0]) if gray else col
+    rgb = gray_to_rgb(col[..., 0]) if gray else col
     mode = ("LA" if gray else "RGBA") if alpha is not None else ("L" if gray else "RGB")
     return np.ascontiguousarray(rgb, dtype=np.float32), alpha, mode, bits
 
 
-def _tiff_metadata(path: Path) -> tuple[bytes | None, tuple[float, float] | None, int]:
+def tiff_metadata(path: Path) -> tuple[bytes | None, tuple[float, float] | None, int]:
     """ICC profile, DPI and orientation of a TIFF that Pillow cannot open, read with tifffile."""
     import tifffile
 
     with tifffile.TiffFile(path) as tif:
-        tags = tif.pages[0].tags
-        icc = tags.get(34675)
-        icc = bytes(icc.value) if icc is not None else None
-        dpi = None
+        tags = _first_page(tif).tags
+        icc_tag = tags.get(34675)
+        icc = bytes(icc_tag.value) if icc_tag is not None else None
+        dpi: tuple[float, float] | None = None
         try:
             xr, yr = tags[282].value, tags[283].value
             unit = int(tags[296].value) if 296 in tags else 2
@@ -139,7 +166,7 @@ def _tiff_metadata(path: Path) -> tuple[bytes | None, tuple[float, float] | None
     return icc, dpi, orientation if 1 <= orientation <= 8 else 1
 
 
-def _write_png16(
+def write_png16(
     tmp: Path,
     q: np.ndarray,
     *,
@@ -183,7 +210,7 @@ def _write_png16(
         writer.write(f, rows)
 
 
-def _write_tiff16(
+def write_tiff16(
     tmp: Path, q: np.ndarray, *, gray: bool, has_alpha: bool, icc: bytes | None, dpi: tuple[float, float] | None
 ) -> None:
     import tifffile

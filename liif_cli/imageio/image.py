@@ -113,24 +113,24 @@ def check_pixels(w: int, h: int, limit: int | None, what: str, param: str = "max
         )
 
 
-def _u8(a: np.ndarray) -> np.ndarray:
+def from_u8(a: np.ndarray) -> np.ndarray:
     # Divide, as torchvision's ToTensor does: x * (1/255) differs from x / 255 in the last bit for some x,
     # and the official outputs are reproduced bit for bit only from the same inputs.
     return a.astype(np.float32) / np.float32(255)
 
 
-def _u16(a: np.ndarray) -> np.ndarray:
+def from_u16(a: np.ndarray) -> np.ndarray:
     return a.astype(np.float32) / np.float32(65535)
 
 
-def _gray_to_rgb(g: np.ndarray) -> np.ndarray:
+def gray_to_rgb(g: np.ndarray) -> np.ndarray:
     return np.repeat(g[..., None], 3, axis=2)
 
 
 def as_float(a: np.ndarray) -> np.ndarray:
     """float32 in [0, 1] from float, uint8 or uint16 pixels."""
     if a.dtype == np.uint8:
-        return _u8(a)
+        return from_u8(a)
     if a.dtype == np.uint16:
-        return _u16(a)
+        return from_u16(a)
     return np.asarray(a, dtype=np.float32)

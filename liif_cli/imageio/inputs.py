@@ -42,11 +42,15 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, Literal, overload
 
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import InputError, LiifError, first_line
 from .image import DEFAULT_MAX_INPUT_PIXELS, Warn, check_pixels
+
+if TYPE_CHECKING:
+    from av.container import InputContainer, OutputContainer
 
 KINDS = ("still", "animation", "video", "encoding")
 ANIMATED_FORMATS = frozenset({"GIF", "PNG", "WEBP"})
@@ -261,7 +265,7 @@ class _DecoderLog(logging.Handler):
 _pillow_limit_lock = threading.Lock()
 
 
-def pillow_open(fh, path: Path) -> Image.Image | None:
+def pillow_open(fh: IO[bytes] | str, path: Path) -> Image.Image | None:
     """`Image.open` of an open file (or of `str(path)`) with Pillow's bomb check lifted (ours, with the caller's limit, follows).
 
     None for a TIFF whose layout Pillow does not know (tifffile alone reads it); InputError for anything
@@ -314,17 +318,25 @@ def open_image(
         yield im
 
 
-def open_container(path: str | os.PathLike, mode: str = "r", **options):
+@overload
+def open_container(path: str | os.PathLike, mode: Literal["r"] = "r", **options: Any) -> InputContainer: ...
+@overload
+def open_container(path: str | os.PathLike, mode: Literal["w"], **options: Any) -> OutputContainer: ...
+
+
+def open_container(
+    path: str | os.PathLike, mode: Literal["r", "w"] = "r", **options: Any
+) -> InputContainer | OutputContainer:
     """`av.open`: a user's file for reading (InputError when FFmpeg cannot open it), or our own temporary
     output for writing (`mode="w"`, `format=...`). PyAV must be installed (the `video` extra)."""
     import av
 
     path = Path(path)
-    reading = mode == "r"
-    if reading:
-        check_path(path)
-    with decoding(path, quiet=False) if reading else contextlib.nullcontext():
-        return av.open(str(path), mode, **options)
+    if mode == "w":
+        return av.open(str(path), "w", **options)
+    check_path(path)
+    with decoding(path, quiet=False):
+        return av.open(str(path), "r", **options)
 
 
 # --- identifying -----------------------------------------------------------------------------------
@@ -359,12 +371,12 @@ def identify(
     still: Identified | None = None
     with decoding(path, warn), open(path, "rb") as fh:
         try:
-            im = pillow_open(fh, path)
+            im, pillow_reads = pillow_open(fh, path), True
         except InputError:
-            im = False  # not an image: perhaps a video
-        if im is None:
+            im, pillow_reads = None, False  # not an image: perhaps a video
+        if pillow_reads and im is None:
             return Identified(path, "still", "TIFF")  # a layout for tifffile: the reader checks its size
-        if im:
+        if im is not None:
             with im:
                 fmt = str(im.format)
                 if fmt not in NOT_STILL_FORMATS:

@@ -24,7 +24,7 @@ _PIXEL_X, _PIXEL_Y = 0xA002, 0xA003
 _X_RES, _Y_RES, _RES_UNIT = 282, 283, 296
 
 
-def _orientation(im: Image.Image) -> int:
+def exif_orientation(im: Image.Image) -> int:
     try:
         value = int(im.getexif().get(_ORIENTATION, 1))
     except Exception:  # a broken EXIF block must not make the image unreadable
@@ -51,7 +51,7 @@ def apply_orientation(a: np.ndarray, orientation: int) -> np.ndarray:
     return a
 
 
-def _clean_exif(im: Image.Image, warn: Warn) -> bytes | None:
+def clean_exif(im: Image.Image, warn: Warn) -> bytes | None:
     """EXIF to carry to the output: orientation, thumbnail (IFD1) and TIFF structure tags dropped."""
     try:
         exif = im.getexif()
@@ -68,8 +68,10 @@ def _clean_exif(im: Image.Image, warn: Warn) -> bytes | None:
     return data if len(data) > 14 else None
 
 
-def _dpi(im: Image.Image) -> tuple[float, float] | None:
+def read_dpi(im: Image.Image) -> tuple[float, float] | None:
     dpi = im.info.get("dpi")
+    if dpi is None:
+        return None
     try:
         x, y = float(dpi[0]), float(dpi[1])
     except (TypeError, ValueError, IndexError):
@@ -77,14 +79,14 @@ def _dpi(im: Image.Image) -> tuple[float, float] | None:
     return (x, y) if x > 0 and y > 0 and np.isfinite(x) and np.isfinite(y) else None
 
 
-def _icc_space(icc: bytes | None) -> str | None:
+def icc_space(icc: bytes | None) -> str | None:
     """The ICC profile's colour space signature ('RGB', 'GRAY', 'CMYK'...), or None."""
     if not icc or len(icc) < 20:
         return None
     return icc[16:20].decode("latin-1").strip()
 
 
-def _exif_for_output(exif: bytes | None, w: int, h: int, dpi: tuple[float, float] | None) -> bytes | None:
+def exif_for_output(exif: bytes | None, w: int, h: int, dpi: tuple[float, float] | None) -> bytes | None:
     """Update the carried EXIF's pixel dimensions and resolution to the output's."""
     if not exif:
         return None

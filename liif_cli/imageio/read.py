@@ -18,25 +18,25 @@ import numpy as np
 from PIL import Image
 
 from ..errors import InputError
-from .highdepth import _decode_png16, _decode_tiff, _png_header, _tiff_bits, _tiff_metadata
-from .image import DEFAULT_MAX_INPUT_PIXELS, DecodedImage, Warn, _gray_to_rgb, _u8, _u16, check_pixels
+from .highdepth import decode_png16, decode_tiff, png_header, tiff_bits, tiff_metadata
+from .image import DEFAULT_MAX_INPUT_PIXELS, DecodedImage, Warn, check_pixels, from_u8, from_u16, gray_to_rgb
 from .inputs import check_path, decoding, pillow_open
-from .metadata import _clean_exif, _dpi, _icc_space, _orientation, apply_orientation
+from .metadata import apply_orientation, clean_exif, exif_orientation, icc_space, read_dpi
 
 
 def _decode_pillow(im: Image.Image, path: Path, meta: dict, warn: Warn) -> tuple[np.ndarray, np.ndarray | None, str]:
     """8-bit (and 16-bit gray) decoding through Pillow -> (rgb, alpha, out mode)."""
     mode = im.mode
     if mode in ("I;16", "I;16L", "I;16B", "I;16N"):
-        g = _u16(np.asarray(im).astype(np.uint16))
+        g = from_u16(np.asarray(im).astype(np.uint16))
         meta["bits"] = 16
-        return _gray_to_rgb(g), None, "L"
+        return gray_to_rgb(g), None, "L"
     if mode in ("I", "F"):
         raise InputError(f"{path}: {'32-bit integer' if mode == 'I' else '32-bit float'} images are not supported")
     if mode == "CMYK":
         icc = meta.get("icc_profile")
         rgb_im = None
-        if _icc_space(icc) == "CMYK":
+        if icc is not None and icc_space(icc) == "CMYK":
             try:
                 from PIL import ImageCms
 
@@ -49,7 +49,7 @@ def _decode_pillow(im: Image.Image, path: Path, meta: dict, warn: Warn) -> tuple
             rgb_im = im.convert("RGB")
             meta["notes"].append("CMYK converted to RGB without a profile")
         meta["icc_profile"] = None  # a CMYK profile does not describe RGB output
-        return _u8(np.asarray(rgb_im)), None, "RGB"
+        return from_u8(np.asarray(rgb_im)), None, "RGB"
     if mode in ("RGB", "L") and im.info.get("transparency") is not None:  # a transparent colour (tRNS)
         im = im.convert("RGBA" if mode == "RGB" else "LA")
     elif mode == "P":
@@ -68,16 +68,16 @@ def _decode_pillow(im: Image.Image, path: Path, meta: dict, warn: Warn) -> tuple
             im = im.convert("RGB")
         except Exception:
             raise InputError(f"{path}: image mode {mode} is not supported") from None
-        if _icc_space(meta.get("icc_profile")) not in (None, "RGB"):
+        if icc_space(meta.get("icc_profile")) not in (None, "RGB"):
             meta["icc_profile"] = None
     a = np.asarray(im)
     if im.mode == "RGB":
-        return _u8(a), None, "RGB"
+        return from_u8(a), None, "RGB"
     if im.mode == "RGBA":
-        return _u8(a[..., :3]), _u8(a[..., 3]), "RGBA"
+        return from_u8(a[..., :3]), from_u8(a[..., 3]), "RGBA"
     if im.mode == "L":
-        return _gray_to_rgb(_u8(a)), None, "L"
-    return _gray_to_rgb(_u8(a[..., 0])), _u8(a[..., 1]), "LA"  # LA
+        return gray_to_rgb(from_u8(a)), None, "L"
+    return gray_to_rgb(from_u8(a[..., 0])), from_u8(a[..., 1]), "LA"  # LA
 
 
 def read_image(
@@ -106,18 +106,28 @@ def read_image(
     return img
 
 
-def read_size(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_INPUT_PIXELS) -> tuple[int, int]:
-    """(height, width) as `read_image` would return it (EXIF orientation applied), from the header only, through
-    the input door (`inputs.identify`, `inputs.open_image`): the same one-line InputErrors. For plans."""
+def header_size(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_INPUT_PIXELS) -> tuple[int, int]:
+    """(width, height) of an image file as `read_image` returns it (EXIF orientation applied: the sides swap for
+    orientations 5 to 8), from the header only: no pixel is decoded. Through the input door (`inputs.identify`):
+    the same one-line InputErrors as `read_image`, and `max_pixels` (None or 0: no limit) checked on the
+    declared size. The one header reader for plans, shares and forecasts."""
+    from .highdepth import tiff_metadata, tiff_size
     from .inputs import identify, open_image
 
+    path = Path(path)
     found = identify(path, max_pixels=max_pixels, media=False)
-    if found.hw is None:  # a TIFF layout only tifffile reads: its size needs the decoder
-        return read_image(path, max_pixels=max_pixels).hw
-    with open_image(path, max_pixels=max_pixels) as im:
-        orientation = _orientation(im)
-    h, w = found.hw
-    return (w, h) if orientation >= 5 else (h, w)
+    if found.kind == "encoding":
+        raise InputError(f"{path}: a saved encoding (.liif), not an image")
+    if found.hw is None:  # a TIFF layout only tifffile reads
+        with decoding(path, None):
+            w, h = tiff_size(path)
+            check_pixels(w, h, max_pixels, f"{path}: image of")
+            orientation = tiff_metadata(path)[2]
+    else:
+        with open_image(path, max_pixels=max_pixels) as im:
+            orientation = exif_orientation(im)
+        h, w = found.hw
+    return (h, w) if orientation >= 5 else (w, h)
 
 
 _MODE_16 = {"RGB": "RGB;16", "RGBA": "RGBA;16", "L": "I;16", "LA": "LA;16"}
@@ -127,21 +137,22 @@ def _read(im: Image.Image, path: Path, max_pixels: int | None, warn: Warn) -> tu
     """Through Pillow (pixels of 16-bit PNG / TIFF through pypng / tifffile) -> (image, orientation)."""
     w, h = im.size
     check_pixels(w, h, max_pixels, f"{path}: image of")
-    png = _png_header(path) if im.format == "PNG" else None
+    png = png_header(path) if im.format == "PNG" else None
     png16 = png is not None and png[0] == 16
-    tiff16 = im.format == "TIFF" and _tiff_bits(im) == 16
+    tiff16 = im.format == "TIFF" and tiff_bits(im) == 16
     if not tiff16:
         im.load()  # for 16-bit PNG too: validates the data and reaches an eXIf chunk after IDAT
     meta: dict = {"notes": [], "bits": 8, "icc_profile": im.info.get("icc_profile") or None}
-    orientation = _orientation(im)
-    dpi = _dpi(im)
-    exif = _clean_exif(im, warn)
+    orientation = exif_orientation(im)
+    dpi = read_dpi(im)
+    exif = clean_exif(im, warn)
     if png16:
-        rgb, alpha, mode = _decode_png16(path)
+        rgb, alpha, mode = decode_png16(path)
         meta["bits"] = 16
-        source_mode = {0: "I;16", 2: "RGB;16", 4: "LA;16", 6: "RGBA;16"}.get(png[1], im.mode)
+        colour_type = png[1] if png is not None else -1
+        source_mode = {0: "I;16", 2: "RGB;16", 4: "LA;16", 6: "RGBA;16"}.get(colour_type, im.mode)
     elif tiff16:
-        rgb, alpha, mode, meta["bits"] = _decode_tiff(path)
+        rgb, alpha, mode, meta["bits"] = decode_tiff(path)
         source_mode = _MODE_16[mode]
     else:
         rgb, alpha, mode = _decode_pillow(im, path, meta, warn)
@@ -168,12 +179,12 @@ def decode_pil(im: Image.Image, name: str = "image", warn: Warn | None = None) -
     warn = warn or (lambda msg: warnings.warn(msg, stacklevel=3))
     meta: dict = {"notes": [], "bits": 8, "icc_profile": im.info.get("icc_profile") or None}
     rgb, alpha, mode = _decode_pillow(im, Path(name), meta, warn)
-    return DecodedImage(rgb, alpha, mode, meta["bits"], im.mode, im.format, meta["icc_profile"], _dpi(im))
+    return DecodedImage(rgb, alpha, mode, meta["bits"], im.mode, im.format, meta["icc_profile"], read_dpi(im))
 
 
 def _read_tifffile_only(path: Path, max_pixels: int | None) -> tuple[DecodedImage, int]:
-    rgb, alpha, mode, bits = _decode_tiff(path, max_pixels)
-    icc, dpi, orientation = _tiff_metadata(path)
+    rgb, alpha, mode, bits = decode_tiff(path, max_pixels)
+    icc, dpi, orientation = tiff_metadata(path)
     source_mode = mode if bits == 8 else _MODE_16[mode]
     img = DecodedImage(rgb, alpha, mode, bits, source_mode, "TIFF", icc, dpi, None)
     return img, orientation

@@ -17,9 +17,9 @@ import numpy as np
 from PIL import Image
 
 from ..errors import OutputError
-from .highdepth import _write_png16, _write_tiff16
+from .highdepth import write_png16, write_tiff16
 from .image import LUMA_601, MAX_SIDE, WRITE_FORMATS, DecodedImage, Warn, as_float, quantize
-from .metadata import _exif_for_output, _icc_space
+from .metadata import exif_for_output, icc_space
 from .target import InputGuard, atomic_target
 
 
@@ -35,10 +35,13 @@ def format_for_path(path: str | os.PathLike) -> str:
 
 
 def check_output_size(fmt: str, w: int, h: int) -> None:
-    """OutputError when the format cannot hold a w x h image (JPEG 65500 px, WebP 16383 px a side)."""
+    """OutputError when the format cannot hold a w x h image (JPEG 65500 px, WebP 16383 px a side); it is
+    about the output format, the parameter `ext`."""
     side = MAX_SIDE.get(fmt)
     if side is not None and max(w, h) > side:
-        raise OutputError(f"{fmt} cannot hold a {w}x{h} image (at most {side} pixels a side); use PNG or TIFF")
+        raise OutputError(
+            f"{fmt} cannot hold a {w}x{h} image (at most {side} pixels a side); use PNG or TIFF", param="ext"
+        )
 
 
 def _gray(img: DecodedImage) -> np.ndarray:
@@ -92,18 +95,18 @@ def _encode(img: DecodedImage, tmp: Path, fmt: str, *, quality: int, lossless: b
     if fmt == "WEBP" and gray:  # WebP has no gray mode
         colour = np.repeat(colour, 3, axis=2)
         gray = False
-        if _icc_space(icc) == "GRAY":
+        if icc_space(icc) == "GRAY":
             icc = None
-    if icc and _icc_space(icc) == "GRAY" and not gray:
+    if icc and icc_space(icc) == "GRAY" and not gray:
         icc = None
     planes = colour if alpha is None else np.concatenate([as_float(colour), alpha[..., None]], axis=2)
     q = quantize(planes, bits)
-    exif = _exif_for_output(img.exif, w, h, img.dpi)
+    exif = exif_for_output(img.exif, w, h, img.dpi)
     if bits == 16 and fmt == "PNG":
-        _write_png16(tmp, q, gray=gray, has_alpha=alpha is not None, icc=icc, dpi=img.dpi, exif=exif)
+        write_png16(tmp, q, gray=gray, has_alpha=alpha is not None, icc=icc, dpi=img.dpi, exif=exif)
         return
     if bits == 16 and fmt == "TIFF":
-        _write_tiff16(tmp, q, gray=gray, has_alpha=alpha is not None, icc=icc, dpi=img.dpi)
+        write_tiff16(tmp, q, gray=gray, has_alpha=alpha is not None, icc=icc, dpi=img.dpi)
         return
     if q.shape[2] == 1:
         pil = Image.fromarray(q[..., 0])

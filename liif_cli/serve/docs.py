@@ -9,9 +9,13 @@ the server does send, and adds the 401 every route but `/healthz` answers when t
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 
 class ErrorBody(BaseModel):
@@ -24,7 +28,7 @@ class ErrorBody(BaseModel):
 
 WHY = {
     400: "A bad or missing parameter, an unknown field, a region outside the image, an output over the limit.",
-    401: "The server runs with --token and the request has no valid `Authorization: Bearer TOKEN`.",
+    401: "The server requires a token and the request has no valid `Authorization: Bearer TOKEN`.",
     404: "Unknown, deleted or evicted id (the message says which).",
     413: "The upload is over the byte limit; or its encoding is larger than the server's whole cache.",
     422: "Not a readable image, truncated or corrupt, or over the pixel limit.",
@@ -40,7 +44,7 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {code: {"model": ErrorBody, "description": WHY[code]} for code in codes}
 
 
-def openapi(app) -> dict:
+def openapi(app: FastAPI) -> dict[str, Any]:
     """The schema as the server behaves: FastAPI's 422 validation body replaced by the 400 error body,
     and 401 declared on every route but `/healthz`."""
     if app.openapi_schema:
@@ -82,14 +86,14 @@ DOCS_CSP = (
 class DocsPolicy:
     """A Content-Security-Policy on `/docs` and `/redoc` that keeps every request on this server."""
 
-    def __init__(self, app):
+    def __init__(self, app: ASGIApp):
         self.app = app
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope.get("path") not in DOCS_PATHS:
             return await self.app(scope, receive, send)
 
-        async def sending(message):
+        async def sending(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message = {**message, "headers": [*message.get("headers", []), (b"content-security-policy", DOCS_CSP)]}
             await send(message)

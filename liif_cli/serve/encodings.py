@@ -20,12 +20,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import LiifError, OutputError, UsageError
-from .upscale import MEDIA_TYPES, UpscaleRequest, safe_name, uploaded
+from ..errors import OutputError, UsageError
+from ..naming import output_name
+from .upscale import MEDIA_TYPES, ImageResult, UpscaleRequest, errors_named, file_named, safe_name, uploaded
 
 if TYPE_CHECKING:
     from PIL import Image
 
+    from ..api import LazyModel
     from ..encoding import Encoding
     from ..imageio import DecodedImage
 
@@ -41,12 +43,11 @@ class StoredEncoding:
     encoding: Encoding
     stem: str
     suffix: str
-    source: Image.Image | None = None
+    source: Image.Image
 
     @property
     def nbytes(self) -> int:  # the cache is bounded by this
-        extra = 0 if self.source is None else len(self.source.getbands()) * self.source.width * self.source.height
-        return self.encoding.nbytes + extra
+        return self.encoding.nbytes + len(self.source.getbands()) * self.source.width * self.source.height
 
     @property
     def size(self) -> tuple[int, int]:
@@ -56,19 +57,21 @@ class StoredEncoding:
 
 
 def encode_upload(
-    data: bytes, filename: str | None, model, *, max_pixels: int | None, check: Callable[[], None] = lambda: None
+    data: bytes,
+    filename: str | None,
+    model: LazyModel,
+    *,
+    max_pixels: int | None,
+    check: Callable[[], None] = lambda: None,
 ) -> StoredEncoding:
-    """Decode the upload as the CLI does and encode it with `model` (a `batch.LazyModel`)."""
+    """Decode the upload as the CLI does and encode it with `model` (an `api.LazyModel`)."""
     from ..imageio import read_image
 
     warnings: list[str] = []
     with uploaded(data, filename) as (source, named):
         check()
-        try:
+        with errors_named(named):
             img = read_image(source, max_pixels=max_pixels, warn=warnings.append)
-        except LiifError as exc:
-            exc.args = (named(exc.args[0]),)  # the message, its parameters still to be named
-            raise
         check()
         encoding = model.get().encode(img)
     stem, suffix = safe_name(filename)
@@ -85,16 +88,18 @@ def read_source(path: Path, *, max_pixels: int | None) -> Image.Image:
     """A file's pixels as `liif upscale` decodes them (the guarded reader), rounded as it writes them."""
     from ..imageio import read_image
 
-    return _source_pixels(read_image(path, max_pixels=max_pixels, warn=lambda message: None))
+    with errors_named(file_named(path)):
+        return _source_pixels(read_image(path, max_pixels=max_pixels, warn=lambda message: None))
 
 
 def encode_file(
-    path: Path, model, *, max_pixels: int | None, check: Callable[[], None] = lambda: None
+    path: Path, model: LazyModel, *, max_pixels: int | None, check: Callable[[], None] = lambda: None
 ) -> StoredEncoding:
     """A file of the server's image folder, decoded as `liif upscale` decodes it and encoded with `model`."""
     from ..imageio import read_image
 
-    img = read_image(path, max_pixels=max_pixels, warn=lambda message: None)
+    with errors_named(file_named(path)):
+        img = read_image(path, max_pixels=max_pixels, warn=lambda message: None)
     check()
     encoding = model.get().encode(img)
     stem, suffix = safe_name(path.name)
@@ -105,7 +110,7 @@ def render_region(
     stored: StoredEncoding,
     region: tuple[float, float, float, float] | None,
     size: tuple[int, int],
-    model,
+    model: LazyModel,
     check: Callable[[], None] = lambda: None,
 ) -> DecodedImage:
     """The library's region render of `stored` at `size` = (width, height), on `model`'s device: the same
@@ -124,25 +129,25 @@ class RenderRequest(UpscaleRequest):
 
     region: str | None = None  # the upscale's fields, plus the window to render
 
-    def plan(self, stored: StoredEncoding, max_out_pixels: int | None):
+    def plan(
+        self, stored: StoredEncoding, max_out_pixels: int | None
+    ) -> tuple[tuple[float, float, float, float] | None, tuple[int, int], str, int]:
         """(region or None, out_hw, extension, quality), every check done; a UsageError names the bad field."""
         from ..imageio import WRITE_FORMATS, check_output_size
-        from ..sizes import check_region
         from ..specs import parse_region
 
         options = self.options(None, max_out_pixels)
         encoding = stored.encoding
-        region = None if self.region is None else check_region(parse_region(self.region), encoding.in_hw)
-        span = encoding.in_hw if region is None else (region[3], region[2])
-        out_hw = options.spec.resolve(span, max_out_pixels)
+        region = None if self.region is None else parse_region(self.region)
+        out_hw = replace(options.specs[0], region=region).resolve(encoding.in_hw, max_out_pixels)  # region checked
         if options.ext == "auto":
             ext = _AUTO_EXT.get(str(encoding.meta.get("format") or "").upper(), ".png")
         else:
             ext = {"jpeg": ".jpg", "tiff": ".tif"}.get(options.ext, f".{options.ext}")
         try:
             check_output_size(WRITE_FORMATS[ext], out_hw[1], out_hw[0])
-        except OutputError as exc:
-            raise UsageError(str(exc).split(": ", 1)[-1]) from None
+        except OutputError as exc:  # a format that cannot hold the size: a bad option value, as the upscale's
+            raise exc.as_kind(UsageError) from None
         return region, out_hw, ext, options.quality
 
     def tag(self) -> str:
@@ -152,22 +157,14 @@ class RenderRequest(UpscaleRequest):
         return parse_size_spec(scale=self.scale, size=self.size, width=self.width, height=self.height).tag()
 
 
-@dataclass
-class Rendered:
-    data: bytes
-    media_type: str
-    filename: str
-    size: tuple[int, int]  # (width, height)
-
-
 def render_bytes(
     stored: StoredEncoding,
     request: RenderRequest,
-    model,
+    model: LazyModel,
     *,
     max_out_pixels: int | None,
     check: Callable[[], None] = lambda: None,
-) -> Rendered:
+) -> ImageResult:
     """Render (a region of) `stored` on `model`'s device and encode it as `liif upscale` writes files."""
     from ..imageio import write_image
 
@@ -177,4 +174,4 @@ def render_bytes(
         target = Path(folder) / f"render{ext}"
         write_image(image, target, quality=quality, warn=lambda message: None)
         data = target.read_bytes()
-    return Rendered(data, MEDIA_TYPES[ext], f"{stored.stem}_{request.tag()}{ext}", (out_hw[1], out_hw[0]))
+    return ImageResult(data, MEDIA_TYPES[ext], output_name(stored.stem, request.tag(), ext), (out_hw[1], out_hw[0]))

@@ -33,19 +33,36 @@ import io
 import math
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Protocol, TypeVar
 from urllib.parse import quote
 
+from fastapi import FastAPI, Request
 from fastapi import Path as PathParam
-from fastapi import Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 if TYPE_CHECKING:
     from PIL import Image
 
+    from ..batch import LazyModel
+    from .app import ServeConfig
+    from .cache import ByteLRU
     from .encodings import StoredEncoding
+    from .jobs import Job
+
+T = TypeVar("T")
+
+
+class RunJob(Protocol):
+    """The app's `run_job(request, work)`: `work(model, job)`'s result from the model queue, or the Response
+    to send for a cancelled job."""
+
+    async def __call__(self, request: Request, work: Callable[[LazyModel, Job], T], /) -> T | Response: ...
+
 
 CONTEXT = "http://iiif.io/api/image/3/context.json"
 PROFILE_URI = "http://iiif.io/api/image/3/level2.json"
@@ -66,8 +83,8 @@ EXTRA_FEATURES = [  # beyond level 2 (which already has the region, size and rot
 Identifier = Annotated[
     str,
     PathParam(
-        description="A file name in --images DIR (with or without its extension), or an encoding id from "
-        f"POST /v1/encodings; append @Kx (K from 2 to {MAX_MAGNIFICATION}) for the image K times larger.",
+        description="A file name in the server's image folder (with or without its extension), or an encoding "
+        f"id from POST /v1/encodings; append @Kx (K from 2 to {MAX_MAGNIFICATION}) for the image K times larger.",
         examples=["photo", "photo@8x"],
     ),
 ]
@@ -192,15 +209,15 @@ class ImageRequest:
     def size_text(self) -> str:
         up = "^" if self.upscale else ""
         kind, *v = self.size
-        text = {
-            "max": "max",
-            "pct": lambda: f"pct:{v[0]:g}",
-            "w": lambda: f"{v[0]},",
-            "h": lambda: f",{v[0]}",
-            "wh": lambda: f"{v[0]},{v[1]}",
-            "confined": lambda: f"!{v[0]},{v[1]}",
-        }[kind]
-        return up + (text if isinstance(text, str) else text())
+        if kind == "max":
+            return up + "max"
+        if kind == "pct":
+            return f"{up}pct:{v[0]:g}"
+        if kind == "w":
+            return f"{up}{v[0]},"
+        if kind == "h":
+            return f"{up},{v[0]}"
+        return f"{up}{'!' if kind == 'confined' else ''}{v[0]},{v[1]}"  # wh, confined
 
     def canonical(self, plan: Plan) -> str:
         """The canonical path after the identifier (the spec's section 4.7)."""
@@ -292,19 +309,25 @@ class Source:
     key: tuple | None = None  # (path, mtime_ns, size): a file's identity, for the caches
     stored: StoredEncoding | None = None  # an uploaded encoding
 
+    def file(self) -> tuple[Path, tuple]:
+        """(path, key) of a file of the image folder; a ValueError for an uploaded encoding (a caller's bug)."""
+        if self.path is None or self.key is None:
+            raise ValueError(f"{self.identifier!r} is an uploaded encoding, not a file of the image folder")
+        return self.path, self.key
+
 
 class Resolver:
     """`Resolver(images_dir, encodings, max_pixels)`: identifiers to sources, and their cached pixels and
     encodings. Encodings of folder images share the server's encoding cache (`ByteLRU`) with uploads."""
 
-    def __init__(self, images: Path | None, encodings, max_pixels: int | None):
+    def __init__(self, images: Path | None, encodings: ByteLRU, max_pixels: int | None):
         from .cache import ByteLRU
 
         self.root = None if images is None else Path(images).resolve(strict=True)
         self.encodings = encodings
         self.max_pixels = max_pixels
         self._encoded: dict[tuple, str] = {}  # file key -> id in `encodings`
-        self._pending: dict[tuple, asyncio.Future] = {}
+        self._pending: dict[tuple, asyncio.Future[StoredEncoding | Response]] = {}
         self._sources = ByteLRU(512 * 2**20)  # decoded source pixels of folder images
         self._source_ids: dict[tuple, str] = {}
         self._lock = threading.Lock()
@@ -374,22 +397,23 @@ class Resolver:
         through the guarded reader and cached (512 MiB of them, least recently used out first)."""
         if source.stored is not None:
             return source.stored.source
-        stored = self._cached_encoding(source.key)
+        path, key = source.file()
+        stored = self._cached_encoding(key)
         if stored is not None:
             return stored.source
         from .cache import Unknown
         from .encodings import read_source
 
         with self._lock:
-            known = self._source_ids.get(source.key)
+            known = self._source_ids.get(key)
         if known is not None:
             try:
                 return self._sources.get(known).image
             except Unknown:
                 pass
-        image = read_source(source.path, max_pixels=self.max_pixels)
+        image = read_source(path, max_pixels=self.max_pixels)
         with self._lock:
-            self._source_ids[source.key] = self._sources.add(_Pixels(image))
+            self._source_ids[key] = self._sources.add(_Pixels(image))
         return image
 
     def _cached_encoding(self, key: tuple) -> StoredEncoding | None:
@@ -404,32 +428,33 @@ class Resolver:
         except Unknown:
             return None
 
-    async def encoding(self, source: Source, run_job, request):
+    async def encoding(self, source: Source, run_job: RunJob, request: Request) -> StoredEncoding | Response:
         """The source's encoding: an upload's own, a folder image's from the cache, or made now by one job
         on the model queue (concurrent requests for the same image wait for that one job). May return the
         Response `run_job` gives for a cancelled job."""
-        from fastapi.responses import Response
-
         from .encodings import encode_file
 
         if source.stored is not None:
             return source.stored
-        stored = self._cached_encoding(source.key)
+        path, key = source.file()
+        stored = self._cached_encoding(key)
         if stored is not None:
             return stored
-        pending = self._pending.get(source.key)
+        pending = self._pending.get(key)
         if pending is not None:
             return await asyncio.shield(pending)
-        future: asyncio.Future = asyncio.get_running_loop().create_future()
-        self._pending[source.key] = future
+        future: asyncio.Future[StoredEncoding | Response] = asyncio.get_running_loop().create_future()
+        self._pending[key] = future
         try:
-            path, max_pixels = source.path, self.max_pixels
-            result = await run_job(
-                request, lambda model, job: encode_file(path, model, max_pixels=max_pixels, check=job.check)
-            )
+            max_pixels = self.max_pixels
+
+            def work(model: LazyModel, job: Job) -> StoredEncoding:
+                return encode_file(path, model, max_pixels=max_pixels, check=job.check)
+
+            result = await run_job(request, work)
             if not isinstance(result, Response):
                 with self._lock:
-                    self._encoded[source.key] = self.encodings.add(result)
+                    self._encoded[key] = self.encodings.add(result)
             future.set_result(result)
             return result
         except BaseException as exc:
@@ -437,7 +462,7 @@ class Resolver:
             future.exception()  # retrieved: no "never retrieved" warning when nobody else waited
             raise
         finally:
-            self._pending.pop(source.key, None)
+            self._pending.pop(key, None)
 
 
 @dataclass
@@ -546,10 +571,10 @@ class IIIFCors:
     """`Access-Control-Allow-Origin: *` on every response under /iiif/ (errors included), and the answer
     to a browser's preflight (OPTIONS), which may ask to send `Authorization` (a server with a token)."""
 
-    def __init__(self, app):
+    def __init__(self, app: ASGIApp):
         self.app = app
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope.get("path", "").startswith("/iiif/"):
             return await self.app(scope, receive, send)
         if scope.get("method") == "OPTIONS":
@@ -564,7 +589,7 @@ class IIIFCors:
             await send({"type": "http.response.body", "body": b""})
             return
 
-        async def sending(message):
+        async def sending(message: Message) -> None:
             if message["type"] == "http.response.start":
                 kept = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"access-control-allow-origin"]
                 message = {**message, "headers": [*kept, (b"access-control-allow-origin", b"*")]}
@@ -573,10 +598,9 @@ class IIIFCors:
         await self.app(scope, receive, sending)
 
 
-def add_routes(app, config, run_job) -> Resolver:
+def add_routes(app: FastAPI, config: ServeConfig, run_job: RunJob) -> Resolver:
     """The IIIF routes on `app` (`run_job` is the app's: a job on the model queue, or the Response for a
     cancelled one). Returns the resolver (also `app.state.iiif`)."""
-    from fastapi.responses import JSONResponse, RedirectResponse, Response
     from starlette.concurrency import run_in_threadpool
 
     from ..decoded import to_pil
@@ -598,7 +622,7 @@ def add_routes(app, config, run_job) -> Resolver:
         responses={303: {"description": "to info.json"}, **errors(400, 404, 422)},
         tags=["IIIF"],
     )
-    async def iiif_base(request: Request, identifier: Identifier):
+    async def iiif_base(request: Request, identifier: Identifier) -> RedirectResponse:
         resolver.resolve(identifier)
         return RedirectResponse(f"{base(request, identifier)}/info.json", status_code=303)
 
@@ -608,7 +632,7 @@ def add_routes(app, config, run_job) -> Resolver:
         responses={200: {"content": {"application/json": {}, "application/ld+json": {}}}, **errors(400, 404, 422)},
         tags=["IIIF"],
     )
-    async def iiif_info(request: Request, identifier: Identifier):
+    async def iiif_info(request: Request, identifier: Identifier) -> JSONResponse:
         source = resolver.resolve(identifier)
         width, height = await run_in_threadpool(resolver.size, source)
         body = info(base(request, identifier), width, height, source.k, max_area)
@@ -630,7 +654,7 @@ def add_routes(app, config, run_job) -> Resolver:
         size: SizeParam,
         rotation: RotationParam,
         quality_format: QualityFormatParam,
-    ):
+    ) -> Response:
         parsed = parse_image_request(region, size, rotation, quality_format)
         source = resolver.resolve(identifier)
         width, height = await run_in_threadpool(resolver.size, source)
@@ -642,7 +666,7 @@ def add_routes(app, config, run_job) -> Resolver:
             left, top, right, bottom = plan.box
             window = (left, top, right - left, bottom - top)
 
-            def work(model, job):
+            def work(model: LazyModel, job: Job) -> bytes:
                 return finish(to_pil(render_region(stored, window, plan.size, model, job.check)), parsed)
 
             data = await run_job(request, work)

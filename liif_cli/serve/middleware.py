@@ -8,13 +8,15 @@ import hmac
 import json
 import logging
 import time
+from typing import Any
 
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 ACCESS_LOG = logging.getLogger("liif.serve.access")
 
 
-def _json_error(status: int, message: str, headers: list | None = None) -> tuple[dict, dict]:
+def _json_error(status: int, message: str, headers: list[tuple[bytes, bytes]] | None = None) -> tuple[Message, Message]:
     body = json.dumps({"error": message}).encode()
     start = {
         "type": "http.response.start",
@@ -30,7 +32,8 @@ class BodyTooLarge(HTTPException):
     lets it through (it turns other errors into 400) and the app's handler answers 413."""
 
     def __init__(self, limit: int):
-        text = f"upload larger than the limit of {limit / 2**20:g} MiB (the server's max-upload setting)"
+        size = f"{limit / 2**20:g} MiB" if limit >= 2**20 else f"{limit} bytes"
+        text = f"upload larger than the limit of {size} (the server's max-upload setting)"
         super().__init__(413, text, {"Connection": "close"})
 
 
@@ -41,11 +44,11 @@ class BodyLimit:
     at the limit, before the multipart parser has spooled more than that to disk.
     """
 
-    def __init__(self, app, max_bytes: int):
+    def __init__(self, app: ASGIApp, max_bytes: int):
         self.app = app
         self.max_bytes = max_bytes
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         limit = self.max_bytes
@@ -57,7 +60,7 @@ class BodyLimit:
             return
         seen = 0
 
-        async def counted():
+        async def counted() -> Message:
             nonlocal seen
             message = await receive()
             if message["type"] == "http.request":
@@ -76,7 +79,7 @@ class BearerToken:
     then sends the credentials with every request of the page (its images and tiles included). Otherwise
     401 with the JSON error body. Compared in constant time."""
 
-    def __init__(self, app, token: str):
+    def __init__(self, app: ASGIApp, token: str):
         self.app = app
         self.token = token.encode()
 
@@ -94,7 +97,7 @@ class BearerToken:
             return False
         return hmac.compare_digest(value, self.token)
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope.get("path") == "/healthz" or scope.get("method") == "OPTIONS":
             return await self.app(scope, receive, send)
         headers = dict(scope.get("headers") or [])
@@ -116,16 +119,16 @@ class AccessLog:
     The query string is left out (it may carry region coordinates, nothing secret, but keeps lines short).
     """
 
-    def __init__(self, app):
+    def __init__(self, app: ASGIApp):
         self.app = app
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         t0 = time.perf_counter()
-        record = {"method": scope.get("method"), "path": scope.get("path"), "status": None, "bytes": 0}
+        record: dict[str, Any] = {"method": scope.get("method"), "path": scope.get("path"), "status": None, "bytes": 0}
 
-        async def sending(message):
+        async def sending(message: Message) -> None:
             if message["type"] == "http.response.start":
                 record["status"] = message["status"]
             elif message["type"] == "http.response.body":

@@ -6,7 +6,8 @@ The socket is bound before the model loads, so a port in use or an address that 
 one `ListenError` line (exit 11) at once; the URL printed is the bound one (`--port 0` shows the port the
 system chose). Off loopback the server refuses to start unless a token is set or `no_auth` says so
 (`check_exposure`). `log_format="json"` makes every line of stderr one JSON object: access records, errors
-(with their traceback as a field), Python warnings and uvicorn's own messages.
+(with their traceback as a field), Python warnings and uvicorn's own messages. Errors name the options they are
+about as parameters (`param="token"`); the operator reads them as `liif serve`'s flags.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ import logging
 import socket
 import sys
 import time
+from collections.abc import Callable
+from types import FrameType
 
-from ..errors import ListenError, UsageError
+from ..errors import ListenError, UsageError, flag_name
 from .app import ServeConfig, create_app
 
 LOCAL_HOSTS = ("localhost",)
@@ -35,15 +38,16 @@ def is_loopback(host: str) -> bool:
 
 
 def check_exposure(host: str, token: str | None, no_auth: bool) -> None:
-    """Off loopback, a token or an explicit `--no-auth` is required (a UsageError otherwise)."""
+    """Off loopback, a token or an explicit `no_auth` is required (a UsageError otherwise)."""
     if token is not None and not token.strip():
-        raise UsageError("--token / LIIF_SERVE_TOKEN is empty")
+        raise UsageError("{token} / LIIF_SERVE_TOKEN is empty", param="token")
     if token and no_auth:
-        raise UsageError("--token and --no-auth contradict each other; give one")
+        raise UsageError("{token} and {no_auth} contradict each other; give one", param=("token", "no_auth"))
     if not is_loopback(host) and not token and not no_auth:
         raise UsageError(
-            f"--host {host} is reachable from other machines: give --token TOKEN (or LIIF_SERVE_TOKEN) so that "
-            "every request must carry it, or --no-auth to serve anyone who can connect"
+            f"{{host}} {host} is reachable from other machines: give {{token}} TOKEN (or LIIF_SERVE_TOKEN) so that "
+            "every request must carry it, or {no_auth} to serve anyone who can connect",
+            param=("host", "token", "no_auth"),
         )
 
 
@@ -108,32 +112,43 @@ def bind(host: str, port: int) -> socket.socket:
         import errno
 
         why = {
-            errno.EADDRINUSE: "the port is in use (another server?); pick another with --port, or --port 0",
+            errno.EADDRINUSE: "the port is in use (another server?)",
             errno.EADDRNOTAVAIL: "not an address of this machine",
             errno.EACCES: "permission denied (ports below 1024 need privileges)",
-        }.get(exc.errno, exc.strerror or str(exc))
-        raise ListenError(f"cannot listen on {host}:{port}: {why}") from None
+        }.get(exc.errno or 0, exc.strerror or str(exc))
+        hint = "pick another with {port}, or {port} 0" if exc.errno == errno.EADDRINUSE else None
+        raise ListenError(f"cannot listen on {host}:{port}: {why}", param="port", hint=hint) from None
     sock.set_inheritable(True)
     return sock
 
 
-def serve(config: ServeConfig, *, log_format: str = "text", **options) -> None:
+def serve(
+    config: ServeConfig,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    open_browser: bool = False,
+    echo: Callable[[str], object] = print,
+    log_format: str = "text",
+) -> None:
     """Bind, load the model, print the URL, and block until Ctrl-C (or SIGTERM); in-flight requests finish first.
 
     With `log_format="json"` the start-up errors (a busy port...) and the end of a Ctrl-C are JSON records
     too, and the exit status is the one the CLI documents (the error's code; 130 after Ctrl-C)."""
     if log_format not in LOG_FORMATS:
-        raise UsageError(f"--log-format must be one of {', '.join(LOG_FORMATS)}, got {log_format!r}")
+        raise UsageError(
+            f"{{log_format}} must be one of {', '.join(LOG_FORMATS)}, got {log_format!r}", param="log_format"
+        )
     if log_format == "text":
-        return _serve(config, log_format=log_format, **options)
+        return _serve(config, host, port, open_browser, echo, log_format)
     from ..errors import INTERRUPTED_EXIT_CODE, LiifError
 
     configure_logging(log_format)
     log = logging.getLogger("liif.serve")
     try:
-        _serve(config, log_format=log_format, **options)
+        _serve(config, host, port, open_browser, echo, log_format)
     except LiifError as exc:
-        log.error("error: %s", " ".join(str(exc).split()))
+        log.error("error: %s", " ".join(exc.render(flag_name).split()))  # as the CLI says it, as JSON
         raise SystemExit(exc.exit_code) from None
     except KeyboardInterrupt:
         log.info("interrupted: stopped")
@@ -141,13 +156,7 @@ def serve(config: ServeConfig, *, log_format: str = "text", **options) -> None:
 
 
 def _serve(
-    config: ServeConfig,
-    *,
-    host: str = "127.0.0.1",
-    port: int = 8000,
-    open_browser: bool = False,
-    echo=print,
-    log_format: str = "text",
+    config: ServeConfig, host: str, port: int, open_browser: bool, echo: Callable[[str], object], log_format: str
 ) -> None:
     import uvicorn
 
@@ -168,7 +177,7 @@ def _serve(
         say(f"warning: listening on {host}:{bound}, reachable from other machines, {how}")
 
     class Server(uvicorn.Server):
-        def handle_exit(self, sig, frame) -> None:
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
             """Ctrl-C: stop the renders too, so that every open request gets its answer (503) at once."""
             app.state.jobs.cancel_all()
             super().handle_exit(sig, frame)

@@ -15,8 +15,14 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import LiifError, UsageError
+from ..naming import output_name
+
+if TYPE_CHECKING:
+    from ..api import LazyModel
+    from ..batch import BatchOptions
 
 FORMATS = ("auto", "png", "jpg", "jpeg", "webp", "tif", "tiff")
 MEDIA_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".webp": "image/webp", ".tif": "image/tiff"}
@@ -33,7 +39,7 @@ class UpscaleRequest:
     format: str = "auto"
     quality: str = "95"
 
-    def options(self, max_pixels: int | None, max_out_pixels: int | None):
+    def options(self, max_pixels: int | None, max_out_pixels: int | None) -> BatchOptions:
         """The CLI's BatchOptions for these strings; a UsageError names the bad field."""
         from ..batch import BatchOptions
         from ..specs import parse_int, parse_size_spec
@@ -52,7 +58,9 @@ class UpscaleRequest:
 
 
 @dataclass
-class UpscaleResult:
+class ImageResult:
+    """An encoded image to send: an upscale's output, or a render of an encoding."""
+
     data: bytes
     media_type: str
     filename: str  # what `liif upscale` would have named it: <stem>_<tag>.<ext>
@@ -68,6 +76,23 @@ def safe_name(filename: str | None) -> tuple[str, str]:
     suffix = Path(base).suffix.lower()
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(base).stem).strip("._")[:100] or "image"
     return stem, suffix if suffix in READ_EXTENSIONS else ""
+
+
+@contextlib.contextmanager
+def errors_named(named: Callable[[str], str]) -> Iterator[None]:
+    """LiifErrors raised inside speak of files as `named(text)` rewrites them (their parameters are still
+    to be named by the app): no server path reaches a client."""
+    try:
+        yield
+    except LiifError as exc:
+        if exc.args:
+            exc.args = (named(str(exc.args[0])), *exc.args[1:])
+        raise
+
+
+def file_named(path: Path) -> Callable[[str], str]:
+    """`named` for a file of the server's image folder: the file's name instead of its path."""
+    return lambda text: text.replace(str(path), path.name)
 
 
 @contextlib.contextmanager
@@ -92,12 +117,12 @@ def upscale_bytes(
     data: bytes,
     filename: str | None,
     request: UpscaleRequest,
-    model,
+    model: LazyModel,
     *,
     max_pixels: int | None,
     max_out_pixels: int | None,
     check: Callable[[], None] = lambda: None,
-) -> UpscaleResult:
+) -> ImageResult:
     """Upscale one uploaded file with `model` (a `batch.LazyModel`); errors are LiifErrors naming the upload.
 
     `check()` is called at every progress tick and may raise (the job queue's cancellation).
@@ -119,18 +144,17 @@ def upscale_bytes(
         check()
         jobs = plan_batch([source], options)
         results = run_batch(jobs, options, model, Tick())
-        try:
+        with errors_named(named):
             raise_for_failures(results, single_input=True)
-        except LiifError as exc:
-            exc.args = (named(exc.args[0]),)  # the message, its parameters still to be named
-            raise
         out = results[0]
-        written = Path(jobs[0].output)
+        written, out_hw = out.output, out.out_hw
+        if out.status != "written" or written is None or out_hw is None:  # not a failure, yet nothing written
+            raise RuntimeError(f"the upscale wrote nothing ({out.status})")
         ext = ".jpg" if written.suffix == ".jpeg" else ".tif" if written.suffix == ".tiff" else written.suffix
-        return UpscaleResult(
+        return ImageResult(
             data=written.read_bytes(),
             media_type=MEDIA_TYPES[ext],
-            filename=f"{stem}_{options.spec.tag()}{written.suffix}",
-            size=(out.out_hw[1], out.out_hw[0]),
+            filename=output_name(stem, options.specs[0].tag(), written.suffix),
+            size=(out_hw[1], out_hw[0]),
             warnings=[named(w) for w in warnings],
         )

@@ -7,7 +7,25 @@ Modules: `config` (TrainConfig, TOML), `data` (Dataset, DataLoader, validation p
 DDP, logging), `checkpoint` (official-format checkpoints, resume state, safetensors), `validate` (PSNR).
 """
 
+from __future__ import annotations
+
 import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the names as the type checker sees them (`X as X`: re-exported); at run time `__getattr__`
+    from ..models.checkpoint import load_safetensors as load_safetensors
+    from .checkpoint import export_safetensors as export_safetensors
+    from .checkpoint import load_model as load_model
+    from .checkpoint import save_safetensors as save_safetensors
+    from .config import TrainConfig as TrainConfig
+    from .config import build_config as build_config
+    from .config import read_toml as read_toml
+    from .data import SRTrainDataset as SRTrainDataset
+    from .data import make_loader as make_loader
+    from .loop import TrainResult as TrainResult
+    from .loop import read_log as read_log
+    from .loop import resolve_config as resolve_config
+    from .loop import train as train
 
 # Where each public name lives, imported on first use so that `liif train --help` (which reads the defaults
 # from `config`) does not import torch. The validation pass is `liif_cli.train.validate.validate`.
@@ -29,7 +47,7 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:  # any of the names above
     if name in _EXPORTS:
         return getattr(importlib.import_module(_EXPORTS[name], __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -18,9 +18,10 @@ from __future__ import annotations
 import dataclasses
 import math
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ..encoders import ENCODER_NAMES as ENCODERS
 from ..encoders import NORMALIZATION_NAMES as NORMALIZATIONS
@@ -28,6 +29,8 @@ from ..errors import UsageError
 
 AMP_MODES = ("off", "bf16", "fp16")
 VAL_PROTOCOLS = ("benchmark", "div2k")
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -112,36 +115,51 @@ class TrainConfig:
         return self.lr * self.lr_gamma ** sum(1 for m in self.lr_milestones if m <= epochs_done)
 
     def validate(self) -> TrainConfig:
-        """Check values and types; raise `UsageError` naming the option."""
+        """Check values and types; raise `UsageError` naming the parameter (`param=`, `{name}` in its text)."""
 
-        def need(ok: bool, message: str) -> None:
+        def need(ok: bool, message: str, param: str | tuple[str, ...], hint: str | None = None) -> None:
             if not ok:
-                raise UsageError(message)
+                raise UsageError(message, param=param, hint=hint)
 
-        need(bool(self.data), "no training data: give --data DIR (or `data` in the config file)")
-        need(bool(self.out), "no run directory: give --out DIR (or `out` in the config file)")
-        need(self.encoder is None or self.encoder in ENCODERS, f"--encoder must be one of {', '.join(ENCODERS)}")
+        def one_of(name: str, choices: tuple[str, ...]) -> None:
+            value = getattr(self, name)
+            need(value in choices, f"{{{name}}} must be one of {', '.join(choices)}, got {value!r}", name)
+
         need(
-            self.normalization is None or self.normalization in NORMALIZATIONS,
-            f"--normalization must be one of {', '.join(NORMALIZATIONS)}",
+            bool(self.data),
+            "no training data: {data} is not set",
+            "data",
+            "give {data} DIR, or `data` in the config file",
         )
-        need(self.amp in AMP_MODES, f"--amp must be one of {', '.join(AMP_MODES)}")
-        need(self.val_protocol in VAL_PROTOCOLS, f"--val-protocol must be one of {', '.join(VAL_PROTOCOLS)}")
+        need(bool(self.out), "no run directory: {out} is not set", "out", "give {out} DIR, or `out` in the config file")
+        if self.encoder is not None:
+            one_of("encoder", ENCODERS)
+        if self.normalization is not None:
+            one_of("normalization", NORMALIZATIONS)
+        one_of("amp", AMP_MODES)
+        one_of("val_protocol", VAL_PROTOCOLS)
         for name in ("epochs", "iters_per_epoch", "batch_size", "inp_size", "sample_q", "log_every"):
-            need(getattr(self, name) >= 1, f"--{name.replace('_', '-')} must be >= 1")
+            need(getattr(self, name) >= 1, f"{{{name}}} must be >= 1, got {getattr(self, name)}", name)
         for name in ("workers", "threads", "save_every", "keep_every", "val_every", "val_max_images"):
-            need(getattr(self, name) >= 0, f"--{name.replace('_', '-')} must be >= 0")
-        need(self.lr > 0 and math.isfinite(self.lr), "--lr must be a finite number > 0")
-        need(self.lr_gamma > 0, "--lr-gamma must be > 0")
+            need(getattr(self, name) >= 0, f"{{{name}}} must be >= 0, got {getattr(self, name)}", name)
+        need(self.lr > 0 and math.isfinite(self.lr), f"{{lr}} must be a finite number > 0, got {self.lr}", "lr")
+        need(self.lr_gamma > 0, f"{{lr_gamma}} must be > 0, got {self.lr_gamma}", "lr_gamma")
         need(
             1 <= self.scale_min <= self.scale_max and math.isfinite(self.scale_max),
-            "scales must satisfy 1 <= --scale-min <= --scale-max",
+            f"scales must satisfy 1 <= {{scale_min}} <= {{scale_max}}, got {self.scale_min:g} and {self.scale_max:g}",
+            ("scale_min", "scale_max"),
         )
         need(
             self.sample_q <= self.inp_size**2,
-            f"--sample-q {self.sample_q} exceeds the pixels of the smallest HR crop ({self.inp_size}^2)",
+            f"{{sample_q}} {self.sample_q} exceeds the pixels of the smallest HR crop ({{inp_size}} {self.inp_size}, "
+            f"{self.inp_size**2} pixels)",
+            ("sample_q", "inp_size"),
         )
-        need(bool(self.val_scales) and all(s >= 2 for s in self.val_scales), "--val-scales must be integers >= 2")
+        need(
+            bool(self.val_scales) and all(s >= 2 for s in self.val_scales),
+            "{val_scales} must be integers >= 2",
+            "val_scales",
+        )
         return self
 
 
@@ -154,7 +172,7 @@ def _coerce(name: str, value: Any, origin: str) -> Any:
     default = _FIELDS[name].default
     if name in _LIST_OF:
         if isinstance(value, str):
-            value = parse_list(value, _LIST_OF[name], name)
+            value = _parts(value)  # a string in a TOML file, '200,400': its numbers are checked below
         if not isinstance(value, list | tuple):
             raise UsageError(f"{origin}: {name} must be a list")
         try:
@@ -163,7 +181,7 @@ def _coerce(name: str, value: Any, origin: str) -> Any:
             raise UsageError(f"{origin}: {name} must be a list of numbers") from None
     if value is None:
         return None
-    kind = type(default) if default is not None else str
+    kind: type = type(default) if default is not None else str  # the list fields (no default) are above
     if kind is bool:
         if not isinstance(value, bool):
             raise UsageError(f"{origin}: {name} must be true or false")
@@ -181,12 +199,16 @@ def _coerce(name: str, value: Any, origin: str) -> Any:
     return value
 
 
-def parse_list(text: str, kind: type, name: str = "value") -> list:
-    """'2,3,4' -> [2.0, 3.0, 4.0] (kind=float)."""
+def _parts(text: str) -> list[str]:
+    return [part for part in text.replace(" ", "").split(",") if part]
+
+
+def parse_list(text: str, kind: Callable[[str], T], param: str) -> list[T]:
+    """'2,3,4' -> [2.0, 3.0, 4.0] (kind=float); UsageError about `param` when a part is not a number."""
     try:
-        return [kind(part) for part in text.replace(" ", "").split(",") if part]
+        return [kind(part) for part in _parts(text)]
     except ValueError:
-        raise UsageError(f"{name}: expected comma-separated numbers, got {text!r}") from None
+        raise UsageError(f"{{{param}}}: expected comma-separated numbers, got {text!r}", param=param) from None
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:

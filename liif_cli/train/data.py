@@ -85,7 +85,8 @@ class ImageItem:
 
 def scan_images(folder: str | Path, min_side: int = 1) -> tuple[list[ImageItem], list[Path]]:
     """(usable images, skipped ones) from the headers only; skipped = shorter side below `min_side`."""
-    items, skipped = [], []
+    items: list[ImageItem] = []
+    skipped: list[ImageItem] = []
     for path in list_images(folder):
         with open_image(path) as im:
             w, h = im.size
@@ -93,7 +94,7 @@ def scan_images(folder: str | Path, min_side: int = 1) -> tuple[list[ImageItem],
     return items, [i.path for i in skipped]
 
 
-class SRTrainDataset(Dataset):
+class SRTrainDataset(Dataset[dict[str, torch.Tensor | int]]):
     """The official `sr-implicit-downsampled` wrapper over an image folder, decoding per sample.
 
     Indexed by (epoch, sample index) keys (see `EpochSampler`); `len` is the samples of one epoch.
@@ -127,7 +128,7 @@ class SRTrainDataset(Dataset):
     def __len__(self) -> int:
         return self.samples_per_epoch
 
-    def __getitem__(self, key: tuple[int, int] | int) -> dict[str, torch.Tensor]:
+    def __getitem__(self, key: tuple[int, int] | int) -> dict[str, torch.Tensor | int]:
         epoch, index = key if isinstance(key, tuple) else (0, key)
         rng = np.random.default_rng([self.seed, epoch, index])
         item = self.items[index % len(self.items)]
@@ -138,7 +139,7 @@ class SRTrainDataset(Dataset):
         x0 = int(rng.integers(0, item.width - crop + 1))
         y0 = int(rng.integers(0, item.height - crop + 1))
         hr_im = self._crop(item, x0, y0, crop)
-        lr_im = hr_im.resize((self.inp_size, self.inp_size), Image.BICUBIC)
+        lr_im = hr_im.resize((self.inp_size, self.inp_size), Image.Resampling.BICUBIC)
         hr, lr = to_tensor(hr_im), to_tensor(lr_im)
         if self.augment:
             hflip, vflip, dflip = rng.random(3) < 0.5
@@ -186,10 +187,10 @@ def decoded_array(item: ImageItem, cache: Path) -> np.ndarray:
     return pixels
 
 
-class EpochSampler(Sampler):
+class EpochSampler(Sampler[tuple[int, int]]):
     """Tags the indices of a `DistributedSampler` (which shards and shuffles them) with the current epoch."""
 
-    def __init__(self, inner: DistributedSampler):
+    def __init__(self, inner: DistributedSampler[int]):
         self.inner = inner
         self.epoch = 0
 
@@ -221,7 +222,9 @@ def make_loader(
     pin_memory: bool = False,
 ) -> tuple[DataLoader, EpochSampler]:
     """A loader yielding `len(dataset) / world_size / per_rank_batch` batches per epoch on each rank."""
-    inner = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed, drop_last=True)
+    inner: DistributedSampler[int] = DistributedSampler(
+        dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed, drop_last=True
+    )
     sampler = EpochSampler(inner)
     loader = DataLoader(
         dataset,

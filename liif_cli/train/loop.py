@@ -34,7 +34,7 @@ from torch.nn.parallel import DistributedDataParallel
 from .. import atomic, distributed
 from ..devices import resolve_device
 from ..errors import LiifError, ModelError, OutputError, UsageError
-from ..models import build_liif
+from ..models import LIIF, Normalization, build_liif
 from ..progress import work_progress
 from .checkpoint import (
     atomic_save,
@@ -74,7 +74,7 @@ class TrainResult:
     iteration: int
     last_loss: float | None
     best_psnr: float | None
-    val: dict[float, float] | None
+    val: dict[int, float] | None  # PSNR per validation scale
     rank: int = 0
 
 
@@ -125,23 +125,25 @@ def _resolve_init(name_or_path: str, info: distributed.Group) -> tuple[Path, str
     return resolved, entry.normalization
 
 
-def _resume_path(cfg: TrainConfig) -> Path | None:
+def _resume_path(cfg: TrainConfig, out: Path) -> Path | None:
     if not cfg.resume:
         return None
     if cfg.resume == "auto":
-        last = Path(cfg.out) / "last.pth"
+        last = out / "last.pth"
         return last if last.is_file() else None
     path = Path(cfg.resume).expanduser()
     if path.is_dir():
         path = path / "last.pth"
     if not path.is_file():
-        raise UsageError(f"--resume: no checkpoint at {path}")
+        raise UsageError(f"{{resume}}: no checkpoint at {path}", param="resume")
     return path
 
 
-def _build_model(cfg: TrainConfig, info: distributed.Group, resume: dict[str, Any] | None, resume_path: Path | None):
+def _build_model(
+    cfg: TrainConfig, info: distributed.Group, resume_path: Path | None
+) -> tuple[LIIF, str, Normalization, str]:
     """(net, encoder, normalization, description of where the weights came from)."""
-    if resume is not None:
+    if resume_path is not None:
         loaded = load_model(resume_path, normalization=cfg.normalization)
         origin = f"resume {resume_path}"
     elif cfg.init:
@@ -154,7 +156,9 @@ def _build_model(cfg: TrainConfig, info: distributed.Group, resume: dict[str, An
         net = build_liif(encoder)
         return net, encoder, normalization_from_name(cfg.normalization or "half"), "scratch"
     if cfg.encoder and cfg.encoder != loaded.encoder:
-        raise UsageError(f"--encoder {cfg.encoder} does not match the {loaded.encoder} weights of {origin}")
+        raise UsageError(
+            f"{{encoder}} {cfg.encoder} does not match the {loaded.encoder} weights of {origin}", param="encoder"
+        )
     return loaded.net, loaded.encoder, loaded.normalization, origin
 
 
@@ -235,20 +239,32 @@ def train(cfg: TrainConfig) -> TrainResult:
 
 
 def _train(cfg: TrainConfig, info: distributed.Group) -> TrainResult:
+    assert cfg.data and cfg.out, "TrainConfig.validate refuses a config without them"
     out = Path(cfg.out)
     device = resolve_device(info.device)
     if cfg.batch_size % info.world_size:
-        raise UsageError(f"--batch-size {cfg.batch_size} does not split evenly over {info.world_size} processes")
+        raise UsageError(
+            f"{{batch_size}} {cfg.batch_size} does not split evenly over {info.world_size} processes",
+            param="batch_size",
+        )
     per_rank_batch = cfg.batch_size // info.world_size
 
-    resume_path = _resume_path(cfg)
+    resume_path = _resume_path(cfg, out)
     if resume_path is None and (out / "last.pth").exists() and not cfg.overwrite:
-        raise OutputError(f"{out} already holds a run: pass --resume to continue it or --overwrite to start over")
+        raise OutputError(
+            f"{out} already holds a run",
+            param=("resume", "overwrite"),
+            hint="pass {resume} to continue it or {overwrite} to start over",
+        )
     resume = read_checkpoint(resume_path) if resume_path else None
     if resume is not None and not isinstance(resume.get("liif_train"), dict):
-        raise ModelError(f"{resume_path}: not a `liif train` checkpoint (to fine-tune from it, use --init)")
+        raise ModelError(
+            f"{resume_path}: not a `liif train` checkpoint",
+            param=("resume", "init"),
+            hint="to fine-tune from it, use {init}",
+        )
 
-    net, encoder, norm, origin = _build_model(cfg, info, resume, resume_path)
+    net, encoder, norm, origin = _build_model(cfg, info, resume_path)
     net.to(device).train()
     model: torch.nn.Module = net
     if info.formed:
@@ -475,7 +491,7 @@ def resolve_config(overrides: dict[str, Any] | None = None, config_file: str | P
         if resume == "auto":
             path = Path(given["out"]) / "last.pth" if given.get("out") else None
             if path is None:
-                raise UsageError("--resume without a path needs --out RUN_DIR")
+                raise UsageError("{resume} without a path needs {out}, the run directory", param=("resume", "out"))
         else:
             path = Path(resume).expanduser()
             path = path / "last.pth" if path.is_dir() else path

@@ -9,20 +9,39 @@ an encoder that wrote none, keeps nothing): an error or Ctrl-C leaves nothing be
 
 from __future__ import annotations
 
+import enum
+import os
 import queue
 import threading
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING, Final, TypeAlias
 
 import numpy as np
 
 from ..errors import InputError, LiifError, OutputError, UsageError, first_line
 from ..imageio import DEFAULT_MAX_INPUT_PIXELS, DEFAULT_MAX_OUTPUT_PIXELS, InputGuard, atomic_target, open_container
-from .reading import Frame, check_range, count_frames, demux, iter_frames, open_input, probe, range_check
+from .reading import (
+    Frame,
+    FrameRange,
+    TimeRange,
+    VideoInfo,
+    check_range,
+    count_frames,
+    demux,
+    iter_frames,
+    open_input,
+    probe,
+    range_check,
+)
 from .writing import (
     CONTAINER_FORMATS,
+    AudioReencoder,
+    Codec,
+    Plan,
     Warn,
     add_video_stream,
     check_out_size,
@@ -31,18 +50,27 @@ from .writing import (
     plan_other_streams,
 )
 
+if TYPE_CHECKING:  # PyAV is imported where it is used, so that `liif --help` never loads it
+    from av.container import InputContainer, OutputContainer
+    from av.packet import Packet
+    from av.video.stream import VideoStream
+
+    from ..api import Upscaler
+
 Progress = Callable[[int, int | None], None]
 """progress(frames done, frames expected or None)."""
+SizeRule = Callable[[tuple[int, int]], tuple[int, int]]
+"""The output (h, w) for an input (h, w): the CLI passes its size spec's `resolve`."""
 
 
 def iter_upscaled(
-    upscaler,
+    upscaler: Upscaler,
     src: str | Path,
     *,
     out_hw: tuple[int, int] | None = None,
-    size: Callable[[tuple[int, int]], tuple[int, int]] | None = None,
-    frames: tuple[int, int | None] | None = None,
-    time: tuple[float, float | None] | None = None,
+    size: SizeRule | None = None,
+    frames: FrameRange | None = None,
+    time: TimeRange | None = None,
     dtype: type | np.dtype | None = None,
 ) -> Iterator[tuple[Frame, np.ndarray]]:
     """(decoded frame, upscaled pixels) pairs, one at a time; pixels are the decoded frame's dtype unless
@@ -52,16 +80,21 @@ def iter_upscaled(
         yield frame, _upscale(upscaler, frame.rgb, hw, dtype)
 
 
-def _resolve_size(in_hw, out_hw, size) -> tuple[int, int]:
-    if (out_hw is None) == (size is None):
+def _resolve_size(in_hw: tuple[int, ...], out_hw: tuple[int, int] | None, size: SizeRule | None) -> tuple[int, int]:
+    if out_hw is not None and size is None:
+        hw = tuple(out_hw)
+    elif size is not None and out_hw is None:
+        hw = tuple(size((in_hw[0], in_hw[1])))
+    else:
         raise UsageError("give exactly one of out_hw or size")
-    hw = tuple(out_hw) if out_hw is not None else tuple(size(tuple(in_hw)))
     if len(hw) != 2 or min(hw) < 1:
         raise UsageError(f"output size {hw} is empty")
     return int(hw[0]), int(hw[1])
 
 
-def _upscale(upscaler, rgb: np.ndarray, out_hw, dtype=None) -> np.ndarray:
+def _upscale(
+    upscaler: Upscaler, rgb: np.ndarray, out_hw: tuple[int, int], dtype: type | np.dtype | None = None
+) -> np.ndarray:
     top = np.float32(np.iinfo(rgb.dtype).max)
     return upscaler.upscale_array(rgb.astype(np.float32) / top, out_hw, dtype=dtype or rgb.dtype)
 
@@ -79,20 +112,27 @@ class VideoResult:
     dropped: tuple[str, ...]
 
 
-_STOP = object()
+class _Stop(enum.Enum):
+    STOP = "stop"
+
+
+_STOP: Final = _Stop.STOP
+"""The end of a queue (or the pipeline stopping)."""
+Item: TypeAlias = "Frame | Packet | _Stop"
+"""What travels through the queues: decoded (then upscaled) frames, packets of the copied streams, the end."""
 
 
 class _Pipeline:
     """Three stages (demux+decode, model, encode+mux) joined by bounded queues; errors stop all of them."""
 
     def __init__(self, depth: int = 4):
-        self.decoded: queue.Queue = queue.Queue(depth)
-        self.upscaled: queue.Queue = queue.Queue(depth)
+        self.decoded: queue.Queue[Item] = queue.Queue(depth)
+        self.upscaled: queue.Queue[Item] = queue.Queue(depth)
         self.stop = threading.Event()
         self.error: BaseException | None = None
         self.frames_done = 0
 
-    def put(self, q: queue.Queue, item) -> bool:
+    def put(self, q: queue.Queue[Item], item: Item) -> bool:
         while not self.stop.is_set():
             try:
                 q.put(item, timeout=0.1)
@@ -101,7 +141,7 @@ class _Pipeline:
                 continue
         return False
 
-    def get(self, q: queue.Queue):
+    def get(self, q: queue.Queue[Item]) -> Item:
         while not self.stop.is_set():
             try:
                 return q.get(timeout=0.1)
@@ -114,10 +154,10 @@ class _Pipeline:
             self.error = exc
         self.stop.set()
 
-    def thread(self, target, *args) -> threading.Thread:
-        def run():
+    def thread(self, target: Callable[[], None]) -> threading.Thread:
+        def run() -> None:
             try:
-                target(*args)
+                target()
             except BaseException as exc:  # handed to the caller's thread, which raises it
                 self.fail(exc)
 
@@ -127,21 +167,21 @@ class _Pipeline:
 
 
 def upscale_video(
-    upscaler,
+    upscaler: Upscaler,
     src: str | Path,
     dst: str | Path,
     *,
     out_hw: tuple[int, int] | None = None,
-    size: Callable[[tuple[int, int]], tuple[int, int]] | None = None,
+    size: SizeRule | None = None,
     codec: str | None = None,
     crf: int | None = None,
     pix_fmt: str | None = None,
-    frames: tuple[int, int | None] | None = None,
-    time: tuple[float, float | None] | None = None,
+    frames: FrameRange | None = None,
+    time: TimeRange | None = None,
     progress: Progress | None = None,
     warn: Warn | None = None,
     overwrite: bool = False,
-    protect=None,
+    protect: InputGuard | Iterable[str | os.PathLike] | None = None,
     max_pixels: int | None = DEFAULT_MAX_INPUT_PIXELS,
     max_out_pixels: int | None = DEFAULT_MAX_OUTPUT_PIXELS,
 ) -> VideoResult:
@@ -188,13 +228,28 @@ def upscale_video(
             except BaseException:
                 out.close()
                 raise
-            _verify(tmp, src, dst, result.frames, partial=frames is not None or time is not None)
+            _verify(tmp, src, dst, result.frames, frames, time)
     finally:
         container.close()
     return result
 
 
-def _run(upscaler, container, in_stream, out, info, codec, pix_fmt, hw, crf, frames, time, progress, warn, dst):
+def _run(
+    upscaler: Upscaler,
+    container: InputContainer,
+    in_stream: VideoStream,
+    out: OutputContainer,
+    info: VideoInfo,
+    codec: Codec,
+    pix_fmt: str,
+    hw: tuple[int, int],
+    crf: int | None,
+    frames: FrameRange | None,
+    time: TimeRange | None,
+    progress: Progress | None,
+    warn: Warn,
+    dst: Path,
+) -> VideoResult:
     import av
 
     muxer = out.format.name
@@ -207,16 +262,17 @@ def _run(upscaler, container, in_stream, out, info, codec, pix_fmt, hw, crf, fra
         end = time[1] if time[1] is not None else (info.duration or 0)
         total = max(0, round((end - time[0]) * info.fps))
     pipe = _Pipeline()
-    shift = {"seconds": None}  # the first kept frame's time, subtracted from every timestamp of a part
+    shift: dict[str, float | None] = {"seconds": None}  # the first kept frame's time, subtracted from every
+    # timestamp of a part
     partial = frames is not None or time is not None
 
-    def decode_stage():
+    def decode_stage() -> None:
         for item in demux(container, in_stream, info.path, frames, time, copy):
             if not pipe.put(pipe.decoded, item):
                 return
         pipe.put(pipe.decoded, _STOP)
 
-    def encode_stage():
+    def encode_stage() -> None:
         done = 0
         while True:
             item = pipe.get(pipe.upscaled)
@@ -246,8 +302,8 @@ def _run(upscaler, container, in_stream, out, info, codec, pix_fmt, hw, crf, fra
                 _mux_other(out, plan, item, shift, partial)
         for p in vs.encode(None):
             out.mux(p)
-        for kind, target in plan.values():
-            if kind == "encode":
+        for target in plan.values():
+            if isinstance(target, AudioReencoder):
                 for p in target.packets(None):
                     out.mux(p)
         pipe.frames_done = done
@@ -302,32 +358,34 @@ def _run(upscaler, container, in_stream, out, info, codec, pix_fmt, hw, crf, fra
     )
 
 
-def _verify(tmp: Path, src: Path, dst: Path, encoded: int, *, partial: bool) -> None:
+def _verify(tmp: Path, src: Path, dst: Path, encoded: int, frames: FrameRange | None, time: TimeRange | None) -> None:
     """The written video opens and holds every frame that was encoded, or it is not renamed into place."""
     if encoded == 0:
-        if partial:
-            raise UsageError(f"{src}: the frame or time range selects no frame; nothing written")
+        if frames is not None or time is not None:
+            given = "frames" if frames is not None else "time"
+            raise UsageError(f"{src}: the {{{given}}} range selects no frame; nothing written", param=given)
         raise InputError(f"{src}: no frame could be decoded; nothing written")
     found = count_frames(tmp)
     if found != encoded:
         raise OutputError(f"{dst}: the written video holds {found} of the {encoded} frames encoded; not kept")
 
 
-def _offset(shift: dict, time_base) -> int:
-    return int(round((shift["seconds"] or 0.0) / time_base))
+def _offset(shift: dict[str, float | None], time_base: Fraction | None) -> int:
+    """The first kept frame's time in `time_base` units (0 for a stream without a time base)."""
+    return int(round((shift["seconds"] or 0.0) / time_base)) if time_base else 0
 
 
-def _mux_other(out, plan, packet, shift, partial: bool) -> None:
-    kind, target = plan[packet.stream.index]
+def _mux_other(out: OutputContainer, plan: Plan, packet: Packet, shift: dict[str, float | None], partial: bool) -> None:
+    target = plan[packet.stream.index]
     if partial:
         off = _offset(shift, packet.time_base)
         if packet.pts is not None and packet.pts - off < 0:
             return
         packet.pts = packet.pts - off if packet.pts is not None else None
         packet.dts = packet.dts - off if packet.dts is not None else None
-    if kind == "copy":
-        packet.stream = target
-        out.mux(packet)
-    else:
+    if isinstance(target, AudioReencoder):
         for p in target.packets(packet):
             out.mux(p)
+    else:
+        packet.stream = target
+        out.mux(packet)

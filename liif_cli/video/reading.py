@@ -6,16 +6,30 @@ folder scan or a batch plan can probe files without the writing side.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import InputError, UsageError
 from ..imageio import DEFAULT_MAX_INPUT_PIXELS, check_pixels, decoding, open_container
 from ..imageio.inputs import VIDEO_EXTENSIONS
+
+if TYPE_CHECKING:  # PyAV is imported where it is used, so that `liif --help` never loads it
+    from av.container import InputContainer
+    from av.packet import Packet
+    from av.stream import Stream
+    from av.video.format import VideoFormat
+    from av.video.frame import VideoFrame
+    from av.video.stream import VideoStream
+
+FrameRange = tuple[int, int | None]
+"""Frame numbers a <= n < b, from 0; b None: to the end."""
+TimeRange = tuple[float, float | None]
+"""Seconds t0 <= t < t1; t1 None: to the end."""
 
 
 @dataclass(frozen=True)
@@ -55,9 +69,9 @@ def is_video(path: str | Path) -> bool:
     return Path(path).suffix.lower() in VIDEO_EXTENSIONS
 
 
-def open_input(path: Path):
+def open_input(path: Path) -> tuple[InputContainer, VideoStream]:
     """(container, first video stream) of a user's file, through the input door (`imageio.open_container`)."""
-    container = open_container(path)
+    container: InputContainer = open_container(path)
     with decoding(path, quiet=False):
         if not container.streams.video:
             container.close()
@@ -69,7 +83,7 @@ def open_input(path: Path):
     return container, stream
 
 
-def _bits(fmt) -> int:
+def _bits(fmt: VideoFormat) -> int:
     return max((c.bits for c in fmt.components), default=8)
 
 
@@ -87,7 +101,7 @@ def probe(path: str | Path, *, max_pixels: int | None = DEFAULT_MAX_INPUT_PIXELS
         container.close()
 
 
-def _probe(container, stream, path: Path, max_pixels: int | None) -> VideoInfo:
+def _probe(container: InputContainer, stream: VideoStream, path: Path, max_pixels: int | None) -> VideoInfo:
     with decoding(path, quiet=False):
         cc = stream.codec_context
         check_pixels(cc.width, cc.height, max_pixels, f"{path}: video of")
@@ -120,39 +134,39 @@ def _probe(container, stream, path: Path, max_pixels: int | None) -> VideoInfo:
         )
 
 
-def _first_frame(container, stream, path: Path):
+def _first_frame(container: InputContainer, stream: VideoStream, path: Path) -> VideoFrame:
     for frame in container.decode(stream):
         return frame
     raise InputError(f"{path}: the video stream holds no decodable frame")
 
 
-def _to_rgb(frame, deep: bool) -> np.ndarray:
+def _to_rgb(frame: VideoFrame, deep: bool) -> np.ndarray:
     """Decoded frame -> (H, W, 3) uint8 (or uint16 when `deep`), with the frame's own matrix and range."""
     return frame.to_ndarray(format="rgb48le" if deep else "rgb24", src_color_range=frame.color_range)
 
 
-def range_check(frames: tuple[int, int | None] | None, time: tuple[float, float | None] | None) -> None:
+def range_check(frames: FrameRange | None, time: TimeRange | None) -> None:
     if frames is not None and time is not None:
-        raise UsageError("give frames or time, not both")
+        raise UsageError("give {frames} or {time}, not both", param=("frames", "time"))
     for what, r in (("frames", frames), ("time", time)):
         if r is not None and (r[0] < 0 or (r[1] is not None and r[1] <= r[0])):
-            raise UsageError(f"{what} range {r[0]}:{r[1]} is empty or negative")
+            raise UsageError(f"{{{what}}} range {r[0]}:{r[1]} is empty or negative", param=what)
 
 
-def check_range(
-    info: VideoInfo, frames: tuple[int, int | None] | None, time: tuple[float, float | None] | None
-) -> None:
+def check_range(info: VideoInfo, frames: FrameRange | None, time: TimeRange | None) -> None:
     """UsageError (exit 2) when a frame or time range starts at or past the end of the clip, as its header
     tells (a header that says nothing, or too much, is caught after encoding: no empty video is ever kept)."""
     if frames is not None and info.frames is not None and frames[0] >= info.frames:
         raise UsageError(
-            f"{info.path}: --frames {frames[0]}:{'' if frames[1] is None else frames[1]} selects no frame "
-            f"(the clip has {info.frames})"
+            f"{info.path}: {{frames}} {frames[0]}:{'' if frames[1] is None else frames[1]} selects no frame "
+            f"(the clip has {info.frames})",
+            param="frames",
         )
     if time is not None and info.duration is not None and time[0] >= info.duration:
         raise UsageError(
-            f"{info.path}: --time {time[0]:g}:{'' if time[1] is None else f'{time[1]:g}'} selects no frame "
-            f"(the clip lasts {info.duration:.3g} s)"
+            f"{info.path}: {{time}} {time[0]:g}:{'' if time[1] is None else f'{time[1]:g}'} selects no frame "
+            f"(the clip lasts {info.duration:.3g} s)",
+            param="time",
         )
 
 
@@ -171,7 +185,7 @@ def count_frames(path: Path) -> int:
             return 0
 
 
-def _in_range(index: int, t: float | None, frames, time) -> int:
+def _in_range(index: int, t: float | None, frames: FrameRange | None, time: TimeRange | None) -> int:
     """-1: before the range, 0: inside, 1: past it (stop)."""
     if frames is not None:
         if index < frames[0]:
@@ -187,8 +201,8 @@ def _in_range(index: int, t: float | None, frames, time) -> int:
 def iter_frames(
     path: str | Path,
     *,
-    frames: tuple[int, int | None] | None = None,
-    time: tuple[float, float | None] | None = None,
+    frames: FrameRange | None = None,
+    time: TimeRange | None = None,
     max_pixels: int | None = DEFAULT_MAX_INPUT_PIXELS,
 ) -> Iterator[Frame]:
     """Decoded frames of the first video stream, one at a time (uint8 RGB, uint16 when deeper than 8 bits).
@@ -207,12 +221,19 @@ def iter_frames(
         container.close()
 
 
-def demux(container, stream, path: Path, frames, time, copy) -> Iterator:
+def demux(
+    container: InputContainer,
+    stream: VideoStream,
+    path: Path,
+    frames: FrameRange | None,
+    time: TimeRange | None,
+    copy: Sequence[Stream],
+) -> Iterator[Frame | Packet]:
     """Frames of `stream` in range, and the packets of the `copy` streams, in file order."""
 
-    deep = None
-    index = 0
-    if time is not None and time[0] > 0:
+    deep: bool | None = None
+    index: int | None = 0
+    if time is not None and time[0] > 0 and stream.time_base:  # (without a time base: decode from the start)
         with decoding(path, quiet=False):
             container.seek(int(time[0] / stream.time_base), stream=stream, backward=True, any_frame=False)
         index = None  # frame numbers are unknown after a seek; only `time` is used then
@@ -223,7 +244,7 @@ def demux(container, stream, path: Path, frames, time, copy) -> Iterator:
                 if packet.dts is not None:
                     yield packet
                 continue
-            for frame in packet.decode():
+            for frame in stream.decode(packet):  # what `packet.decode()` does, typed as video frames
                 t = float(frame.pts * frame.time_base) if frame.pts is not None and frame.time_base else None
                 where = _in_range(index if index is not None else 0, t, frames, time)
                 if where > 0:

@@ -11,9 +11,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import UsageError
+from ..sizes import check_output_pixels
 from .reading import VideoInfo
+
+if TYPE_CHECKING:  # PyAV is imported where it is used, so that `liif --help` never loads it
+    from av.audio.stream import AudioStream
+    from av.container import InputContainer, OutputContainer
+    from av.packet import Packet
+    from av.stream import Stream
+    from av.video.stream import VideoStream
 
 CONTAINER_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mkv": "matroska", ".mov": "mov", ".webm": "webm", ".avi": "avi"}
 """Output extension -> FFmpeg muxer name (the temporary file's name says nothing, so the muxer is explicit)."""
@@ -60,21 +69,22 @@ def choose_codec(muxer: str, codec: str | None) -> Codec:
     try:
         return CODECS[aliases.get(name, name)]
     except KeyError:
-        raise UsageError(f"unknown codec '{codec}' (use one of {', '.join(CODECS)})") from None
+        raise UsageError(f"unknown {{codec}} '{codec}' (use one of {', '.join(CODECS)})", param="codec") from None
 
 
 def choose_pix_fmt(codec: Codec, info: VideoInfo, pix_fmt: str | None, warn: Warn) -> str:
     import av
 
-    supported = {f.name for f in av.codec.Codec(codec.encoder, "w").video_formats}
+    supported = {f.name for f in av.codec.Codec(codec.encoder, "w").video_formats or ()}
     if pix_fmt is not None:
         if pix_fmt not in supported:
             raise UsageError(
-                f"{codec.name} cannot encode pixel format '{pix_fmt}' (it takes {', '.join(sorted(supported))})"
+                f"{codec.name} cannot encode pixel format '{pix_fmt}' (it takes {', '.join(sorted(supported))})",
+                param="pix_fmt",
             )
         return pix_fmt
     if codec.name == "ffv1":
-        return codec.pix_fmt_8 if info.bit_depth <= 8 else codec.pix_fmt_hi
+        return codec.pix_fmt_hi if info.bit_depth > 8 and codec.pix_fmt_hi else codec.pix_fmt_8
     if info.pix_fmt in supported:
         return info.pix_fmt  # keeps chroma subsampling and depth
     if info.bit_depth > 8:
@@ -90,36 +100,52 @@ def check_out_size(codec: Codec, pix_fmt: str, out_hw: tuple[int, int], max_out_
     h, w = out_hw
     if max(h, w) > codec.max_side:
         raise UsageError(f"{codec.name} cannot hold a {w}x{h} video (at most {codec.max_side} px a side)")
-    if max_out_pixels and h * w > max_out_pixels:
-        raise UsageError(
-            f"output {w}x{h} is over the limit of {max_out_pixels / 1e6:.1f} MP (raise it with --max-out-pixels)"
-        )
+    check_output_pixels(w, h, max_out_pixels, "output video")
     probe_fmt = av.VideoFormat(pix_fmt, 64, 64)  # the chroma plane's size tells the subsampling
     sub_w, sub_h = 64 // probe_fmt.chroma_width(), 64 // probe_fmt.chroma_height()
     if w % sub_w or h % sub_h:
         raise UsageError(
             f"{w}x{h} cannot be encoded as {pix_fmt} (chroma subsampling needs sides divisible by "
-            f"{sub_w} and {sub_h}); pick an even size or a 4:4:4 pixel format"
+            f"{sub_w} and {sub_h}); pick an even size or a 4:4:4 pixel format",
+            param="pix_fmt",
         )
 
 
-def add_video_stream(out, in_stream, codec: Codec, pix_fmt: str, out_hw, crf, info: VideoInfo):
+def check_crf(codec: Codec, crf: int | None) -> None:
+    """UsageError about `crf` when the codec takes none (lossless) or it is outside the codec's range."""
+    if crf is None:
+        return
+    if codec.crf_range is None:
+        raise UsageError(f"{codec.name} is lossless and takes no {{crf}}", param="crf")
+    lo, hi = codec.crf_range
+    if not lo <= crf <= hi:
+        raise UsageError(f"{{crf}} for {codec.name} must be between {lo} and {hi}, got {crf}", param="crf")
+
+
+def add_video_stream(
+    out: OutputContainer,
+    in_stream: VideoStream,
+    codec: Codec,
+    pix_fmt: str,
+    out_hw: tuple[int, int],
+    crf: int | None,
+    info: VideoInfo,
+) -> VideoStream:
+    from av.video.stream import VideoStream
+
     cc_in = in_stream.codec_context
     rate = in_stream.average_rate or in_stream.guessed_rate or Fraction(25)
     options = dict(codec.options)
+    check_crf(codec, crf)
     if codec.default_crf is not None:
-        crf = codec.default_crf if crf is None else crf
-        lo, hi = codec.crf_range
-        if not lo <= crf <= hi:
-            raise UsageError(f"crf for {codec.name} must be in {lo}..{hi}, got {crf}")
-        options["crf"] = str(crf)
-    elif crf is not None:
-        raise UsageError(f"{codec.name} is lossless and takes no crf")
+        options["crf"] = str(codec.default_crf if crf is None else crf)
     vs = out.add_stream(codec.encoder, rate=rate, options=options)
+    assert isinstance(vs, VideoStream), f"{codec.encoder} is a video encoder"
     vs.height, vs.width = out_hw
     vs.pix_fmt = pix_fmt
     vs.time_base = in_stream.time_base
-    vs.codec_context.time_base = in_stream.time_base
+    if in_stream.time_base is not None:  # (the codec context takes no None: PyAV fails on it)
+        vs.codec_context.time_base = in_stream.time_base
     cc = vs.codec_context
     if not pix_fmt.startswith(("gbr", "bgr", "rgb")):
         cc.colorspace = info.colorspace
@@ -135,26 +161,30 @@ def add_video_stream(out, in_stream, codec: Codec, pix_fmt: str, out_hw, crf, in
     return vs
 
 
-class _AudioReencoder:
+class AudioReencoder:
     """Decode an audio stream the output container cannot hold and encode it with the container's codec."""
 
-    def __init__(self, out, in_stream, encoder: str):
+    def __init__(self, out: OutputContainer, in_stream: AudioStream, encoder: str):
         import av
+        from av.audio.stream import AudioStream
 
         codec = av.codec.Codec(encoder, "w")
         rates = codec.audio_rates or ()
         rate = in_stream.rate if not rates or in_stream.rate in rates else 48000
-        self.stream = out.add_stream(encoder, rate=rate)
+        stream = out.add_stream(encoder, rate=rate)
+        assert isinstance(stream, AudioStream), f"{encoder} is an audio encoder"
+        self.stream = stream
         layout = in_stream.layout.name if in_stream.layout.nb_channels <= 2 else "stereo"
         self.stream.layout = layout
-        fmt = codec.audio_formats[0].name
+        fmt = (codec.audio_formats or [self.stream.format])[0].name  # (an encoder that lists none: its default)
         self.stream.format = fmt
         self.resampler = av.AudioResampler(format=fmt, layout=layout, rate=rate)
         self.in_stream = in_stream
 
-    def packets(self, packet) -> list:
-        out = []
-        frames = packet.decode() if packet is not None else [None]
+    def packets(self, packet: Packet | None) -> list[Packet]:
+        """The re-encoded packets of one input packet; None: flush the resampler and the encoder."""
+        out: list[Packet] = []
+        frames = self.in_stream.decode(packet) if packet is not None else [None]
         for frame in frames:
             for rf in self.resampler.resample(frame):
                 out.extend(self.stream.encode(rf))
@@ -163,20 +193,32 @@ class _AudioReencoder:
         return out
 
 
-def plan_other_streams(container, out, muxer: str, warn: Warn, src: Path):
-    """Output streams for audio and subtitles: copied when the muxer takes the codec, else re-encoded or dropped."""
+Plan = dict[int, "Stream | AudioReencoder"]
+"""Input stream index -> the output stream its packets are copied into, or the re-encoder they go through."""
+
+
+def plan_other_streams(
+    container: InputContainer, out: OutputContainer, muxer: str, warn: Warn, src: Path
+) -> tuple[list[Stream], Plan, dict[str, list[str]]]:
+    """Output streams for audio and subtitles: copied when the muxer takes the codec, else re-encoded or dropped.
+
+    (the input streams whose packets to demux, the plan for each, labels of the copied, re-encoded and dropped)"""
+    from av.audio.stream import AudioStream
+
     supported = out.supported_codecs
-    copy, plan, notes = [], {}, {"copied": [], "reencoded": [], "dropped": []}
+    copy: list[Stream] = []
+    plan: Plan = {}
+    notes: dict[str, list[str]] = {"copied": [], "reencoded": [], "dropped": []}
     for s in container.streams:
         if s.type not in ("audio", "subtitle"):
             continue
         label = f"{s.type} #{s.index} ({s.codec_context.name if s.codec_context else '?'})"
         name = s.codec_context.name if s.codec_context else None
         if name in supported:
-            plan[s.index] = ("copy", out.add_stream_from_template(s))
+            plan[s.index] = out.add_stream_from_template(s)
             notes["copied"].append(label)
-        elif s.type == "audio" and s.codec_context is not None and muxer in AUDIO_FALLBACK:
-            plan[s.index] = ("encode", _AudioReencoder(out, s, AUDIO_FALLBACK[muxer]))
+        elif isinstance(s, AudioStream) and s.codec_context is not None and muxer in AUDIO_FALLBACK:
+            plan[s.index] = AudioReencoder(out, s, AUDIO_FALLBACK[muxer])
             notes["reencoded"].append(label)
             warn(f"{src}: {label} cannot be copied into {muxer}; re-encoded as {AUDIO_FALLBACK[muxer]}")
         else:
