@@ -1,8 +1,8 @@
 """The type checker over the package (issue 22, point 8): `python -m mypy`, run from the repository root with
 the configuration in pyproject.toml, reports no error in `liif_cli/`.
 
-`test_mypy_reports_no_error` is THE GATE: it fails, with the error count and the first errors, until every
-module type-checks. It is not skipped in CI: mypy is in the dev extra, and where `LIIF_REQUIRE_SHARED` is set
+`test_mypy_reports_no_error` is THE GATE: it fails, with the error count and the first errors, as soon as
+one module of the package does not type-check. It is not skipped in CI: mypy is in the dev extra, and where `LIIF_REQUIRE_SHARED` is set
 (`.ci/run` sets it) a missing mypy is a failure. Only a checkout without the dev extra, outside CI, skips it.
 The other tests keep the configuration from being loosened to get there.
 """
