@@ -125,6 +125,23 @@ def test_rdn_with_random_weights_round_trips_through_the_official_format(tmp_pat
     assert out.shape == (20, 17, 3) and torch.isfinite(out).all()
 
 
+@pytest.mark.parametrize("encoder", ["edsr-baseline", "rdn"])
+def test_a_seeded_model_is_initialised_in_the_official_order(encoder):
+    """As the official `LIIF.__init__`: the encoder draws its random weights first, then the decoder MLP, so a
+    seeded `liif train` from scratch starts from the same weights as the official code (and earlier releases)."""
+    from liif_cli.encoders import ENCODERS
+    from liif_cli.models.mlp import MLP
+
+    torch.manual_seed(0)
+    net = build_liif(encoder)
+    torch.manual_seed(0)
+    encoder_first = ENCODERS[encoder].build()
+    imnet_second = MLP(in_dim=64 * 9 + 4)
+    for got, want in ((net.encoder, encoder_first), (net.imnet, imnet_second)):
+        want_sd = want.state_dict()
+        assert all(torch.equal(t, want_sd[k]) for k, t in got.state_dict().items())
+
+
 def test_missing_or_extra_keys_are_refused(tmp_path):
     net = build_liif("edsr-baseline")
     sd = net.state_dict()

@@ -80,8 +80,10 @@ def recorded_normalization(obj: dict[str, Any]) -> Normalization | None:
 def build_liif(encoder: str) -> LIIF:
     if encoder not in ENCODERS:
         raise CheckpointError(f"unknown encoder {encoder!r} (known: {', '.join(ENCODERS)})")
+    # The encoder first, as the official LIIF.__init__: the order its random weights are drawn in (seeded runs)
+    net = ENCODERS[encoder].build()
     imnet = MLP(in_dim=64 * 9 + 4, out_dim=MLP_ARGS["out_dim"], hidden_list=tuple(MLP_ARGS["hidden_list"]))
-    return LIIF(ENCODERS[encoder].build(), imnet)
+    return LIIF(net, imnet)
 
 
 def build_strict(encoder: str, state_dict: dict[str, torch.Tensor], origin: str) -> LIIF:
