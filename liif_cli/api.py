@@ -5,6 +5,9 @@
     big = up.upscale(pil_image, scale=7.5)           # PIL in, PIL out (or numpy in, numpy out)
 
 Everything the CLI does goes through here; the engine underneath owns tiles, precision and devices.
+How a model is loaded is one frozen `LoadOptions` (load_options.py), passed whole: `load_model(model, options)`
+loads now, `LazyModel(model, options)` on first use (a batch, a server worker; building one imports no torch),
+`planning_model` builds an unloaded stand-in for `--dry-run`, and `load_encoding` binds a saved `.liif` to one.
 Two backends render: torch (`engine.Renderer`) and onnxruntime (`onnxrt.OnnxRenderer`, exported graphs).
 This module imports torch only when a torch model is loaded, so that the onnxruntime backend runs without it.
 """

@@ -105,3 +105,13 @@ def test_stdin_input_without_an_output_says_where_to_write(image):
         result.stderr
         == "error: an input read from stdin has no folder to write beside: give -o FILE, or -o - for stdout\n"
     )
+
+
+def test_quiet_batch_error_lines_name_flags(image, model_path):
+    """-q prints one `error:` line per failed file of a batch: its parameters as the CLI's flags, as without -q."""
+    frames = [Image.open(image).convert("RGB"), Image.open(image).convert("RGB").rotate(180)]
+    gif = image.with_name("clip.gif")
+    frames[0].save(gif, save_all=True, append_images=frames[1:], duration=100, loop=0)
+    result = invoke("upscale", image, gif, "--scale", 2, "--region", "0,0,4,4", "-n", model_path, "-q")
+    assert result.exit_code == 1
+    assert f"error: {gif}: --region renders a window of a still image, not of a video or animation" in result.stderr

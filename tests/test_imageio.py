@@ -527,6 +527,10 @@ def _header_size_files(tmp_path: Path) -> dict[str, Path]:
     files["tiff-la16-o6"] = tmp_path / "la16.tif"
     kw = {"photometric": "minisblack", "extrasamples": ["unassalpha"], "planarconfig": "contig"}
     tifffile.imwrite(files["tiff-la16-o6"], la, extratags=[(274, "H", 1, 6, True)], **kw)
+    for bits in (8, 16):  # TIFFs Pillow reads, turned by their tag: Pillow's own size is already turned
+        files[f"tiff{bits}-o6"] = tmp_path / f"rgb{bits}o6.tif"
+        pixels = a if bits == 8 else a.astype(np.uint16) * 257
+        tifffile.imwrite(files[f"tiff{bits}-o6"], pixels, extratags=[(274, "H", 1, 6, True)])
     return files
 
 
@@ -535,7 +539,8 @@ def test_header_size_is_the_decoded_size_with_exif_orientation(tmp_path):
 
     files = _header_size_files(tmp_path)
     expected = {"png": (14, 9), "tiff": (14, 9), "png16": (14, 9), "jpeg-o3": (14, 9)}
-    expected |= {"jpeg-o6": (9, 14), "jpeg-o8": (9, 14), "tiff-la16-o6": (9, 14)}
+    expected |= {"jpeg-o6": (9, 14), "jpeg-o8": (9, 14), "tiff-la16-o6": (9, 14), "tiff8-o6": (9, 14)}
+    expected |= {"tiff16-o6": (9, 14)}
     for name, path in files.items():
         img = read_image(path)
         h, w = img.hw

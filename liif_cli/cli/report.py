@@ -274,7 +274,8 @@ class ConsoleReporter(Reporter):
         if self.quiet:  # -q: only `error:` and `warning:` lines (a single input's error is the CLI's own line)
             for r in results if len(results) > 1 else ():
                 if r.status == "failed":
-                    text = r.message if r.message.startswith(str(r.input)) else f"{r.input}: {r.message}"
+                    said = r.describe(flag_name)
+                    text = said if said.startswith(str(r.input)) else f"{r.input}: {said}"
                     self._print(f"error: {' '.join(text.split())}", style="red")
             return
         if problems and len(results) > 1:

@@ -111,6 +111,8 @@ def header_size(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX
     orientations 5 to 8), from the header only: no pixel is decoded. Through the input door (`inputs.identify`):
     the same one-line InputErrors as `read_image`, and `max_pixels` (None or 0: no limit) checked on the
     declared size. The one header reader for plans, shares and forecasts."""
+    from PIL.TiffImagePlugin import TiffImageFile
+
     from .highdepth import tiff_metadata, tiff_size
     from .inputs import identify, open_image
 
@@ -126,7 +128,9 @@ def header_size(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX
     else:
         with open_image(path, max_pixels=max_pixels) as im:
             orientation = exif_orientation(im)
-        h, w = found.hw
+            h, w = found.hw
+            if isinstance(im, TiffImageFile) and orientation >= 5:  # Pillow turns a TIFF's size: the stored one
+                w, h = int(im.tag_v2[256]), int(im.tag_v2[257])
     return (h, w) if orientation >= 5 else (w, h)
 
 
