@@ -77,9 +77,20 @@ def output_size(
 ) -> tuple[int, int]:
     """Resolve exactly one of scale / size (w, h) / width / height into an output (h, w).
 
-    `scale` may be one number or (sx, sy); sizes round to the nearest pixel and are at least 1.
+    `scale` may be one number or (sx, sy); sizes round to the nearest pixel and are at least 1. An output over
+    MAX_SIDE pixels a side is a UsageError naming the size parameter given (no caller can allocate it).
     """
     est_h, est_w = exact_size(in_hw, scale, size, width, height)
+    if not max(est_h, est_w) <= MAX_SIDE:  # also an infinite product of a huge scale
+        given = next(
+            k for k, v in (("scale", scale), ("size", size), ("width", width), ("height", height)) if v is not None
+        )
+        raise UsageError(
+            f"output of about {est_w:.0f}x{est_h:.0f} is too large (at most {MAX_SIDE} px a side): check {{{given}}}"
+            if math.isfinite(est_h + est_w)
+            else f"{{{given}}} gives an output too large to compute (at most {MAX_SIDE} px a side)",
+            param=given,
+        )
     given_h, given_w = size is not None or height is not None, size is not None or width is not None
     out = (int(est_h) if given_h else round(est_h), int(est_w) if given_w else round(est_w))
     if min(out) < 1:
@@ -152,9 +163,6 @@ class SizeSpec:
         or the region is not inside the input."""
         check_region(self.region, in_hw)
         span = region_span(self.region, in_hw)
-        est = exact_size(span, self.scale, self.size, self.width, self.height)
-        if max(est) > MAX_SIDE:
-            raise UsageError(f"output of about {est[1]:.0f}x{est[0]:.0f} is too large (at most {MAX_SIDE} px a side)")
         out = output_size(span, scale=self.scale, size=self.size, width=self.width, height=self.height)
         check_output_pixels(out[1], out[0], max_out_pixels)
         return out

@@ -58,3 +58,25 @@ def test_braces_in_values_are_left_alone():
     assert str(exc) == "scale must be a number, got '{size}{x}'"
     assert exc.render(flag_name) == "--scale must be a number, got '{size}{x}'"
     assert exc.as_kind(InputError).render(flag_name) == exc.render(flag_name)
+
+
+@pytest.mark.parametrize(
+    "size, param", [({"scale": 1e5}, "scale"), ({"scale": 1e308}, "scale"), ({"width": 10**7}, "width")]
+)
+def test_an_output_over_the_side_limit_is_refused_by_every_door(size, param, model_path):
+    """No caller can allocate an output of over a million pixels a side: output_size refuses it (an infinite
+    product of a huge scale included), so the API's upscale fails with the size error, not a MemoryError."""
+    import numpy as np
+
+    from liif_cli.api import load_model
+
+    with pytest.raises(UsageError) as caught:
+        output_size((16, 24), **size)
+    assert caught.value.params == (param,) and f"--{param}" in caught.value.render(flag_name)
+    with pytest.raises(UsageError) as caught:
+        SizeSpec(**size).resolve((16, 24), None)
+    assert caught.value.params == (param,)
+    up = load_model(model_path, device="cpu", precision="fp32")
+    with pytest.raises(UsageError) as caught:
+        up.upscale(np.zeros((16, 24, 3), np.uint8), **size)
+    assert caught.value.params == (param,)
