@@ -102,6 +102,26 @@ def test_stdout_and_stdin_give_the_same_bytes_as_files(model, image, tmp_path):
     assert not (tmp_path / "-").exists()  # -o - is no folder named '-'
 
 
+@pytest.mark.parametrize(
+    "closed, args, code, line",
+    [
+        ("<&-", ["-", "-o", "out.png"], 2, "error: '-' reads the input from stdin, but stdin is closed"),
+        (">&-", ["in.png", "-o", "-"], 4, "error: -o -: stdout is closed, there is nowhere to write the output"),
+    ],
+)
+def test_a_closed_stdin_or_stdout_is_one_line_and_its_exit_code(model, image, tmp_path, closed, args, code, line):
+    """A process started with stdin or stdout closed (`<&-`, `>&-`: Python's sys.stdin/stdout are None) gets the
+    usage or output error, not an internal error; a closed stdout is said before the model loads."""
+    import shlex
+
+    cmd = [sys.executable, "-m", "liif_cli", "upscale", *args, "--scale", "2", "-n", str(model)]
+    done = subprocess.run(
+        f"{shlex.join(cmd)} {closed}", shell=True, cwd=image.parent, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == code and done.stderr.strip().splitlines()[-1].startswith(line), done.stderr
+    assert "internal error" not in done.stderr and not (image.parent / "out.png").exists()
+
+
 def test_stdout_with_ext_and_a_shell_pipe(model, image, tmp_path):
     """The real thing: a subprocess whose stdout is a pipe, and --ext picking the format."""
     cmd = [

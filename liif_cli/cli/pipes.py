@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ..errors import InputError, UsageError
+from ..errors import InputError, OutputError, UsageError
 
 STDIN_NAMES = ("-", "/dev/stdin")
 
@@ -21,12 +21,16 @@ def stdout_target(inputs: list[str], specs: tuple, ext: str, folder: Path) -> tu
     several = len(inputs) != 1 or len(specs) != 1 or (inputs[0] not in STDIN_NAMES and Path(inputs[0]).is_dir())
     if several:
         raise UsageError("-o - writes one output to stdout: give one input file and one size")
+    if sys.stdout is None:  # started with stdout closed (`>&-`): said before any work, as any unusable output
+        raise OutputError("-o -: stdout is closed, there is nowhere to write the output")
     ext = "png" if ext in ("auto", None) else ext.lower()
     return str(folder / f"stdout.{ext}"), ext
 
 
 def spool_stdin(folder: Path) -> Path:
     """Read all of stdin into `folder`/stdin; the path then goes through the input door and the reader."""
+    if sys.stdin is None:  # started with stdin closed (`<&-`)
+        raise UsageError("'-' reads the input from stdin, but stdin is closed: pipe a file in (cat a.png | ...)")
     stream = sys.stdin.buffer
     if stream.isatty():
         raise UsageError("'-' reads the input from stdin, but stdin is a terminal: pipe a file in (cat a.png | ...)")
