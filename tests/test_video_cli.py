@@ -91,6 +91,39 @@ def test_mp4_at_1_5x_keeps_frames_rate_duration_rotation_and_audio(tmp_path):
     assert leftovers(tmp_path) == []
 
 
+@pytest.mark.parametrize("ext", ["mp4", "mov", "mkv"])
+def test_pcm_audio_without_a_channel_order_is_copied_into_mp4_and_mov(tmp_path, ext):
+    """Matroska (and WAV) PCM carries no channel order ('2 channels'); MP4 and MOV refused to close such a file
+    (an internal error after the whole video was upscaled). The samples are copied with the default order."""
+    src = tmp_path / "pcm.mkv"
+    with av.open(str(src), "w") as out:
+        v = out.add_stream("ffv1", rate=10)
+        v.width, v.height, v.pix_fmt = 16, 12, "yuv420p"
+        a = out.add_stream("pcm_s16le", rate=8000)
+        a.layout = "stereo"
+        for i in range(4):
+            for p in v.encode(av.VideoFrame.from_ndarray(np.full((12, 16, 3), i * 40, np.uint8), format="rgb24")):
+                out.mux(p)
+        tone = (np.sin(np.arange(3200) * 0.1) * 3000).astype(np.int16)
+        frame = av.AudioFrame.from_ndarray(
+            np.stack([tone, -tone]).T.reshape(1, -1).copy(), format="s16", layout="stereo"
+        )
+        frame.sample_rate = 8000
+        for p in [*a.encode(frame), *a.encode(), *v.encode()]:
+            out.mux(p)
+    with av.open(str(src)) as c:
+        assert c.streams.audio[0].layout.name == "2 channels"  # what a real Matroska PCM track reads as
+    result = run(src, "--scale", "2", "-o", tmp_path / f"out.{ext}")
+    assert result.exit_code == 0, result.stderr
+    dst = tmp_path / f"out.{ext}"
+    with av.open(str(dst)) as c:
+        audio = c.streams.audio[0]
+        assert (audio.codec_context.name, audio.layout.nb_channels) == ("pcm_s16le", 2)
+        assert audio.layout.name == ("2 channels" if ext == "mkv" else "stereo")  # Matroska stores no order
+    assert b"".join(p for _, p in packets(dst, "audio")) == b"".join(p for _, p in packets(src, "audio"))
+    assert "copied unchanged: audio #1 (pcm_s16le)" in result.stderr and leftovers(tmp_path) == []
+
+
 def test_folder_with_a_still_a_clip_a_gif_and_an_apng(tmp_path):
     src = tmp_path / "in"
     (src / "sub").mkdir(parents=True)

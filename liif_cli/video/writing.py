@@ -18,6 +18,7 @@ from ..sizes import check_output_pixels
 from .reading import VideoInfo
 
 if TYPE_CHECKING:  # PyAV is imported where it is used, so that `liif --help` never loads it
+    from av.audio.layout import AudioLayout
     from av.audio.stream import AudioStream
     from av.container import InputContainer, OutputContainer
     from av.packet import Packet
@@ -161,6 +162,18 @@ def add_video_stream(
     return vs
 
 
+# FFmpeg's default layout for a channel count (av_channel_layout_default), for streams that carry none
+DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "4.0", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
+
+
+def ordered_layout(layout: AudioLayout) -> str | None:
+    """The default layout for a layout whose channels have no order (PCM from Matroska or WAV reads as
+    '2 channels'), else None. MP4 and MOV refuse to close a file with such an audio stream, copied or encoded."""
+    if layout.channels and all(c.name == "NONE" for c in layout.channels):
+        return DEFAULT_LAYOUTS.get(len(layout.channels))
+    return None
+
+
 class AudioReencoder:
     """Decode an audio stream the output container cannot hold and encode it with the container's codec."""
 
@@ -174,7 +187,11 @@ class AudioReencoder:
         stream = out.add_stream(encoder, rate=rate)
         assert isinstance(stream, AudioStream), f"{encoder} is an audio encoder"
         self.stream = stream
-        layout = in_stream.layout.name if in_stream.layout.nb_channels <= 2 else "stereo"
+        layout = (
+            (ordered_layout(in_stream.layout) or in_stream.layout.name)
+            if in_stream.layout.nb_channels <= 2
+            else "stereo"
+        )
         self.stream.layout = layout
         fmt = (codec.audio_formats or [self.stream.format])[0].name  # (an encoder that lists none: its default)
         self.stream.format = fmt
@@ -215,7 +232,12 @@ def plan_other_streams(
         label = f"{s.type} #{s.index} ({s.codec_context.name if s.codec_context else '?'})"
         name = s.codec_context.name if s.codec_context else None
         if name in supported:
-            plan[s.index] = out.add_stream_from_template(s)
+            copied = out.add_stream_from_template(s)
+            if isinstance(s, AudioStream) and isinstance(copied, AudioStream):
+                layout = ordered_layout(s.layout)
+                if layout is not None:  # the same samples, their channels given the order the muxer needs
+                    copied.codec_context.layout = layout
+            plan[s.index] = copied
             notes["copied"].append(label)
         elif isinstance(s, AudioStream) and s.codec_context is not None and muxer in AUDIO_FALLBACK:
             plan[s.index] = AudioReencoder(out, s, AUDIO_FALLBACK[muxer])
