@@ -124,6 +124,30 @@ def test_pcm_audio_without_a_channel_order_is_copied_into_mp4_and_mov(tmp_path, 
     assert "copied unchanged: audio #1 (pcm_s16le)" in result.stderr and leftovers(tmp_path) == []
 
 
+def test_a_stream_the_muxer_cannot_finish_is_an_output_error_and_leaves_nothing(tmp_path):
+    """Nine unordered PCM channels have no default layout: MP4 refuses them only when the file is closed, after
+    the upscale. That is one line, exit 4 (not an internal error), and no file; .mkv, as the line says, takes it."""
+    src = tmp_path / "pcm9.mkv"
+    with av.open(str(src), "w") as out:
+        v = out.add_stream("ffv1", rate=10)
+        v.width, v.height, v.pix_fmt = 16, 12, "yuv420p"
+        a = out.add_stream("pcm_s16le", rate=8000)
+        a.layout = "9 channels"
+        for _ in range(3):
+            for p in v.encode(av.VideoFrame.from_ndarray(np.zeros((12, 16, 3), np.uint8), format="rgb24")):
+                out.mux(p)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 800 * 9), np.int16), format="s16", layout="9 channels")
+        frame.sample_rate = 8000
+        for p in [*a.encode(frame), *a.encode(), *v.encode()]:
+            out.mux(p)
+    result = run(src, "--scale", "2", "-o", tmp_path / "out.mp4")
+    assert result.exit_code == 4, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: {tmp_path / 'out.mp4'}: mp4 refused to finish the file (") and ".mkv" in last
+    assert "internal error" not in result.stderr and not (tmp_path / "out.mp4").exists() and leftovers(tmp_path) == []
+    assert run(src, "--scale", "2", "-o", tmp_path / "out.mkv").exit_code == 0
+
+
 def test_folder_with_a_still_a_clip_a_gif_and_an_apng(tmp_path):
     src = tmp_path / "in"
     (src / "sub").mkdir(parents=True)

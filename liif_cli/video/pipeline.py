@@ -9,6 +9,7 @@ an encoder that wrote none, keeps nothing): an error or Ctrl-C leaves nothing be
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import os
 import queue
@@ -224,10 +225,17 @@ def upscale_video(
                 result = _run(
                     upscaler, container, in_stream, out, info, chosen, fmt, hw, crf, frames, time, progress, warn, dst
                 )
-                out.close()
             except BaseException:
-                out.close()
+                with contextlib.suppress(av.FFmpegError):  # the error that stopped the run is the one to report
+                    out.close()
                 raise
+            try:
+                out.close()  # the muxer's last word: a stream it cannot finish is refused only here
+            except av.FFmpegError as exc:
+                why = exc.strerror or first_line(exc)  # (its text names the temporary file, not the output)
+                raise OutputError(
+                    f"{dst}: {muxer} refused to finish the file ({why}): a stream it cannot hold? .mkv holds any"
+                ) from None
             _verify(tmp, src, dst, result.frames, frames, time)
     finally:
         container.close()
