@@ -91,28 +91,32 @@ def test_mp4_at_1_5x_keeps_frames_rate_duration_rotation_and_audio(tmp_path):
     assert leftovers(tmp_path) == []
 
 
+def pcm_mkv(path: Path, channels: int) -> Path:
+    """A Matroska clip (4 FFV1 frames) with a PCM track of `channels` channels, a different tone in each:
+    Matroska stores no channel order, so the track reads back as 'N channels' as real MKV and WAV PCM does."""
+    with av.open(str(path), "w") as out:
+        v = out.add_stream("ffv1", rate=10)
+        v.width, v.height, v.pix_fmt = 16, 12, "yuv420p"
+        a = out.add_stream("pcm_s16le", rate=8000)
+        a.layout = f"{channels} channels"
+        for i in range(4):
+            for p in v.encode(av.VideoFrame.from_ndarray(np.full((12, 16, 3), i * 40, np.uint8), format="rgb24")):
+                out.mux(p)
+        tones = np.sin(np.arange(3200)[:, None] * 0.1 * np.arange(1, channels + 1)) * 3000
+        frame = av.AudioFrame.from_ndarray(tones.astype(np.int16).reshape(1, -1), format="s16", layout=a.layout)
+        frame.sample_rate = 8000
+        for p in [*a.encode(frame), *a.encode(), *v.encode()]:
+            out.mux(p)
+    with av.open(str(path)) as c:
+        assert c.streams.audio[0].layout.name == f"{channels} channels"
+    return path
+
+
 @pytest.mark.parametrize("ext", ["mp4", "mov", "mkv"])
 def test_pcm_audio_without_a_channel_order_is_copied_into_mp4_and_mov(tmp_path, ext):
     """Matroska (and WAV) PCM carries no channel order ('2 channels'); MP4 and MOV refused to close such a file
     (an internal error after the whole video was upscaled). The samples are copied with the default order."""
-    src = tmp_path / "pcm.mkv"
-    with av.open(str(src), "w") as out:
-        v = out.add_stream("ffv1", rate=10)
-        v.width, v.height, v.pix_fmt = 16, 12, "yuv420p"
-        a = out.add_stream("pcm_s16le", rate=8000)
-        a.layout = "stereo"
-        for i in range(4):
-            for p in v.encode(av.VideoFrame.from_ndarray(np.full((12, 16, 3), i * 40, np.uint8), format="rgb24")):
-                out.mux(p)
-        tone = (np.sin(np.arange(3200) * 0.1) * 3000).astype(np.int16)
-        frame = av.AudioFrame.from_ndarray(
-            np.stack([tone, -tone]).T.reshape(1, -1).copy(), format="s16", layout="stereo"
-        )
-        frame.sample_rate = 8000
-        for p in [*a.encode(frame), *a.encode(), *v.encode()]:
-            out.mux(p)
-    with av.open(str(src)) as c:
-        assert c.streams.audio[0].layout.name == "2 channels"  # what a real Matroska PCM track reads as
+    src = pcm_mkv(tmp_path / "pcm.mkv", 2)
     result = run(src, "--scale", "2", "-o", tmp_path / f"out.{ext}")
     assert result.exit_code == 0, result.stderr
     dst = tmp_path / f"out.{ext}"
@@ -127,19 +131,7 @@ def test_pcm_audio_without_a_channel_order_is_copied_into_mp4_and_mov(tmp_path, 
 def test_a_stream_the_muxer_cannot_finish_is_an_output_error_and_leaves_nothing(tmp_path):
     """Nine unordered PCM channels have no default layout: MP4 refuses them only when the file is closed, after
     the upscale. That is one line, exit 4 (not an internal error), and no file; .mkv, as the line says, takes it."""
-    src = tmp_path / "pcm9.mkv"
-    with av.open(str(src), "w") as out:
-        v = out.add_stream("ffv1", rate=10)
-        v.width, v.height, v.pix_fmt = 16, 12, "yuv420p"
-        a = out.add_stream("pcm_s16le", rate=8000)
-        a.layout = "9 channels"
-        for _ in range(3):
-            for p in v.encode(av.VideoFrame.from_ndarray(np.zeros((12, 16, 3), np.uint8), format="rgb24")):
-                out.mux(p)
-        frame = av.AudioFrame.from_ndarray(np.zeros((1, 800 * 9), np.int16), format="s16", layout="9 channels")
-        frame.sample_rate = 8000
-        for p in [*a.encode(frame), *a.encode(), *v.encode()]:
-            out.mux(p)
+    src = pcm_mkv(tmp_path / "pcm9.mkv", 9)
     result = run(src, "--scale", "2", "-o", tmp_path / "out.mp4")
     assert result.exit_code == 4, result.stderr
     last = result.stderr.strip().splitlines()[-1]
