@@ -30,6 +30,15 @@ def _modules() -> dict[str, tuple[Path, bool]]:
     return found
 
 
+def _from_target(name: str, is_package: bool, node: ast.ImportFrom) -> str:
+    """The module a `from X import ...` in module `name` reads from, relative levels resolved."""
+    if not node.level:
+        return node.module or ""
+    base = name.split(".") if is_package else name.split(".")[:-1]
+    base = base[: len(base) - (node.level - 1)]
+    return ".".join(base + ([node.module] if node.module else []))
+
+
 def import_graph() -> dict[str, set[str]]:
     modules = _modules()
     graph: dict[str, set[str]] = {}
@@ -45,12 +54,7 @@ def import_graph() -> dict[str, set[str]]:
                 if isinstance(child, ast.Import):
                     deps.update(a.name for a in child.names)
                 elif isinstance(child, ast.ImportFrom):
-                    if child.level:
-                        base = name.split(".") if is_package else name.split(".")[:-1]
-                        base = base[: len(base) - (child.level - 1)]
-                        target = ".".join(base + ([child.module] if child.module else []))
-                    else:
-                        target = child.module or ""
+                    target = _from_target(name, is_package, child)
                     for alias in child.names:  # `from . import x` imports the module x when there is one
                         full = f"{target}.{alias.name}"
                         deps.add(full if full in modules else target)
@@ -122,12 +126,7 @@ def private_imports() -> list[str]:
         bound: set[str] = set()  # names this module binds to liif_cli modules
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom):
-                if node.level:
-                    base = name.split(".") if is_package else name.split(".")[:-1]
-                    base = base[: len(base) - (node.level - 1)]
-                    target = ".".join(base + ([node.module] if node.module else []))
-                else:
-                    target = node.module or ""
+                target = _from_target(name, is_package, node)
                 if target not in modules:
                     continue
                 for alias in node.names:
